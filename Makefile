@@ -1,0 +1,89 @@
+# crlab -- one plain Makefile. `make` builds core/build/libcrlab.so (with
+# the CUDA part when nvcc is found; `make CUDA=0` skips it), the C test
+# programs, and checks the Lua side loads. See README.md for the targets.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CUDA_HOME ?= /usr/local/cuda
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls $(CUDA_HOME)/bin/nvcc 2>/dev/null)
+ifeq ($(origin CUDA), undefined)
+  CUDA := $(if $(NVCC),1,0)
+endif
+
+BUILD   ?= core/build
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ALLCFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -pthread $(WARN) $(CFLAGS) $(XCFLAGS)
+LDLIBS  := -lopenblas -lm -lpthread
+NVFLAGS := -O2 -Xcompiler -fPIC -std=c++17 \
+           -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+           -gencode arch=compute_90,code=compute_90
+
+CORE_SRC := core/error.c core/tensor.c core/random.c \
+            core/cpu/elementwise.c core/cpu/reduce.c core/cpu/linalg.c core/cpu/loss.c
+CORE_HDR := core/crlab.h core/crlab_api.h core/internal.h
+CUDA_SRC := core/cuda/device.cu
+
+ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1 but nvcc was not found; install the CUDA toolkit or use CUDA=0)
+  endif
+  CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/%.o) $(CUDA_SRC:core/%.cu=$(BUILD)/%.o)
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
+else
+  CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/%.o) $(BUILD)/cuda_none.o
+endif
+
+LIB := $(BUILD)/libcrlab.so
+TEST_SRC := $(wildcard tests/c/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+ABI_DUMP := $(BUILD)/tests/abi_dump
+
+.PHONY: all lib tests test asan run clean install uninstall bench
+all: lib tests
+	@if [ "$(CUDA)" = 1 ]; then echo "built $(LIB) with CUDA"; \
+	 else echo "built $(LIB) without CUDA (no nvcc found, or CUDA=0)"; fi
+
+lib: $(LIB)
+tests: $(TEST_BIN) $(ABI_DUMP)
+
+$(BUILD)/%.o: core/%.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: core/%.cu $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -Icore -c $< -o $@
+
+$(LIB): $(CORE_OBJ)
+	$(CC) -shared -pthread $(CFLAGS) $(XCFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Icore -o $@ $< -L$(BUILD) -Wl,-rpath,'$$ORIGIN/..' -lcrlab -lm
+
+# The test runner: C programs and Lua files, all speaking TAP, under prove.
+test: all
+	CRLAB_BUILD=$(BUILD) prove -e tests/run-one $(TEST_BIN) tests/lua/test_*.lua
+
+# The same tests with AddressSanitizer and UndefinedBehaviorSanitizer in a
+# separate build (CPU only: the sanitizers and the CUDA runtime do not mix).
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan:
+	$(MAKE) BUILD=core/build-asan CUDA=0 CFLAGS="$(ASAN_FLAGS)" all
+	CRLAB_BUILD=core/build-asan CRLAB_ASAN=1 \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  prove -e tests/run-one $(TEST_SRC:tests/c/%.c=core/build-asan/tests/%) tests/lua/test_*.lua
+
+# The main job (until training lands: the loss-comparison demo).
+run: all
+	scripts/crlab scripts/loss_demo.lua
+
+PREFIX ?= /usr/local
+install: all
+	ln -sf $(CURDIR)/scripts/crlab $(PREFIX)/bin/crlab
+	@echo "installed $(PREFIX)/bin/crlab -> $(CURDIR)/scripts/crlab"
+uninstall:
+	rm -f $(PREFIX)/bin/crlab
+
+clean:
+	rm -rf core/build core/build-asan

@@ -1,0 +1,278 @@
+/* cpu/elementwise.c -- elementwise arithmetic on float32 tensors with
+ * PyTorch broadcasting, comparisons, unary maths and clamp. Any strides;
+ * out may be one of the inputs when it already has the result's shape. */
+#include <math.h>
+
+#include "../internal.h"
+
+/* Walks the elements of a (ndim, size) shape in row-major order, keeping
+ * the element offsets of up to three operands in step; the innermost
+ * dimension is a plain loop so the compiler can vectorise it. */
+typedef struct {
+    int ndim;
+    int64_t sizes[CRL_MAX_DIM];
+    int64_t strides[3][CRL_MAX_DIM];
+    int64_t base[3];
+} walk3;
+
+static void walk3_init(walk3 *w, const crl_tensor *out, const crl_tensor *a, const crl_tensor *b)
+{
+    const crl_tensor *ops[3] = {out, a, b};
+    w->ndim = out->ndim;
+    for (int d = 0; d < out->ndim; d++) w->sizes[d] = out->sizes[d];
+    for (int k = 0; k < 3; k++) {
+        const crl_tensor *t = ops[k];
+        w->base[k] = t ? t->offset : 0;
+        for (int d = 0; d < out->ndim; d++) {
+            /* right-align t's dimensions; broadcast ones get stride 0 */
+            int td = d - (out->ndim - (t ? t->ndim : 0));
+            w->strides[k][d] = (t && td >= 0 && t->sizes[td] != 1) ? t->strides[td] : 0;
+        }
+    }
+}
+
+/* Calls body(o, ia, ib, n, so, sa, sb) once per innermost row. */
+#define WALK3(w, ...)                                                             \
+    do {                                                                          \
+        int64_t idx_[CRL_MAX_DIM] = {0};                                          \
+        int last_ = (w).ndim - 1;                                                 \
+        int64_t n_ = (w).ndim ? (w).sizes[last_] : 1;                              \
+        int64_t so = (w).ndim ? (w).strides[0][last_] : 0;                         \
+        int64_t sa = (w).ndim ? (w).strides[1][last_] : 0;                         \
+        int64_t sb = (w).ndim ? (w).strides[2][last_] : 0;                         \
+        int64_t rows_ = 1;                                                        \
+        for (int d_ = 0; d_ < last_; d_++) rows_ *= (w).sizes[d_];                 \
+        for (int64_t r_ = 0; r_ < rows_; r_++) {                                  \
+            int64_t o = (w).base[0], ia = (w).base[1], ib = (w).base[2];          \
+            for (int d_ = 0; d_ < last_; d_++) {                                  \
+                o += idx_[d_] * (w).strides[0][d_];                                \
+                ia += idx_[d_] * (w).strides[1][d_];                               \
+                ib += idx_[d_] * (w).strides[2][d_];                               \
+            }                                                                     \
+            int64_t n = n_;                                                       \
+            __VA_ARGS__;                                                          \
+            for (int d_ = last_ - 1; d_ >= 0; d_--) {                             \
+                if (++idx_[d_] < (w).sizes[d_]) break;                             \
+                idx_[d_] = 0;                                                     \
+            }                                                                     \
+        }                                                                         \
+    } while (0)
+
+static int broadcast_shape(int *ndim, int64_t *size, const crl_tensor *a, const crl_tensor *b,
+                           const char *func)
+{
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int d = 0; d < n; d++) {
+        int da = d - (n - a->ndim), db = d - (n - b->ndim);
+        int64_t sa = da >= 0 ? a->sizes[da] : 1, sb = db >= 0 ? b->sizes[db] : 1;
+        if (sa != sb && sa != 1 && sb != 1)
+            return crl_fail(CRL_ERR_SHAPE, func,
+                            "shapes %s and %s do not broadcast (dimension %d: %lld vs %lld)",
+                            crl_shape(a), crl_shape(b), d, (long long)sa, (long long)sb);
+        size[d] = sa == 1 ? sb : sa;
+    }
+    *ndim = n;
+    return CRL_OK;
+}
+
+static int same_shape(const crl_tensor *t, int ndim, const int64_t *size)
+{
+    if (t->ndim != ndim) return 0;
+    for (int d = 0; d < ndim; d++)
+        if (t->sizes[d] != size[d]) return 0;
+    return 1;
+}
+
+/* Keeps out's strides when it already has the right shape and dtype (so
+ * in-place updates work on views); otherwise resizes it. */
+static int prepare_out(crl_tensor *out, int ndim, const int64_t *size, const crl_tensor *a,
+                       const crl_tensor *b)
+{
+    if (out->storage != NULL && out->dtype == CRL_FLOAT32 && out->device == a->device &&
+        same_shape(out, ndim, size))
+        return CRL_OK;
+    if (out == a || out == b)
+        return crl_fail(CRL_ERR_SHAPE, "crl_tensor_binary",
+                        "in-place result %s does not have the broadcast shape", crl_shape(out));
+    return crl_prepare(out, CRL_FLOAT32, a->device, ndim, size);
+}
+
+static inline float apply_binary(int op, float x, float y)
+{
+    switch (op) {
+    case CRL_OP_ADD: return x + y;
+    case CRL_OP_SUB: return x - y;
+    case CRL_OP_MUL: return x * y;
+    case CRL_OP_DIV: return x / y;
+    case CRL_OP_MAX: return x > y || x != x ? x : y;
+    case CRL_OP_MIN: return x < y || x != x ? x : y;
+    case CRL_OP_POW: return powf(x, y);
+    case CRL_OP_EQ: return x == y;
+    case CRL_OP_NE: return x != y;
+    case CRL_OP_LT: return x < y;
+    case CRL_OP_LE: return x <= y;
+    case CRL_OP_GT: return x > y;
+    default: return x >= y;
+    }
+}
+
+static inline float compare(int op, double x, double y)
+{
+    switch (op) {
+    case CRL_OP_EQ: return x == y;
+    case CRL_OP_NE: return x != y;
+    case CRL_OP_LT: return x < y;
+    case CRL_OP_LE: return x <= y;
+    case CRL_OP_GT: return x > y;
+    default: return x >= y;
+    }
+}
+
+static int check_op(int op, const char *func)
+{
+    if (op < CRL_OP_ADD || op > CRL_OP_GE)
+        return crl_fail(CRL_ERR_ARG, func, "unknown op %d", op);
+    return CRL_OK;
+}
+
+int crl_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int op)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(a, "a");
+    CHECK_TENSOR(b, "b");
+    int rc = check_op(op, __func__);
+    if (rc == CRL_OK) rc = crl_require_cpu(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
+    if (rc) return rc;
+    int is_compare = op >= CRL_OP_EQ;
+    if (a->dtype != b->dtype || (!is_compare && a->dtype != CRL_FLOAT32))
+        return crl_fail(CRL_ERR_ARG, __func__,
+                        "arithmetic needs float32 tensors (comparisons: two of one dtype), "
+                        "got a %s %s and b %s %s",
+                        crl_dtype_name(a->dtype), crl_shape(a), crl_dtype_name(b->dtype),
+                        crl_shape(b));
+    int ndim = 0;
+    int64_t size[CRL_MAX_DIM];
+    rc = broadcast_shape(&ndim, size, a, b, __func__);
+    if (rc == CRL_OK) rc = prepare_out(out, ndim, size, a, b);
+    if (rc) return rc;
+    walk3 w;
+    walk3_init(&w, out, a, b);
+    float *po = out->storage->data;
+    if (a->dtype == CRL_FLOAT32) {
+        const float *pa = a->storage->data, *pb = b->storage->data;
+        WALK3(w, {
+            for (int64_t i = 0; i < n; i++)
+                po[o + i * so] = apply_binary(op, pa[ia + i * sa], pb[ib + i * sb]);
+        });
+    } else {
+        const void *pa = a->storage->data, *pb = b->storage->data;
+        int dt = a->dtype;
+        WALK3(w, {
+            for (int64_t i = 0; i < n; i++) {
+                double x = crl_read_elem(pa, dt, ia + i * sa), y = crl_read_elem(pb, dt, ib + i * sb);
+                po[o + i * so] = compare(op, x, y);
+            }
+        });
+    }
+    return CRL_OK;
+}
+
+int crl_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s, int op, int reverse)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(a, "a");
+    int rc = check_op(op, __func__);
+    if (rc == CRL_OK) rc = crl_require_cpu(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
+    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
+    if (rc) return rc;
+    walk3 w;
+    walk3_init(&w, out, a, NULL);
+    float *po = out->storage->data;
+    const float *pa = a->storage->data;
+    float fs = (float)s;
+    if (reverse) {
+        WALK3(w, {
+            (void)ib; (void)sb;
+            for (int64_t i = 0; i < n; i++) po[o + i * so] = apply_binary(op, fs, pa[ia + i * sa]);
+        });
+    } else if (op == CRL_OP_ADD || op == CRL_OP_MUL) {
+        int mul = op == CRL_OP_MUL;
+        WALK3(w, {
+            (void)ib; (void)sb;
+            for (int64_t i = 0; i < n; i++)
+                po[o + i * so] = mul ? pa[ia + i * sa] * fs : pa[ia + i * sa] + fs;
+        });
+    } else {
+        WALK3(w, {
+            (void)ib; (void)sb;
+            for (int64_t i = 0; i < n; i++) po[o + i * so] = apply_binary(op, pa[ia + i * sa], fs);
+        });
+    }
+    return CRL_OK;
+}
+
+static inline float apply_unary(int op, float x)
+{
+    switch (op) {
+    case CRL_UN_NEG: return -x;
+    case CRL_UN_ABS: return fabsf(x);
+    case CRL_UN_EXP: return expf(x);
+    case CRL_UN_LOG: return logf(x);
+    case CRL_UN_SQRT: return sqrtf(x);
+    case CRL_UN_TANH: return tanhf(x);
+    case CRL_UN_SIGMOID: return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+    case CRL_UN_RELU: return x > 0 ? x : 0.0f;
+    case CRL_UN_SQUARE: return x * x;
+    case CRL_UN_FLOOR: return floorf(x);
+    case CRL_UN_CEIL: return ceilf(x);
+    default: return (float)((x > 0) - (x < 0));
+    }
+}
+
+int crl_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(a, "a");
+    if (op < CRL_UN_NEG || op > CRL_UN_SIGN)
+        return crl_fail(CRL_ERR_ARG, __func__, "unknown op %d", op);
+    int rc = crl_require_cpu(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
+    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
+    if (rc) return rc;
+    walk3 w;
+    walk3_init(&w, out, a, NULL);
+    float *po = out->storage->data;
+    const float *pa = a->storage->data;
+    WALK3(w, {
+        (void)ib; (void)sb;
+        for (int64_t i = 0; i < n; i++) po[o + i * so] = apply_unary(op, pa[ia + i * sa]);
+    });
+    return CRL_OK;
+}
+
+int crl_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double hi)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(a, "a");
+    if (!(lo <= hi))
+        return crl_fail(CRL_ERR_ARG, __func__, "lo %g is greater than hi %g", lo, hi);
+    int rc = crl_require_cpu(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
+    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
+    if (rc) return rc;
+    walk3 w;
+    walk3_init(&w, out, a, NULL);
+    float *po = out->storage->data;
+    const float *pa = a->storage->data;
+    float flo = (float)lo, fhi = (float)hi;
+    WALK3(w, {
+        (void)ib; (void)sb;
+        for (int64_t i = 0; i < n; i++) {
+            float x = pa[ia + i * sa];
+            po[o + i * so] = x < flo ? flo : x > fhi ? fhi : x;
+        }
+    });
+    return CRL_OK;
+}

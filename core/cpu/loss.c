@@ -1,0 +1,233 @@
+/* cpu/loss.c -- the classification losses over logits z (N, K) and int32
+ * labels y (N), forward and backward with respect to z.
+ *
+ * With lse = log sum_j exp z_j and lse_o = log sum_{j != y} exp z_j, every
+ * quantity is taken from log-sum-exps, never from 1 - p_y:
+ *   log p_y          = z_y - lse
+ *   log S            = lse_o - lse           S = sum_{j != y} p_j
+ *   CE               = lse - z_y
+ *   CE, smoothing e  = lse - (1 - e) z_y - (e / K) sum_j z_j
+ *   CRL(a, b)        = b (lse - z_y + log(a + S)),  log(a + S) = logaddexp(log a, log S)
+ *   NLLR             = CRL(0, 1) = lse_o - z_y
+ *   focal(g)         = -S^g log p_y
+ * Gradients (p = softmax z):
+ *   CE               p - q,  q = (1 - e) onehot(y) + e / K
+ *   CRL              b (a + 1) / (a + S) (p - onehot(y)); written as
+ *                    exp(z_k - lse - log(a + S)) for k != y and
+ *                    -exp(log S - log(a + S)) at y, so NLLR stays finite
+ *                    and exact as p_y -> 1
+ *   focal            (S^g - g S^(g-1) p_y log p_y) (p - onehot(y))
+ * Everything is accumulated in double. */
+#include <math.h>
+
+#include "../internal.h"
+
+static const char *loss_name(int kind)
+{
+    switch (kind) {
+    case CRL_LOSS_CE: return "ce";
+    case CRL_LOSS_NLLR: return "nllr";
+    case CRL_LOSS_CRL: return "crl";
+    case CRL_LOSS_FOCAL: return "focal";
+    default: return "unknown";
+    }
+}
+
+static double logaddexp(double a, double b)
+{
+    if (a == -INFINITY) return b;
+    if (b == -INFINITY) return a;
+    double m = a > b ? a : b;
+    return m + log1p(exp(-fabs(a - b)));
+}
+
+/* Checks everything before any work: shapes, dtypes, devices, the spec and
+ * every label. */
+static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
+                        const crl_loss_spec *spec, const char *func)
+{
+    CHECK_TENSOR(logits, "logits");
+    CHECK_TENSOR(labels, "labels");
+    if (spec == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'spec' is NULL");
+    int rc = crl_require_cpu(logits, func, "logits");
+    if (rc == CRL_OK) rc = crl_require_cpu(labels, func, "labels");
+    if (rc) return rc;
+    if (logits->dtype != CRL_FLOAT32 || logits->ndim != 2)
+        return crl_fail(CRL_ERR_SHAPE, func, "logits must be a float32 (N, K) matrix, got %s %s",
+                        crl_dtype_name(logits->dtype), crl_shape(logits));
+    if (labels->dtype != CRL_INT32 || labels->ndim != 1)
+        return crl_fail(CRL_ERR_SHAPE, func, "labels must be an int32 (N) vector, got %s %s",
+                        crl_dtype_name(labels->dtype), crl_shape(labels));
+    int64_t n = logits->sizes[0], k = logits->sizes[1];
+    if (labels->sizes[0] != n)
+        return crl_fail(CRL_ERR_SHAPE, func, "logits %s hold %lld examples but labels %s hold %lld",
+                        crl_shape(logits), (long long)n, crl_shape(labels),
+                        (long long)labels->sizes[0]);
+    if (spec->kind < CRL_LOSS_CE || spec->kind > CRL_LOSS_FOCAL)
+        return crl_fail(CRL_ERR_ARG, func, "unknown loss kind %d", spec->kind);
+    if (spec->reduction < CRL_REDUCE_MEAN || spec->reduction > CRL_REDUCE_NONE)
+        return crl_fail(CRL_ERR_ARG, func, "unknown reduction %d", spec->reduction);
+    if (k < 1 || ((spec->kind == CRL_LOSS_NLLR || spec->kind == CRL_LOSS_CRL) && k < 2))
+        return crl_fail(CRL_ERR_SHAPE, func, "%s needs at least %d classes, logits are %s",
+                        loss_name(spec->kind), spec->kind == CRL_LOSS_NLLR ||
+                        spec->kind == CRL_LOSS_CRL ? 2 : 1, crl_shape(logits));
+    if (spec->kind == CRL_LOSS_CRL && !(spec->alpha >= 0 && isfinite(spec->alpha)))
+        return crl_fail(CRL_ERR_ARG, func, "crl alpha = %g must be finite and >= 0", spec->alpha);
+    if (spec->kind == CRL_LOSS_CRL && !(spec->beta > 0 && isfinite(spec->beta)))
+        return crl_fail(CRL_ERR_ARG, func, "crl beta = %g must be finite and > 0", spec->beta);
+    if (spec->kind == CRL_LOSS_FOCAL && !(spec->gamma >= 0 && isfinite(spec->gamma)))
+        return crl_fail(CRL_ERR_ARG, func, "focal gamma = %g must be finite and >= 0", spec->gamma);
+    if (spec->kind == CRL_LOSS_CE && !(spec->smoothing >= 0 && spec->smoothing < 1))
+        return crl_fail(CRL_ERR_ARG, func, "ce smoothing = %g must be in [0, 1)", spec->smoothing);
+    const int32_t *y = labels->storage ? labels->storage->data : NULL;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = y[labels->offset + i * labels->strides[0]];
+        if (c < 0 || c >= k)
+            return crl_fail(CRL_ERR_ARG, func, "label %d of example %lld (0-based) is outside [0, %lld) "
+                            "for logits %s", c, (long long)i, (long long)k, crl_shape(logits));
+    }
+    return CRL_OK;
+}
+
+/* The per-row quantities every loss needs. */
+typedef struct {
+    double lse;    /* log sum_j exp z_j */
+    double log_s;  /* log sum_{j != y} p_j (-inf when K = 1) */
+    double zy;
+    double zsum;   /* sum_j z_j, for label smoothing */
+} row_stats;
+
+static row_stats stats(const float *z, int64_t zs, int64_t k, int32_t y)
+{
+    row_stats r;
+    double m = -INFINITY, mo = -INFINITY;
+    r.zsum = 0;
+    for (int64_t j = 0; j < k; j++) {
+        double v = z[j * zs];
+        r.zsum += v;
+        if (v > m) m = v;
+        if (j != y && v > mo) mo = v;
+    }
+    double s = 0, so = 0;
+    for (int64_t j = 0; j < k; j++) {
+        double v = z[j * zs];
+        s += exp(v - m);
+        if (j != y) so += exp(v - mo);
+    }
+    r.lse = m + log(s);
+    double lse_o = k > 1 ? mo + log(so) : -INFINITY;
+    r.log_s = lse_o - r.lse;
+    r.zy = z[y * zs];
+    return r;
+}
+
+static double row_loss(const row_stats *r, const crl_loss_spec *spec, int64_t k)
+{
+    double log_py = r->zy - r->lse;
+    switch (spec->kind) {
+    case CRL_LOSS_CE: {
+        double e = spec->smoothing;
+        return r->lse - (1 - e) * r->zy - e / (double)k * r->zsum;
+    }
+    case CRL_LOSS_NLLR:
+        return -log_py + r->log_s;
+    case CRL_LOSS_CRL: {
+        double log_a = spec->alpha > 0 ? log((double)spec->alpha) : -INFINITY;
+        return spec->beta * (-log_py + logaddexp(log_a, r->log_s));
+    }
+    default: {
+        double s = exp(r->log_s);
+        return -pow(s, spec->gamma) * log_py;
+    }
+    }
+}
+
+int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits,
+                     const crl_tensor *labels, const crl_loss_spec *spec)
+{
+    if (value == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'value' is NULL");
+    int rc = check_inputs(logits, labels, spec, __func__);
+    if (rc) return rc;
+    if (per_example == logits || per_example == labels)
+        return crl_fail(CRL_ERR_ARG, __func__, "per_example must be a tensor of its own");
+    int64_t n = logits->sizes[0], k = logits->sizes[1];
+    if (per_example && (rc = crl_prepare(per_example, CRL_FLOAT32, CRL_CPU, 1, &n)) != CRL_OK)
+        return rc;
+    const float *z = logits->storage ? logits->storage->data : NULL;
+    const int32_t *y = labels->storage ? labels->storage->data : NULL;
+    float *out = per_example ? crl_tensor_data(per_example) : NULL;
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = y[labels->offset + i * labels->strides[0]];
+        row_stats r = stats(z + logits->offset + i * logits->strides[0], logits->strides[1], k, c);
+        double l = row_loss(&r, spec, k);
+        total += l;
+        if (out) out[i] = (float)l;
+    }
+    *value = spec->reduction == CRL_REDUCE_MEAN ? (n ? total / (double)n : NAN) : total;
+    return CRL_OK;
+}
+
+int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels,
+                      const crl_tensor *grad_output, const crl_loss_spec *spec)
+{
+    CHECK_TENSOR(grad, "grad");
+    int rc = check_inputs(logits, labels, spec, __func__);
+    if (rc) return rc;
+    if (grad == logits || grad == labels)
+        return crl_fail(CRL_ERR_ARG, __func__, "grad must be a tensor of its own");
+    int64_t n = logits->sizes[0], k = logits->sizes[1];
+    if (grad_output) {
+        rc = crl_require_cpu(grad_output, __func__, "grad_output");
+        if (rc == CRL_OK) rc = crl_require_dtype(grad_output, CRL_FLOAT32, __func__, "grad_output");
+        if (rc) return rc;
+        int64_t want = spec->reduction == CRL_REDUCE_NONE ? n : 1;
+        if (crl_tensor_numel(grad_output) != want)
+            return crl_fail(CRL_ERR_SHAPE, __func__,
+                            "grad_output %s must hold %lld element(s) for reduction '%s'",
+                            crl_shape(grad_output), (long long)want,
+                            spec->reduction == CRL_REDUCE_NONE ? "none" :
+                            spec->reduction == CRL_REDUCE_SUM ? "sum" : "mean");
+    }
+    rc = crl_prepare(grad, CRL_FLOAT32, CRL_CPU, 2, logits->sizes);
+    if (rc) return rc;
+    const float *z = logits->storage->data;
+    const int32_t *y = labels->storage->data;
+    float *g = crl_tensor_data(grad);
+    double scale = spec->reduction == CRL_REDUCE_MEAN ? 1.0 / (double)(n ? n : 1) : 1.0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = y[labels->offset + i * labels->strides[0]];
+        const float *zi = z + logits->offset + i * logits->strides[0];
+        int64_t zs = logits->strides[1];
+        float *gi = g + i * k;
+        double up = scale;
+        if (grad_output) {
+            double v;
+            crl_tensor_get(&v, grad_output, spec->reduction == CRL_REDUCE_NONE ? i : 0);
+            up *= v;
+        }
+        row_stats r = stats(zi, zs, k, c);
+        double s = exp(r.log_s);
+        if (spec->kind == CRL_LOSS_CE) {
+            double e = spec->smoothing, q_off = e / (double)k;
+            for (int64_t j = 0; j < k; j++)
+                gi[j] = (float)(up * (exp(zi[j * zs] - r.lse) - q_off));
+            gi[c] = (float)(up * (-s + e - q_off));
+        } else if (spec->kind == CRL_LOSS_NLLR || spec->kind == CRL_LOSS_CRL) {
+            double alpha = spec->kind == CRL_LOSS_CRL ? spec->alpha : 0.0;
+            double beta = spec->kind == CRL_LOSS_CRL ? spec->beta : 1.0;
+            double log_as = logaddexp(alpha > 0 ? log(alpha) : -INFINITY, r.log_s);
+            double f = up * beta * (alpha + 1.0);
+            for (int64_t j = 0; j < k; j++)
+                gi[j] = (float)(f * exp(zi[j * zs] - r.lse - log_as));
+            gi[c] = (float)(-f * exp(r.log_s - log_as));
+        } else {
+            double gam = spec->gamma, log_py = r.zy - r.lse, py = exp(log_py);
+            double w = pow(s, gam) - (s > 0 && gam > 0 ? gam * pow(s, gam - 1) * py * log_py : 0);
+            for (int64_t j = 0; j < k; j++)
+                gi[j] = (float)(up * w * exp(zi[j * zs] - r.lse));
+            gi[c] = (float)(-up * w * s);
+        }
+    }
+    return CRL_OK;
+}

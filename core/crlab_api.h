@@ -1,0 +1,234 @@
+/* crlab_api.h -- the whole public C API of libcrlab, as plain declarations.
+ *
+ * LuaJIT reads this file verbatim with ffi.cdef, so it holds declarations
+ * only: no preprocessor lines, no inline code, no macros. C code includes
+ * crlab.h, which pulls in <stdint.h> and <stddef.h> and then this file.
+ * tests/c/abi_dump.c and tests/lua/test_abi.lua keep the struct layouts seen
+ * by the C compiler and by the FFI in step.
+ *
+ * Conventions, once for the whole API:
+ *  - Names are crl_<object>_<action>. Whatever a *_new returns, the caller
+ *    frees once with the matching *_free; every other pointer is borrowed.
+ *  - Outputs come first, then inputs, then sizes and options. Output tensors
+ *    are resized by the callee, so one output can be reused across calls.
+ *  - Every function that can fail returns int: 0 (CRL_OK) on success,
+ *    otherwise an error code, and leaves a message in crl_last_error() that
+ *    names the function, the argument and the shapes. Constructors return
+ *    NULL on failure with the same message. Nothing here exits or aborts on
+ *    anything a caller can pass.
+ *  - Gradients of parameters accumulate (+=); gradients of inputs overwrite.
+ *  - Dimensions are 0-based in C (the Lua layer is 1-based); class labels
+ *    are 0-based int32 values everywhere.
+ *
+ * Worked example (C):
+ *
+ *     int64_t size[2] = {4, 10};
+ *     crl_tensor *z = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 2, size);  // (N, K)
+ *     crl_tensor_normal(z, crl_generator_default(), 0.0, 1.0);
+ *     ...fill labels (N) int32 ...
+ *     crl_loss_spec spec = {CRL_LOSS_CRL, CRL_REDUCE_MEAN, 1.5f, 1.0f, 0, 0};
+ *     double value;
+ *     if (crl_loss_forward(&value, NULL, z, labels, &spec) != 0)
+ *         fprintf(stderr, "%s\n", crl_last_error());
+ *     crl_tensor_free(z);
+ */
+
+enum {
+    CRL_OK = 0,
+    CRL_ERR_ARG = 1,         /* a bad argument: NULL, out of range, wrong dtype */
+    CRL_ERR_SHAPE = 2,       /* shapes that do not fit together */
+    CRL_ERR_NOMEM = 3,       /* an allocation failed */
+    CRL_ERR_DEVICE = 4,      /* CUDA missing, no device, or a CUDA call failed */
+    CRL_ERR_UNSUPPORTED = 5, /* valid, but not implemented for this dtype/device */
+    CRL_ERR_IO = 6           /* a file could not be read or written */
+};
+
+enum { CRL_FLOAT32 = 0, CRL_INT32 = 1, CRL_UINT8 = 2 };
+enum { CRL_CPU = 0, CRL_CUDA = 1 };
+enum { CRL_MAX_DIM = 5 };
+
+/* The message of the last failure on this thread ("" if none yet). */
+const char *crl_last_error(void);
+void crl_clear_error(void);
+
+/* ---- storage: a refcounted, 64-byte aligned block on one device ---------- */
+
+typedef struct crl_storage {
+    void *data;          /* host pointer or device pointer */
+    int64_t nbytes;
+    int32_t refcount;    /* updated atomically */
+    int32_t device;      /* CRL_CPU or CRL_CUDA */
+    int32_t device_index;
+    int32_t owns_data;   /* 0 when data belongs to someone else */
+} crl_storage;
+
+/* ---- tensor: a strided view of a storage --------------------------------- */
+
+typedef struct crl_tensor {
+    crl_storage *storage;       /* NULL only for a tensor with no elements yet */
+    int64_t offset;             /* in elements, not bytes */
+    int64_t sizes[5];           /* (sizes[0], ..., sizes[ndim-1]) */
+    int64_t strides[5];         /* in elements */
+    int32_t ndim;               /* 0..5; 0 is a scalar with one element */
+    int32_t dtype;              /* CRL_FLOAT32, CRL_INT32, CRL_UINT8 */
+    int32_t device;             /* CRL_CPU or CRL_CUDA; equals storage->device */
+    int32_t pad_;
+} crl_tensor;
+
+/* A new contiguous tensor, zero-filled. size may be NULL when ndim is 0. */
+crl_tensor *crl_tensor_new(int dtype, int device, int ndim, const int64_t *size);
+/* The same for a header the caller allocated (LuaJIT does this: its tensor
+ * objects are crl_tensor structs it owns); undo with crl_tensor_release. */
+int crl_tensor_init(crl_tensor *t, int dtype, int device, int ndim, const int64_t *size);
+/* Drops the storage reference of a caller-allocated header; the header
+ * itself is left to its owner (and becomes an empty tensor). */
+void crl_tensor_release(crl_tensor *t);
+/* A new tensor header viewing the same elements as src (shares storage). */
+crl_tensor *crl_tensor_new_view(const crl_tensor *src);
+/* Drops this header's reference; NULL is allowed. */
+void crl_tensor_free(crl_tensor *t);
+
+int64_t crl_tensor_numel(const crl_tensor *t);
+int crl_tensor_is_contiguous(const crl_tensor *t);
+int crl_dtype_size(int dtype);
+const char *crl_dtype_name(int dtype);
+/* Writes "2x3x4" (or "scalar") into buf; returns buf. */
+const char *crl_tensor_shape_str(const crl_tensor *t, char *buf, int buflen);
+/* Address of element 0 of the view (host or device address). */
+void *crl_tensor_data(const crl_tensor *t);
+
+/* Makes t contiguous with this shape, keeping dtype and device. Keeps the
+ * storage when it is unshared and large enough, else allocates a new one
+ * (old contents are not preserved then). */
+int crl_tensor_resize(crl_tensor *t, int ndim, const int64_t *size);
+/* Resize t to src's shape (and dtype, device when t has no storage). */
+int crl_tensor_resize_as(crl_tensor *t, const crl_tensor *src);
+
+/* ---- views: out becomes a view of src's storage (out may equal src) ------ */
+
+int crl_tensor_set(crl_tensor *out, const crl_tensor *src);
+int crl_tensor_narrow(crl_tensor *out, const crl_tensor *src, int dim, int64_t start, int64_t length);
+int crl_tensor_select(crl_tensor *out, const crl_tensor *src, int dim, int64_t index);
+int crl_tensor_transpose(crl_tensor *out, const crl_tensor *src, int dim0, int dim1);
+/* A view with a new shape over the same elements; one size may be -1.
+ * Fails when the strides of src cannot express the new shape. */
+int crl_tensor_view(crl_tensor *out, const crl_tensor *src, int ndim, const int64_t *size);
+/* Inserts (unsqueeze) or removes (squeeze) a dimension of size 1. */
+int crl_tensor_unsqueeze(crl_tensor *out, const crl_tensor *src, int dim);
+int crl_tensor_squeeze(crl_tensor *out, const crl_tensor *src, int dim);
+/* A view that broadcasts src to this shape with stride 0 (PyTorch expand). */
+int crl_tensor_expand(crl_tensor *out, const crl_tensor *src, int ndim, const int64_t *size);
+
+/* ---- copies and fills ----------------------------------------------------- */
+
+/* dst and src hold the same number of elements. Converts dtype on the CPU;
+ * copies between CPU and CUDA memory when the devices differ. */
+int crl_tensor_copy(crl_tensor *dst, const crl_tensor *src);
+/* out = a contiguous copy of src on the same device (resized). */
+int crl_tensor_contiguous(crl_tensor *out, const crl_tensor *src);
+int crl_tensor_fill(crl_tensor *t, double value);
+/* Reads element `linear` (row-major order over the view) as a double. */
+int crl_tensor_get(double *value, const crl_tensor *t, int64_t linear);
+int crl_tensor_put(crl_tensor *t, int64_t linear, double value);
+/* Copies n elements between a host buffer of doubles and the tensor
+ * (row-major over the view). */
+int crl_tensor_from_doubles(crl_tensor *t, const double *values, int64_t n);
+int crl_tensor_to_doubles(double *values, const crl_tensor *t, int64_t n);
+
+/* ---- elementwise (float32; PyTorch broadcasting; out is resized) --------- */
+
+enum { CRL_OP_ADD = 0, CRL_OP_SUB = 1, CRL_OP_MUL = 2, CRL_OP_DIV = 3,
+       CRL_OP_MAX = 4, CRL_OP_MIN = 5, CRL_OP_POW = 6, CRL_OP_EQ = 7,
+       CRL_OP_NE = 8, CRL_OP_LT = 9, CRL_OP_LE = 10, CRL_OP_GT = 11,
+       CRL_OP_GE = 12 };
+/* out = a (op) b, broadcast. For comparisons out holds 1 or 0.
+ * Comparisons also accept int32 and uint8 inputs of equal dtype. */
+int crl_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int op);
+/* out = a (op) s, or s (op) a when reverse is 1. */
+int crl_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s, int op, int reverse);
+
+enum { CRL_UN_NEG = 0, CRL_UN_ABS = 1, CRL_UN_EXP = 2, CRL_UN_LOG = 3,
+       CRL_UN_SQRT = 4, CRL_UN_TANH = 5, CRL_UN_SIGMOID = 6, CRL_UN_RELU = 7,
+       CRL_UN_SQUARE = 8, CRL_UN_FLOOR = 9, CRL_UN_CEIL = 10, CRL_UN_SIGN = 11 };
+int crl_tensor_unary(crl_tensor *out, const crl_tensor *a, int op);
+/* out = clamp(a, lo, hi) */
+int crl_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double hi);
+
+/* ---- reductions ------------------------------------------------------------ */
+
+/* Over all elements (any dtype on the CPU), in double precision. */
+int crl_tensor_sum_all(double *value, const crl_tensor *t);
+int crl_tensor_max_all(double *value, const crl_tensor *t);
+int crl_tensor_min_all(double *value, const crl_tensor *t);
+
+/* Along dimension dim of a float32 tensor; out has src's shape with that
+ * dimension removed (keepdim = 0) or kept with size 1 (keepdim = 1). */
+int crl_tensor_sum(crl_tensor *out, const crl_tensor *src, int dim, int keepdim);
+int crl_tensor_mean(crl_tensor *out, const crl_tensor *src, int dim, int keepdim);
+/* values (float32) and/or indices (int32, 0-based); either may be NULL. */
+int crl_tensor_max(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim);
+int crl_tensor_min(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim);
+
+/* ---- linear algebra and softmax ------------------------------------------ */
+
+/* out (M, N) = alpha * op(a) op(b) + beta * out, op(x) = x or x^T.
+ * a, b: float32 matrices; any strides (non-BLAS strides are copied). When
+ * beta is 0 out is resized and its old contents ignored. */
+int crl_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *b,
+                    int transpose_a, int transpose_b, float alpha, float beta);
+/* out = softmax / log-softmax of src along dim (float32). */
+int crl_tensor_softmax(crl_tensor *out, const crl_tensor *src, int dim);
+int crl_tensor_log_softmax(crl_tensor *out, const crl_tensor *src, int dim);
+
+/* ---- random numbers -------------------------------------------------------- */
+
+/* Philox4x32-10: the draw of element i of a fill is a pure function of
+ * (seed, offset + i/4), so CPU and GPU give the same numbers and the state
+ * is two integers. Each fill advances offset by ceil(numel / 4). */
+typedef struct crl_generator {
+    uint64_t seed;
+    uint64_t offset;
+} crl_generator;
+
+/* The process-wide default generator (seed 0 until seeded). */
+crl_generator *crl_generator_default(void);
+void crl_generator_seed(crl_generator *g, uint64_t seed);
+int crl_tensor_uniform(crl_tensor *t, crl_generator *g, double lo, double hi);
+int crl_tensor_normal(crl_tensor *t, crl_generator *g, double mean, double std);
+/* Fills an int32 tensor with a random permutation of 0..n-1 (n = numel). */
+int crl_tensor_randperm(crl_tensor *t, crl_generator *g);
+
+/* ---- losses over logits (N, K) and int32 labels (N) ---------------------- */
+
+enum { CRL_LOSS_CE = 0, CRL_LOSS_NLLR = 1, CRL_LOSS_CRL = 2, CRL_LOSS_FOCAL = 3 };
+enum { CRL_REDUCE_MEAN = 0, CRL_REDUCE_SUM = 1, CRL_REDUCE_NONE = 2 };
+
+typedef struct crl_loss_spec {
+    int32_t kind;        /* CRL_LOSS_* */
+    int32_t reduction;   /* CRL_REDUCE_* */
+    float alpha;         /* CRL: alpha >= 0 (NLLR is alpha 0, beta 1) */
+    float beta;          /* CRL: beta > 0 */
+    float gamma;         /* focal: gamma >= 0 */
+    float smoothing;     /* CE: label smoothing in [0, 1) */
+} crl_loss_spec;
+
+/* value: the mean (REDUCE_MEAN) or sum (REDUCE_SUM, REDUCE_NONE) of the
+ * per-example losses. per_example (N), float32, may be NULL; when given it
+ * is resized and filled. */
+int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits,
+                     const crl_tensor *labels, const crl_loss_spec *spec);
+/* grad (N, K) = d loss / d logits, overwritten. grad_output may be NULL
+ * (1 for every example); with REDUCE_NONE it may be an (N) float32 tensor
+ * of per-example upstream gradients; with MEAN or SUM a one-element tensor. */
+int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels,
+                      const crl_tensor *grad_output, const crl_loss_spec *spec);
+
+/* ---- CUDA devices ---------------------------------------------------------- */
+
+/* 1 when this library was built with CUDA. */
+int crl_cuda_compiled(void);
+/* Number of usable devices (0 when none, or when built without CUDA). */
+int crl_cuda_device_count(void);
+/* Name and memory of device `index`; fails when there is no such device. */
+int crl_cuda_device_info(char *name, int namelen, int64_t *total_bytes, int index);
+int crl_cuda_synchronize(void);

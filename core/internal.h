@@ -1,0 +1,96 @@
+/* internal.h -- helpers shared by the core's own files, not part of the API.
+ *
+ * crl_fail() records "function: message" in the thread-local error slot and
+ * returns the code, so a check reads
+ *     if (dim < 0) return crl_fail(CRL_ERR_ARG, __func__, "dim %d ...", dim);
+ * CHECK_TENSOR names the argument when a tensor pointer is NULL. */
+#ifndef CRLAB_INTERNAL_H
+#define CRLAB_INTERNAL_H
+
+#include "crlab.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CRL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CRL_PRINTF(a, b)
+#endif
+
+int crl_fail(int code, const char *func, const char *fmt, ...) CRL_PRINTF(3, 4);
+
+#define CHECK_TENSOR(t, name)                                                  \
+    do {                                                                       \
+        if ((t) == NULL)                                                       \
+            return crl_fail(CRL_ERR_ARG, __func__, "argument '%s' is NULL", name); \
+    } while (0)
+
+/* Shape text for messages, e.g. SHAPE(t) -> "(2, 3)". Uses one of a few
+ * rotating thread-local buffers so one message can name several shapes. */
+const char *crl_shape(const crl_tensor *t);
+
+/* Storage allocation on either device (CPU: 64-byte aligned, zeroed). */
+crl_storage *crl_storage_new(int64_t nbytes, int device);
+void crl_storage_retain(crl_storage *s);
+void crl_storage_release(crl_storage *s);
+
+/* Element i of a strided view in row-major order -> element offset. */
+int64_t crl_linear_to_offset(const crl_tensor *t, int64_t i);
+
+static inline double crl_read_elem(const void *base, int dtype, int64_t off)
+{
+    switch (dtype) {
+    case CRL_FLOAT32: return ((const float *)base)[off];
+    case CRL_INT32: return ((const int32_t *)base)[off];
+    default: return ((const uint8_t *)base)[off];
+    }
+}
+
+/* Float to integer conversion truncates toward zero like C and PyTorch,
+ * but saturates instead of invoking undefined behaviour; NaN becomes 0. */
+static inline void crl_write_elem(void *base, int dtype, int64_t off, double v)
+{
+    switch (dtype) {
+    case CRL_FLOAT32: ((float *)base)[off] = (float)v; break;
+    case CRL_INT32:
+        if (!(v == v)) v = 0;
+        if (v > 2147483647.0) v = 2147483647.0;
+        if (v < -2147483648.0) v = -2147483648.0;
+        ((int32_t *)base)[off] = (int32_t)v;
+        break;
+    default:
+        if (!(v == v)) v = 0;
+        if (v > 255.0) v = 255.0;
+        if (v < 0.0) v = 0.0;
+        ((uint8_t *)base)[off] = (uint8_t)v;
+        break;
+    }
+}
+
+/* Makes out a contiguous tensor of this dtype, device and shape, dropping
+ * its storage when the dtype or device differ (the callee-resizes rule). */
+int crl_prepare(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size);
+
+/* Requirements checked at the top of most kernels. */
+int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
+int crl_require_dtype(const crl_tensor *t, int dtype, const char *func, const char *name);
+int crl_normalize_dim(int *dim, int ndim, const char *func, const char *name);
+
+/* Philox4x32-10 block: four 32-bit words from (key, counter). */
+void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter);
+
+/* The CUDA side (core/cuda/ sources, or core/cuda_none.c without CUDA). Each
+ * returns a status and sets the error message itself. */
+int crl_cuda_malloc(void **ptr, int64_t nbytes);
+void crl_cuda_free(void *ptr);
+int crl_cuda_memset_zero(void *ptr, int64_t nbytes);
+/* kind: 0 host->device, 1 device->host, 2 device->device */
+int crl_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int kind);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

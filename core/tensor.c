@@ -1,0 +1,730 @@
+/* tensor.c -- storage and tensor headers: allocation, refcounting, views,
+ * copies (also between CPU and CUDA memory), fills and element access.
+ * Assumes sizes and strides count elements; a view never owns more than one
+ * reference to its storage. */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+/* The largest tensor we agree to describe: keeps byte counts far from
+ * int64 overflow. */
+#define CRL_MAX_NUMEL ((int64_t)1 << 40)
+
+int crl_dtype_size(int dtype)
+{
+    switch (dtype) {
+    case CRL_FLOAT32: return 4;
+    case CRL_INT32: return 4;
+    case CRL_UINT8: return 1;
+    default: return 0;
+    }
+}
+
+const char *crl_dtype_name(int dtype)
+{
+    switch (dtype) {
+    case CRL_FLOAT32: return "float32";
+    case CRL_INT32: return "int32";
+    case CRL_UINT8: return "uint8";
+    default: return "unknown-dtype";
+    }
+}
+
+/* ---- storage ---------------------------------------------------------------- */
+
+crl_storage *crl_storage_new(int64_t nbytes, int device)
+{
+    crl_storage *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        crl_fail(CRL_ERR_NOMEM, __func__, "out of host memory for a storage header");
+        return NULL;
+    }
+    int64_t rounded = (nbytes + 63) / 64 * 64;
+    if (rounded == 0) rounded = 64;
+    if (device == CRL_CPU) {
+        s->data = aligned_alloc(64, (size_t)rounded);
+        if (s->data == NULL) {
+            crl_fail(CRL_ERR_NOMEM, __func__, "out of host memory allocating %lld bytes",
+                     (long long)rounded);
+            free(s);
+            return NULL;
+        }
+        memset(s->data, 0, (size_t)rounded);
+    } else {
+        if (crl_cuda_malloc(&s->data, rounded) != CRL_OK) {
+            free(s);
+            return NULL;
+        }
+        if (crl_cuda_memset_zero(s->data, rounded) != CRL_OK) {
+            crl_cuda_free(s->data);
+            free(s);
+            return NULL;
+        }
+    }
+    s->nbytes = rounded;
+    s->refcount = 1;
+    s->device = device;
+    s->device_index = 0;
+    s->owns_data = 1;
+    return s;
+}
+
+void crl_storage_retain(crl_storage *s)
+{
+    if (s) __atomic_add_fetch(&s->refcount, 1, __ATOMIC_RELAXED);
+}
+
+void crl_storage_release(crl_storage *s)
+{
+    if (s == NULL) return;
+    if (__atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
+    if (s->owns_data) {
+        if (s->device == CRL_CPU) free(s->data);
+        else crl_cuda_free(s->data);
+    }
+    free(s);
+}
+
+/* ---- tensor headers --------------------------------------------------------- */
+
+static int check_sizes(const char *func, int ndim, const int64_t *size, int64_t *numel)
+{
+    if (ndim < 0 || ndim > CRL_MAX_DIM)
+        return crl_fail(CRL_ERR_ARG, func, "ndim %d is outside 0..%d", ndim, CRL_MAX_DIM);
+    if (ndim > 0 && size == NULL)
+        return crl_fail(CRL_ERR_ARG, func, "argument 'size' is NULL for ndim %d", ndim);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (size[d] < 0)
+            return crl_fail(CRL_ERR_ARG, func, "size[%d] = %lld is negative", d, (long long)size[d]);
+        if (size[d] > 0 && n > CRL_MAX_NUMEL / size[d])
+            return crl_fail(CRL_ERR_ARG, func, "the shape has more than 2^40 elements");
+        n *= size[d];
+    }
+    *numel = n;
+    return CRL_OK;
+}
+
+static void set_contiguous_strides(crl_tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        t->strides[d] = s;
+        s *= t->sizes[d];
+    }
+}
+
+int crl_tensor_init(crl_tensor *t, int dtype, int device, int ndim, const int64_t *size)
+{
+    CHECK_TENSOR(t, "t");
+    int64_t numel;
+    if (crl_dtype_size(dtype) == 0) return crl_fail(CRL_ERR_ARG, __func__, "unknown dtype %d", dtype);
+    if (device != CRL_CPU && device != CRL_CUDA)
+        return crl_fail(CRL_ERR_ARG, __func__, "unknown device %d", device);
+    int rc = check_sizes(__func__, ndim, size, &numel);
+    if (rc) return rc;
+    crl_storage *s = crl_storage_new(numel * crl_dtype_size(dtype), device);
+    if (s == NULL) return device == CRL_CPU ? CRL_ERR_NOMEM : CRL_ERR_DEVICE;
+    crl_storage_release(t->storage);
+    memset(t, 0, sizeof *t);
+    t->storage = s;
+    t->ndim = ndim;
+    t->dtype = dtype;
+    t->device = device;
+    for (int d = 0; d < ndim; d++) t->sizes[d] = size[d];
+    set_contiguous_strides(t);
+    return CRL_OK;
+}
+
+void crl_tensor_release(crl_tensor *t)
+{
+    if (t == NULL) return;
+    crl_storage_release(t->storage);
+    t->storage = NULL;
+    t->ndim = 1;
+    t->sizes[0] = 0;
+    t->strides[0] = 1;
+    t->offset = 0;
+}
+
+crl_tensor *crl_tensor_new(int dtype, int device, int ndim, const int64_t *size)
+{
+    crl_tensor *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        crl_fail(CRL_ERR_NOMEM, __func__, "out of host memory for a tensor header");
+        return NULL;
+    }
+    if (crl_tensor_init(t, dtype, device, ndim, size) != CRL_OK) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+crl_tensor *crl_tensor_new_view(const crl_tensor *src)
+{
+    if (src == NULL) {
+        crl_fail(CRL_ERR_ARG, __func__, "argument 'src' is NULL");
+        return NULL;
+    }
+    crl_tensor *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        crl_fail(CRL_ERR_NOMEM, __func__, "out of host memory for a tensor header");
+        return NULL;
+    }
+    *t = *src;
+    crl_storage_retain(t->storage);
+    return t;
+}
+
+void crl_tensor_free(crl_tensor *t)
+{
+    if (t == NULL) return;
+    crl_storage_release(t->storage);
+    free(t);
+}
+
+int64_t crl_tensor_numel(const crl_tensor *t)
+{
+    if (t == NULL) return 0;
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->sizes[d];
+    return n;
+}
+
+int crl_tensor_is_contiguous(const crl_tensor *t)
+{
+    if (t == NULL) return 0;
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->sizes[d] != 1 && t->strides[d] != s) return 0;
+        s *= t->sizes[d];
+    }
+    return 1;
+}
+
+const char *crl_tensor_shape_str(const crl_tensor *t, char *buf, int buflen)
+{
+    if (buf == NULL || buflen <= 0) return "";
+    buf[0] = '\0';
+    if (t == NULL) return buf;
+    if (t->ndim == 0) {
+        snprintf(buf, (size_t)buflen, "scalar");
+        return buf;
+    }
+    int n = 0;
+    for (int d = 0; d < t->ndim && n < buflen; d++)
+        n += snprintf(buf + n, (size_t)(buflen - n), d ? "x%lld" : "%lld", (long long)t->sizes[d]);
+    return buf;
+}
+
+void *crl_tensor_data(const crl_tensor *t)
+{
+    if (t == NULL || t->storage == NULL) return NULL;
+    return (char *)t->storage->data + t->offset * crl_dtype_size(t->dtype);
+}
+
+int64_t crl_linear_to_offset(const crl_tensor *t, int64_t i)
+{
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t n = t->sizes[d];
+        off += (i % n) * t->strides[d];
+        i /= n;
+    }
+    return off;
+}
+
+int crl_tensor_resize(crl_tensor *t, int ndim, const int64_t *size)
+{
+    CHECK_TENSOR(t, "t");
+    int64_t numel;
+    int rc = check_sizes(__func__, ndim, size, &numel);
+    if (rc) return rc;
+    int64_t need = (t->offset + numel) * crl_dtype_size(t->dtype);
+    if (t->storage == NULL || t->storage->nbytes < need) {
+        crl_storage *s = crl_storage_new(numel * crl_dtype_size(t->dtype), t->device);
+        if (s == NULL) return CRL_ERR_NOMEM;
+        crl_storage_release(t->storage);
+        t->storage = s;
+        t->offset = 0;
+    }
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->sizes[d] = size[d];
+    set_contiguous_strides(t);
+    return CRL_OK;
+}
+
+int crl_tensor_resize_as(crl_tensor *t, const crl_tensor *src)
+{
+    CHECK_TENSOR(t, "t");
+    CHECK_TENSOR(src, "src");
+    return crl_tensor_resize(t, src->ndim, src->sizes);
+}
+
+/* ---- views ------------------------------------------------------------------ */
+
+int crl_tensor_set(crl_tensor *out, const crl_tensor *src)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    if (out == src) return CRL_OK;
+    crl_storage_retain(src->storage);
+    crl_storage_release(out->storage);
+    *out = *src;
+    return CRL_OK;
+}
+
+int crl_tensor_narrow(crl_tensor *out, const crl_tensor *src, int dim, int64_t start, int64_t length)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    int rc = crl_normalize_dim(&dim, src->ndim, __func__, "dim");
+    if (rc) return rc;
+    if (start < 0 || length < 0 || start + length > src->sizes[dim])
+        return crl_fail(CRL_ERR_ARG, __func__,
+                        "start %lld, length %lld do not fit dimension %d of size %lld in %s",
+                        (long long)start, (long long)length, dim, (long long)src->sizes[dim],
+                        crl_shape(src));
+    int64_t stride = src->strides[dim];
+    crl_tensor_set(out, src);
+    out->offset += start * stride;
+    out->sizes[dim] = length;
+    return CRL_OK;
+}
+
+int crl_tensor_select(crl_tensor *out, const crl_tensor *src, int dim, int64_t index)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    int rc = crl_normalize_dim(&dim, src->ndim, __func__, "dim");
+    if (rc) return rc;
+    if (index < 0 || index >= src->sizes[dim])
+        return crl_fail(CRL_ERR_ARG, __func__, "index %lld is out of range for dimension %d of %s",
+                        (long long)index, dim, crl_shape(src));
+    int64_t stride = src->strides[dim];
+    crl_tensor_set(out, src);
+    out->offset += index * stride;
+    for (int d = dim; d < out->ndim - 1; d++) {
+        out->sizes[d] = out->sizes[d + 1];
+        out->strides[d] = out->strides[d + 1];
+    }
+    out->ndim--;
+    return CRL_OK;
+}
+
+int crl_tensor_transpose(crl_tensor *out, const crl_tensor *src, int dim0, int dim1)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    int rc = crl_normalize_dim(&dim0, src->ndim, __func__, "dim0");
+    if (rc == CRL_OK) rc = crl_normalize_dim(&dim1, src->ndim, __func__, "dim1");
+    if (rc) return rc;
+    crl_tensor_set(out, src);
+    int64_t s = out->sizes[dim0], st = out->strides[dim0];
+    out->sizes[dim0] = out->sizes[dim1];
+    out->strides[dim0] = out->strides[dim1];
+    out->sizes[dim1] = s;
+    out->strides[dim1] = st;
+    return CRL_OK;
+}
+
+/* Strides for viewing src with shape `size`, or 0 if the memory layout
+ * cannot express it (the rule PyTorch's view follows: each run of new
+ * dimensions must map onto a run of old dimensions that is contiguous
+ * within itself). */
+static int view_strides(int64_t *stride, const crl_tensor *src, int ndim, const int64_t *size)
+{
+    int64_t numel = crl_tensor_numel(src);
+    if (numel == 0 || src->ndim == 0) {
+        int64_t s = 1;
+        for (int d = ndim - 1; d >= 0; d--) { stride[d] = s; s *= size[d]; }
+        return 1;
+    }
+    int view_d = ndim - 1;
+    int64_t chunk_base_stride = src->strides[src->ndim - 1];
+    int64_t tensor_numel = 1, view_numel = 1;
+    for (int d = src->ndim - 1; d >= 0; d--) {
+        tensor_numel *= src->sizes[d];
+        if (d == 0 || (src->sizes[d - 1] != 1 &&
+                       src->strides[d - 1] != tensor_numel * chunk_base_stride)) {
+            while (view_d >= 0 && (view_numel < tensor_numel || size[view_d] == 1)) {
+                stride[view_d] = view_numel * chunk_base_stride;
+                view_numel *= size[view_d];
+                view_d--;
+            }
+            if (view_numel != tensor_numel) return 0;
+            if (d > 0) {
+                chunk_base_stride = src->strides[d - 1];
+                tensor_numel = 1;
+                view_numel = 1;
+            }
+        }
+    }
+    return view_d == -1;
+}
+
+int crl_tensor_view(crl_tensor *out, const crl_tensor *src, int ndim, const int64_t *size)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    if (ndim < 0 || ndim > CRL_MAX_DIM)
+        return crl_fail(CRL_ERR_ARG, __func__, "ndim %d is outside 0..%d", ndim, CRL_MAX_DIM);
+    if (ndim > 0 && size == NULL)
+        return crl_fail(CRL_ERR_ARG, __func__, "argument 'size' is NULL");
+    int64_t shape[CRL_MAX_DIM];
+    int infer = -1;
+    int64_t known = 1;
+    int64_t numel = crl_tensor_numel(src);
+    for (int d = 0; d < ndim; d++) {
+        shape[d] = size[d];
+        if (size[d] == -1) {
+            if (infer >= 0)
+                return crl_fail(CRL_ERR_ARG, __func__, "only one size may be -1");
+            infer = d;
+        } else if (size[d] < 0) {
+            return crl_fail(CRL_ERR_ARG, __func__, "size[%d] = %lld is negative", d,
+                            (long long)size[d]);
+        } else {
+            known *= size[d];
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || numel % known != 0)
+            return crl_fail(CRL_ERR_SHAPE, __func__, "cannot view %s (%lld elements) with a -1 size",
+                            crl_shape(src), (long long)numel);
+        shape[infer] = numel / known;
+        known *= shape[infer];
+    }
+    if (known != numel) {
+        crl_tensor tmp = {0};
+        tmp.ndim = ndim;
+        for (int d = 0; d < ndim; d++) tmp.sizes[d] = shape[d];
+        return crl_fail(CRL_ERR_SHAPE, __func__, "cannot view %s (%lld elements) as %s (%lld elements)",
+                        crl_shape(src), (long long)numel, crl_shape(&tmp), (long long)known);
+    }
+    int64_t stride[CRL_MAX_DIM];
+    if (!view_strides(stride, src, ndim, shape))
+        return crl_fail(CRL_ERR_SHAPE, __func__,
+                        "the strides of %s cannot express the new shape; call :contiguous() first",
+                        crl_shape(src));
+    crl_tensor_set(out, src);
+    out->ndim = ndim;
+    for (int d = 0; d < ndim; d++) {
+        out->sizes[d] = shape[d];
+        out->strides[d] = stride[d];
+    }
+    return CRL_OK;
+}
+
+int crl_tensor_unsqueeze(crl_tensor *out, const crl_tensor *src, int dim)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    if (src->ndim >= CRL_MAX_DIM)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "%s already has %d dimensions", crl_shape(src),
+                        CRL_MAX_DIM);
+    int rc = crl_normalize_dim(&dim, src->ndim + 1, __func__, "dim");
+    if (rc) return rc;
+    crl_tensor_set(out, src);
+    for (int d = out->ndim; d > dim; d--) {
+        out->sizes[d] = out->sizes[d - 1];
+        out->strides[d] = out->strides[d - 1];
+    }
+    out->sizes[dim] = 1;
+    out->strides[dim] = dim + 1 < out->ndim + 1 ? out->sizes[dim + 1] * out->strides[dim + 1] : 1;
+    out->ndim++;
+    return CRL_OK;
+}
+
+int crl_tensor_squeeze(crl_tensor *out, const crl_tensor *src, int dim)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    int rc = crl_normalize_dim(&dim, src->ndim, __func__, "dim");
+    if (rc) return rc;
+    if (src->sizes[dim] != 1)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "dimension %d of %s has size %lld, not 1", dim,
+                        crl_shape(src), (long long)src->sizes[dim]);
+    return crl_tensor_select(out, src, dim, 0);
+}
+
+int crl_tensor_expand(crl_tensor *out, const crl_tensor *src, int ndim, const int64_t *size)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    if (ndim < src->ndim || ndim > CRL_MAX_DIM || (ndim > 0 && size == NULL))
+        return crl_fail(CRL_ERR_ARG, __func__, "cannot expand %s to %d dimensions", crl_shape(src),
+                        ndim);
+    int64_t nsize[CRL_MAX_DIM], nstride[CRL_MAX_DIM];
+    for (int d = ndim - 1, s = src->ndim - 1; d >= 0; d--, s--) {
+        int64_t have = s >= 0 ? src->sizes[s] : 1;
+        int64_t want = size[d] == -1 ? have : size[d];
+        if (s >= 0 && have == want) {
+            nsize[d] = have;
+            nstride[d] = src->strides[s];
+        } else if (have == 1 && want >= 0) {
+            nsize[d] = want;
+            nstride[d] = 0;
+        } else {
+            return crl_fail(CRL_ERR_SHAPE, __func__,
+                            "cannot expand %s: dimension %d has size %lld, wanted %lld",
+                            crl_shape(src), d, (long long)have, (long long)want);
+        }
+    }
+    crl_tensor_set(out, src);
+    out->ndim = ndim;
+    for (int d = 0; d < ndim; d++) {
+        out->sizes[d] = nsize[d];
+        out->strides[d] = nstride[d];
+    }
+    return CRL_OK;
+}
+
+/* ---- element access ------------------------------------------------------------ */
+
+static int check_storage(const crl_tensor *t, const char *func, const char *name)
+{
+    if (t->storage == NULL && crl_tensor_numel(t) > 0)
+        return crl_fail(CRL_ERR_ARG, func, "'%s' %s has no storage", name, crl_shape(t));
+    return CRL_OK;
+}
+
+int crl_tensor_get(double *value, const crl_tensor *t, int64_t linear)
+{
+    CHECK_TENSOR(t, "t");
+    if (value == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'value' is NULL");
+    int64_t n = crl_tensor_numel(t);
+    if (linear < 0 || linear >= n)
+        return crl_fail(CRL_ERR_ARG, __func__, "element %lld is out of range for %s (%lld elements)",
+                        (long long)linear, crl_shape(t), (long long)n);
+    int rc = check_storage(t, __func__, "t");
+    if (rc) return rc;
+    int64_t off = crl_linear_to_offset(t, linear);
+    if (t->device == CRL_CPU) {
+        *value = crl_read_elem(t->storage->data, t->dtype, off);
+        return CRL_OK;
+    }
+    unsigned char buf[8];
+    int es = crl_dtype_size(t->dtype);
+    rc = crl_cuda_memcpy(buf, (char *)t->storage->data + off * es, es, 1);
+    if (rc) return rc;
+    *value = crl_read_elem(buf, t->dtype, 0);
+    return CRL_OK;
+}
+
+int crl_tensor_put(crl_tensor *t, int64_t linear, double value)
+{
+    CHECK_TENSOR(t, "t");
+    int64_t n = crl_tensor_numel(t);
+    if (linear < 0 || linear >= n)
+        return crl_fail(CRL_ERR_ARG, __func__, "element %lld is out of range for %s (%lld elements)",
+                        (long long)linear, crl_shape(t), (long long)n);
+    int rc = check_storage(t, __func__, "t");
+    if (rc) return rc;
+    int64_t off = crl_linear_to_offset(t, linear);
+    if (t->device == CRL_CPU) {
+        crl_write_elem(t->storage->data, t->dtype, off, value);
+        return CRL_OK;
+    }
+    unsigned char buf[8];
+    int es = crl_dtype_size(t->dtype);
+    crl_write_elem(buf, t->dtype, 0, value);
+    return crl_cuda_memcpy((char *)t->storage->data + off * es, buf, es, 0);
+}
+
+/* Runs fn over a CPU copy when t lives on the GPU. */
+static crl_tensor *host_copy(const crl_tensor *t, int dtype)
+{
+    crl_tensor *h = crl_tensor_new(dtype, CRL_CPU, t->ndim, t->sizes);
+    if (h == NULL) return NULL;
+    if (crl_tensor_copy(h, t) != CRL_OK) {
+        crl_tensor_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int crl_tensor_from_doubles(crl_tensor *t, const double *values, int64_t n)
+{
+    CHECK_TENSOR(t, "t");
+    if (values == NULL && n > 0) return crl_fail(CRL_ERR_ARG, __func__, "argument 'values' is NULL");
+    if (n != crl_tensor_numel(t))
+        return crl_fail(CRL_ERR_SHAPE, __func__, "%lld values for a tensor %s of %lld elements",
+                        (long long)n, crl_shape(t), (long long)crl_tensor_numel(t));
+    int rc = check_storage(t, __func__, "t");
+    if (rc) return rc;
+    if (t->device != CRL_CPU) {
+        crl_tensor *h = crl_tensor_new(t->dtype, CRL_CPU, t->ndim, t->sizes);
+        if (h == NULL) return CRL_ERR_NOMEM;
+        rc = crl_tensor_from_doubles(h, values, n);
+        if (rc == CRL_OK) rc = crl_tensor_copy(t, h);
+        crl_tensor_free(h);
+        return rc;
+    }
+    for (int64_t i = 0; i < n; i++)
+        crl_write_elem(t->storage->data, t->dtype, crl_linear_to_offset(t, i), values[i]);
+    return CRL_OK;
+}
+
+int crl_tensor_to_doubles(double *values, const crl_tensor *t, int64_t n)
+{
+    CHECK_TENSOR(t, "t");
+    if (values == NULL && n > 0) return crl_fail(CRL_ERR_ARG, __func__, "argument 'values' is NULL");
+    if (n != crl_tensor_numel(t))
+        return crl_fail(CRL_ERR_SHAPE, __func__, "room for %lld values, tensor %s has %lld elements",
+                        (long long)n, crl_shape(t), (long long)crl_tensor_numel(t));
+    int rc = check_storage(t, __func__, "t");
+    if (rc) return rc;
+    if (t->device != CRL_CPU) {
+        crl_tensor *h = host_copy(t, t->dtype);
+        if (h == NULL) return CRL_ERR_DEVICE;
+        rc = crl_tensor_to_doubles(values, h, n);
+        crl_tensor_free(h);
+        return rc;
+    }
+    for (int64_t i = 0; i < n; i++)
+        values[i] = crl_read_elem(t->storage->data, t->dtype, crl_linear_to_offset(t, i));
+    return CRL_OK;
+}
+
+/* ---- copies and fills --------------------------------------------------------- */
+
+/* CPU to CPU, any dtypes and strides. */
+static void copy_cpu(crl_tensor *dst, const crl_tensor *src)
+{
+    int64_t n = crl_tensor_numel(dst);
+    if (dst->dtype == src->dtype && crl_tensor_is_contiguous(dst) &&
+        crl_tensor_is_contiguous(src)) {
+        memmove(crl_tensor_data(dst), crl_tensor_data(src), (size_t)(n * crl_dtype_size(dst->dtype)));
+        return;
+    }
+    if (dst->dtype == CRL_FLOAT32 && src->dtype == CRL_FLOAT32) {
+        float *d = dst->storage->data;
+        const float *s = src->storage->data;
+        for (int64_t i = 0; i < n; i++)
+            d[crl_linear_to_offset(dst, i)] = s[crl_linear_to_offset(src, i)];
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        crl_write_elem(dst->storage->data, dst->dtype, crl_linear_to_offset(dst, i),
+                   crl_read_elem(src->storage->data, src->dtype, crl_linear_to_offset(src, i)));
+}
+
+int crl_tensor_copy(crl_tensor *dst, const crl_tensor *src)
+{
+    CHECK_TENSOR(dst, "dst");
+    CHECK_TENSOR(src, "src");
+    int64_t n = crl_tensor_numel(dst);
+    if (n != crl_tensor_numel(src))
+        return crl_fail(CRL_ERR_SHAPE, __func__, "dst %s has %lld elements, src %s has %lld",
+                        crl_shape(dst), (long long)n, crl_shape(src),
+                        (long long)crl_tensor_numel(src));
+    if (n == 0) return CRL_OK;
+    int rc = check_storage(dst, __func__, "dst");
+    if (rc == CRL_OK) rc = check_storage(src, __func__, "src");
+    if (rc) return rc;
+    if (dst->device == CRL_CPU && src->device == CRL_CPU) {
+        copy_cpu(dst, src);
+        return CRL_OK;
+    }
+    /* At least one side is on the GPU: copy contiguous blocks of equal
+     * dtype, staging through a host tensor when needed. */
+    if (dst->device == CRL_CUDA && !crl_tensor_is_contiguous(dst))
+        return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
+                        "a non-contiguous CUDA destination %s is not supported yet", crl_shape(dst));
+    if (src->device == CRL_CUDA && !crl_tensor_is_contiguous(src))
+        return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
+                        "a non-contiguous CUDA source %s is not supported yet; call :contiguous()",
+                        crl_shape(src));
+    int64_t nbytes = n * crl_dtype_size(dst->dtype);
+    if (dst->device == CRL_CUDA && src->device == CRL_CUDA) {
+        if (dst->dtype != src->dtype)
+            return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
+                            "converting %s to %s on the GPU is not supported yet",
+                            crl_dtype_name(src->dtype), crl_dtype_name(dst->dtype));
+        return crl_cuda_memcpy(crl_tensor_data(dst), crl_tensor_data(src), nbytes, 2);
+    }
+    if (dst->device == CRL_CUDA) { /* host -> device */
+        if (src->dtype == dst->dtype && crl_tensor_is_contiguous(src))
+            return crl_cuda_memcpy(crl_tensor_data(dst), crl_tensor_data(src), nbytes, 0);
+        crl_tensor *h = host_copy(src, dst->dtype);
+        if (h == NULL) return CRL_ERR_NOMEM;
+        rc = crl_cuda_memcpy(crl_tensor_data(dst), crl_tensor_data(h), nbytes, 0);
+        crl_tensor_free(h);
+        return rc;
+    }
+    /* device -> host */
+    if (src->dtype == dst->dtype && crl_tensor_is_contiguous(dst))
+        return crl_cuda_memcpy(crl_tensor_data(dst), crl_tensor_data(src), nbytes, 1);
+    crl_tensor *h = crl_tensor_new(src->dtype, CRL_CPU, src->ndim, src->sizes);
+    if (h == NULL) return CRL_ERR_NOMEM;
+    rc = crl_cuda_memcpy(crl_tensor_data(h), crl_tensor_data(src), nbytes, 1);
+    if (rc == CRL_OK) copy_cpu(dst, h);
+    crl_tensor_free(h);
+    return rc;
+}
+
+int crl_tensor_contiguous(crl_tensor *out, const crl_tensor *src)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    if (out == src)
+        return crl_fail(CRL_ERR_ARG, __func__, "out and src must be different tensors");
+    if (out->storage == NULL || out->device != src->device || out->dtype != src->dtype ||
+        out->storage == src->storage) {
+        crl_storage_release(out->storage);
+        out->storage = NULL;
+        out->offset = 0;
+        out->device = src->device;
+        out->dtype = src->dtype;
+    }
+    int rc = crl_tensor_resize_as(out, src);
+    if (rc) return rc;
+    return crl_tensor_copy(out, src);
+}
+
+int crl_tensor_fill(crl_tensor *t, double value)
+{
+    CHECK_TENSOR(t, "t");
+    int64_t n = crl_tensor_numel(t);
+    if (n == 0) return CRL_OK;
+    int rc = check_storage(t, __func__, "t");
+    if (rc) return rc;
+    if (t->device != CRL_CPU) {
+        /* Build the pattern on the host, then upload. */
+        if (!crl_tensor_is_contiguous(t))
+            return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
+                            "filling a non-contiguous CUDA tensor %s is not supported yet",
+                            crl_shape(t));
+        crl_tensor *h = crl_tensor_new(t->dtype, CRL_CPU, t->ndim, t->sizes);
+        if (h == NULL) return CRL_ERR_NOMEM;
+        rc = crl_tensor_fill(h, value);
+        if (rc == CRL_OK) rc = crl_tensor_copy(t, h);
+        crl_tensor_free(h);
+        return rc;
+    }
+    if (t->dtype == CRL_FLOAT32 && crl_tensor_is_contiguous(t)) {
+        float *p = crl_tensor_data(t);
+        float v = (float)value;
+        for (int64_t i = 0; i < n; i++) p[i] = v;
+        return CRL_OK;
+    }
+    for (int64_t i = 0; i < n; i++)
+        crl_write_elem(t->storage->data, t->dtype, crl_linear_to_offset(t, i), value);
+    return CRL_OK;
+}
+
+int crl_prepare(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size)
+{
+    if (out->dtype != dtype || out->device != device) {
+        crl_storage_release(out->storage);
+        out->storage = NULL;
+        out->offset = 0;
+        out->dtype = dtype;
+        out->device = device;
+    }
+    return crl_tensor_resize(out, ndim, size);
+}

@@ -1,0 +1,44 @@
+/* abi_dump.c -- prints the size of every struct in crlab_api.h and the
+ * offset of each field as the C compiler laid them out, one per line:
+ *     crl_tensor 96
+ *     crl_tensor.offset 8
+ * tests/lua/test_abi.lua compares these with what LuaJIT's FFI computes
+ * from the same header. A struct added to the API must be added here. */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "crlab.h"
+
+#define SIZE(T) printf("%s %zu\n", #T, sizeof(T))
+#define FIELD(T, f) printf("%s.%s %zu\n", #T, #f, offsetof(T, f))
+
+int main(void)
+{
+    SIZE(crl_storage);
+    FIELD(crl_storage, data);
+    FIELD(crl_storage, nbytes);
+    FIELD(crl_storage, refcount);
+    FIELD(crl_storage, device);
+    FIELD(crl_storage, device_index);
+    FIELD(crl_storage, owns_data);
+    SIZE(crl_tensor);
+    FIELD(crl_tensor, storage);
+    FIELD(crl_tensor, offset);
+    FIELD(crl_tensor, sizes);
+    FIELD(crl_tensor, strides);
+    FIELD(crl_tensor, ndim);
+    FIELD(crl_tensor, dtype);
+    FIELD(crl_tensor, device);
+    FIELD(crl_tensor, pad_);
+    SIZE(crl_generator);
+    FIELD(crl_generator, seed);
+    FIELD(crl_generator, offset);
+    SIZE(crl_loss_spec);
+    FIELD(crl_loss_spec, kind);
+    FIELD(crl_loss_spec, reduction);
+    FIELD(crl_loss_spec, alpha);
+    FIELD(crl_loss_spec, beta);
+    FIELD(crl_loss_spec, gamma);
+    FIELD(crl_loss_spec, smoothing);
+    return 0;
+}
