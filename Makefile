@@ -54,8 +54,14 @@ $(BUILD)/%.o: core/%.cu $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -Icore -c $< -o $@
 
-$(LIB): $(CORE_OBJ)
-	$(CC) -shared -pthread $(CFLAGS) $(XCFLAGS) -o $@ $^ $(LDLIBS)
+# Switching CUDA on or off relinks: the stamp names the current choice.
+$(BUILD)/.cuda-$(CUDA):
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/.cuda-*
+	@touch $@
+
+$(LIB): $(CORE_OBJ) $(BUILD)/.cuda-$(CUDA)
+	$(CC) -shared -pthread $(CFLAGS) $(XCFLAGS) -o $@ $(CORE_OBJ) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(LIB)
 	@mkdir -p $(dir $@)

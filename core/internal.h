@@ -78,8 +78,10 @@ int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
 int crl_require_dtype(const crl_tensor *t, int dtype, const char *func, const char *name);
 int crl_normalize_dim(int *dim, int ndim, const char *func, const char *name);
 
-/* Philox4x32-10 block: four 32-bit words from (key, counter). */
+/* Philox4x32-10 block: four 32-bit words from (key, counter). The full
+ * form takes all four counter words (known-answer tests use it). */
 void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter);
+void crl_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
 
 /* The CUDA side (core/cuda/ sources, or core/cuda_none.c without CUDA). Each
  * returns a status and sets the error message itself. */

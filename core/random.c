@@ -18,10 +18,10 @@ void crl_generator_seed(crl_generator *g, uint64_t seed)
     g->offset = 0;
 }
 
-void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter)
+void crl_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2])
 {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; round++) {
         uint64_t p0 = (uint64_t)0xD2511F53u * c0;
         uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;
@@ -34,6 +34,13 @@ void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter)
         k1 += 0xBB67AE85u;
     }
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter)
+{
+    uint32_t c[4] = {(uint32_t)counter, (uint32_t)(counter >> 32), 0, 0};
+    uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
+    crl_philox4x32(out, c, k);
 }
 
 /* A uniform float in (0, 1]: 24 random bits, never 0 so log() is safe. */

@@ -15,6 +15,7 @@ local crlab = {
 }
 
 crlab.loss = require 'crlab.loss'
+crlab.plot = require 'crlab.plot'
 
 function crlab.mm(a, b) return a:mm(b) end
 

@@ -95,8 +95,11 @@ local function compile(src)
   return loadstring(src, '=stdin')
 end
 
+-- stdout is flushed before anything goes to stderr so that, piped, the
+-- two streams keep the order in which things happened.
 local function run(fn)
   local res = {xpcall(fn, M.traceback)}
+  io.stdout:flush()
   if not res[1] then
     io.stderr:write(tostring(res[2]), '\n')
     return
@@ -106,6 +109,7 @@ local function run(fn)
     local parts = {}
     for i = 2, n + 1 do parts[#parts + 1] = show(res[i]) end
     print(table.concat(parts, '\t'))
+    io.stdout:flush()
   end
 end
 
@@ -159,6 +163,7 @@ function M.start()
       if fn then
         run(fn)
       else
+        io.stdout:flush()
         io.stderr:write(tostring(err), '\n')
       end
     end

@@ -581,7 +581,7 @@ local function matrix_lines(get, rows, cols, f, width, lines, prefix_row)
     for c = 1, cols do
       parts[c] = string.format('%' .. width .. 's', fmt_value(f, get(r, c)))
     end
-    lines[#lines + 1] = ' ' .. table.concat(parts, ' ')
+    lines[#lines + 1] = table.concat(parts, ' ')
   end
 end
 
@@ -604,8 +604,10 @@ function M.tostring(t)
   local values = {}
   for i = 1, n do values[i] = buf[i - 1] end
   local f = fmt_for(values)
+  -- every column has room for a sign, as Torch7 prints
   local width = 0
-  for i = 1, n do width = math.max(width, #fmt_value(f, values[i])) end
+  for i = 1, n do width = math.max(width, #fmt_value(f, math.abs(values[i]))) end
+  width = width + 1
   local lines = {}
   if t.ndim == 0 then
     lines[1] = fmt_value(f, values[1])

@@ -1,0 +1,81 @@
+-- crlab.plot: line plots through gnuplot (Debian's gnuplot-nox), as PNG
+-- files or as text in the terminal.
+--
+--   crlab.plot.lines{file = 'loss.png', title = 'CRL', xlabel = 'p_y',
+--                    series = {{name = 'CE', x = xs, y = ys}, ...}}
+--   crlab.plot.lines{terminal = true, ...}   -- ASCII plot on stdout
+local M = {}
+
+local function quote(s)
+  return '"' .. tostring(s):gsub('\\', '\\\\'):gsub('"', '\\"') .. '"'
+end
+
+function M.available()
+  local p = io.popen('command -v gnuplot 2>/dev/null')
+  local out = p:read('*a')
+  p:close()
+  return out ~= ''
+end
+
+function M.lines(opts)
+  assert(type(opts) == 'table' and type(opts.series) == 'table' and #opts.series > 0,
+         'crlab.plot.lines needs a table with a non-empty series list')
+  if not M.available() then
+    error('crlab.plot: gnuplot was not found (apt-get install gnuplot-nox)', 2)
+  end
+  local data = os.tmpname()
+  local f = assert(io.open(data, 'w'))
+  for _, s in ipairs(opts.series) do
+    if #s.x ~= #s.y then
+      error('crlab.plot: series ' .. tostring(s.name) .. ' has ' .. #s.x .. ' x values and ' ..
+            #s.y .. ' y values', 2)
+    end
+    for i = 1, #s.x do f:write(string.format('%.10g %.10g\n', s.x[i], s.y[i])) end
+    f:write('\n\n')
+  end
+  f:close()
+  local script = {}
+  if opts.terminal then
+    script[#script + 1] = string.format('set terminal dumb %d %d', opts.width or 79, opts.height or 24)
+  else
+    if not opts.file then error('crlab.plot: give file = "out.png" or terminal = true', 2) end
+    script[#script + 1] = string.format('set terminal pngcairo size %d,%d noenhanced',
+                                        opts.width or 800, opts.height or 500)
+    script[#script + 1] = 'set output ' .. quote(opts.file)
+  end
+  if opts.title then script[#script + 1] = 'set title ' .. quote(opts.title) end
+  if opts.xlabel then script[#script + 1] = 'set xlabel ' .. quote(opts.xlabel) end
+  if opts.ylabel then script[#script + 1] = 'set ylabel ' .. quote(opts.ylabel) end
+  if opts.logx then script[#script + 1] = 'set logscale x' end
+  if opts.logy then script[#script + 1] = 'set logscale y' end
+  if opts.yrange then
+    script[#script + 1] = string.format('set yrange [%g:%g]', opts.yrange[1], opts.yrange[2])
+  end
+  script[#script + 1] = 'set key ' .. (opts.key or 'top right')
+  script[#script + 1] = 'set grid'
+  local plots = {}
+  for i, s in ipairs(opts.series) do
+    plots[i] = string.format('%s index %d with %s lw 2 title %s', quote(data), i - 1,
+                             s.style or 'lines', quote(s.name or ('series ' .. i)))
+  end
+  script[#script + 1] = 'plot ' .. table.concat(plots, ', ')
+  local gp = os.tmpname()
+  f = assert(io.open(gp, 'w'))
+  f:write(table.concat(script, '\n'), '\n')
+  f:close()
+  local p = io.popen('gnuplot ' .. gp .. ' 2>&1')
+  local out = p:read('*a')
+  local ok = p:close()
+  os.remove(data)
+  os.remove(gp)
+  if opts.terminal then io.write(out) return end
+  local check = io.open(opts.file, 'rb')
+  if not check or (out:find('error') or out:find('Error')) then
+    if check then check:close() end
+    error('crlab.plot: gnuplot failed writing ' .. opts.file .. ': ' .. out, 2)
+  end
+  check:close()
+  return ok
+end
+
+return M

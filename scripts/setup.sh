@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages crlab needs to build, test and run, if any
+# are missing (run as root on Debian 12 or later). The CUDA toolkit is not
+# installed here: when /usr/local/cuda (or nvcc on PATH) is present the
+# build uses it, otherwise the CPU build is made.
+set -e
+PKGS="build-essential perl luajit libluajit-5.1-dev libopenblas-dev libreadline8 \
+zlib1g-dev gnuplot-nox dataset-fashion-mnist"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing"
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing
+else
+  echo "setup: all packages present"
+fi

@@ -1,0 +1,78 @@
+-- The crlab command: -e, scripts with arguments, exit statuses, and the
+-- interactive prompt driven through a pipe (results printed, multi-line
+-- input, an error reported and the prompt going on).
+local t = require 'tap'
+
+local root = os.getenv('CRLAB_HOME') or '.'
+local crlab_cmd = root .. '/scripts/crlab'
+
+local function sh(cmd, stdin)
+  local tmp = os.tmpname()
+  if stdin then
+    local f = io.open(tmp, 'w')
+    f:write(stdin)
+    f:close()
+  end
+  local p = io.popen('( ' .. cmd .. (stdin and (' < ' .. tmp) or ' < /dev/null') ..
+                     ' ) 2>&1; echo "rc=$?"')
+  local out = p:read('*a')
+  p:close()
+  os.remove(tmp)
+  local rc = tonumber(out:match('rc=(%d+)\n$'))
+  return out:gsub('rc=%d+\n$', ''), rc
+end
+
+local q = function(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local out, rc = sh(crlab_cmd .. ' -e ' .. q(
+  'local l = crlab.loss.crl{alpha=1.5, beta=1}; ' ..
+  'print(l:forward(crlab.tensor{{2,1,0.1},{0.5,2.5,-1}}, {0,1}))'))
+t.ok(rc == 0 and math.abs(tonumber(out) - 0.8382228) < 1e-6,
+     'crlab -e prints the mean CRL of the README example: ' .. out:gsub('\n', ''))
+
+out, rc = sh(crlab_cmd .. ' -e ' .. q('print(crlab.tensor{{2,1,0.1},{0.5,2.5,-1}})'))
+t.ok(out:find('[crlab.FloatTensor of size 2x3]', 1, true), 'crlab -e pretty-prints tensors')
+
+local script = os.tmpname() .. '.lua'
+local f = io.open(script, 'w')
+f:write('print(arg[0] == ... or arg[0], arg[1], arg[2], select("#", ...))\n')
+f:close()
+out, rc = sh(crlab_cmd .. ' ' .. script .. ' alpha 2')
+t.ok(rc == 0 and out:find('alpha\t2\t2', 1, true), 'a script gets arg[1..n] and ... : ' .. out:gsub('\n', ' '))
+os.remove(script)
+
+out, rc = sh(crlab_cmd .. ' -e ' .. q('local x = crlab.zeros(2) + crlab.zeros(3)'))
+t.ok(rc == 1 and out:find('do not broadcast', 1, true) and out:find('stack traceback', 1, true),
+     'an error in -e code prints the message and a traceback and exits 1')
+out, rc = sh(crlab_cmd .. ' /nonexistent/file.lua')
+t.ok(rc == 1 and out:find('/nonexistent/file.lua', 1, true), 'a missing script is named: ' .. out:gsub('\n', ' '))
+out, rc = sh(crlab_cmd .. ' --bogus')
+t.ok(rc == 1 and out:find("unknown option '--bogus'", 1, true), 'an unknown option is refused with the usage')
+out, rc = sh(crlab_cmd .. ' -h')
+t.ok(rc == 0 and out:find('usage: crlab', 1, true), 'crlab -h prints the usage')
+
+-- the prompt, fed through a pipe
+local session = table.concat({
+  '1 + 1',
+  'x = crlab.tensor{{1, 2}, {3, 4}}',
+  'x:sum()',
+  'for i = 1, 3 do',
+  '  io.write("line", i, " ")',
+  'end',
+  'crlab.zeros(2) + crlab.zeros(3)',
+  'x',
+  '{a = 1}',
+  '=x[2][2] * 10',
+}, '\n') .. '\n'
+out, rc = sh(crlab_cmd, session)
+t.eq(rc, 0, 'the prompt exits 0 at the end of input')
+if not t.ok(out:find('^2\n'), 'an expression prints its value') then t.diag(out) end
+t.ok(out:find('\n10\n', 1, true), 'x:sum() after an assignment prints 10')
+t.ok(out:find('line1 line2 line3', 1, true), 'a for loop over several lines runs once complete')
+t.ok(out:find('crl_tensor_binary: shapes (2) and (3) do not broadcast', 1, true),
+     'an error prints its message')
+t.ok(out:find(' 1  2\n 3  4\n[crlab.FloatTensor of size 2x2]', 1, true),
+     'the prompt goes on after an error and pretty-prints a tensor')
+t.ok(out:find('a : 1', 1, true), 'a table result is listed')
+t.ok(out:find('\n40\n', 1, true), '=expr prints the expression')
+t.done()
