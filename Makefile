@@ -12,14 +12,15 @@ endif
 
 BUILD   ?= core/build
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-ALLCFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -pthread $(WARN) $(CFLAGS) $(XCFLAGS)
-LDLIBS  := -lopenblas -lm -lpthread
+ALLCFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fopenmp $(WARN) $(CFLAGS) $(XCFLAGS)
+LDLIBS  := -lopenblas -lz -lm -lpthread -fopenmp
 NVFLAGS := -O2 -Xcompiler -fPIC -std=c++17 \
            -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
            -gencode arch=compute_90,code=compute_90
 
-CORE_SRC := core/error.c core/tensor.c core/random.c \
-            core/cpu/elementwise.c core/cpu/reduce.c core/cpu/linalg.c core/cpu/loss.c
+CORE_SRC := core/error.c core/tensor.c core/random.c core/process.c \
+            core/cpu/elementwise.c core/cpu/reduce.c core/cpu/linalg.c core/cpu/loss.c \
+            core/cpu/conv.c core/cpu/nn.c core/cpu/optim.c core/cpu/augment.c core/io/idx.c
 CORE_HDR := core/crlab.h core/crlab_api.h core/internal.h
 CUDA_SRC := core/cuda/device.cu
 
@@ -54,6 +55,8 @@ $(BUILD)/%.o: core/%.cu $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -Icore -c $< -o $@
 
+# -z nodelete: LuaJIT unloads libraries at exit while the OpenMP and
+# OpenBLAS worker threads still run; the library must stay mapped.
 # Switching CUDA on or off relinks: the stamp names the current choice.
 $(BUILD)/.cuda-$(CUDA):
 	@mkdir -p $(BUILD)
@@ -61,11 +64,11 @@ $(BUILD)/.cuda-$(CUDA):
 	@touch $@
 
 $(LIB): $(CORE_OBJ) $(BUILD)/.cuda-$(CUDA)
-	$(CC) -shared -pthread $(CFLAGS) $(XCFLAGS) -o $@ $(CORE_OBJ) $(LDLIBS)
+	$(CC) -shared -pthread -Wl,-z,nodelete $(CFLAGS) $(XCFLAGS) -o $@ $(CORE_OBJ) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -Icore -o $@ $< -L$(BUILD) -Wl,-rpath,'$$ORIGIN/..' -lcrlab -lm
+	$(CC) $(ALLCFLAGS) -Icore -o $@ $< -L$(BUILD) -Wl,-rpath,'$$ORIGIN/..' -lcrlab -lz -lm
 
 # The test runner: C programs and Lua files, all speaking TAP, under prove.
 test: all

@@ -223,6 +223,126 @@ int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *l
 int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels,
                       const crl_tensor *grad_output, const crl_loss_spec *spec);
 
+/* ---- layers (CPU kernels; float32, NCHW) --------------------------------------
+ * Forward passes overwrite their outputs (resized). Backward passes
+ * overwrite the input gradient and accumulate (+=) the parameter gradients;
+ * a NULL gradient output is skipped. */
+
+typedef struct crl_conv2d_params {
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+} crl_conv2d_params;
+
+/* out (N, F, OH, OW) = conv(in (N, C, H, W), weight (F, C, KH, KW)) + bias (F)
+ * bias may be NULL. workspace: any float32 tensor, grown as needed (im2col
+ * buffer); pass the same one every step so nothing is reallocated. */
+int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                       const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace);
+int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                        const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                        const crl_conv2d_params *p, crl_tensor *workspace);
+/* The most floats of workspace one chunk of images may use (default 16M,
+ * 64 MiB); returns the previous value. Smaller bounds memory, larger gives
+ * BLAS bigger products. */
+int64_t crl_conv2d_workspace_limit(int64_t floats);
+
+/* out (N, O) = in (N, I) weight (O, I)^T + bias (O); bias may be NULL. */
+int crl_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                       const crl_tensor *bias);
+int crl_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                        const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight);
+
+/* Batch normalisation over (N, C) or (N, C, H, W), per channel C.
+ * training = 1: normalise with the batch statistics, save them in
+ * save_mean / save_invstd (C) for backward, and update running_mean /
+ * running_var (C) with momentum (running_var takes the unbiased variance,
+ * as in PyTorch). training = 0: normalise with the running statistics.
+ * weight, bias (C) may be NULL (no affine transform). */
+int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd,
+                          crl_tensor *running_mean, crl_tensor *running_var, const crl_tensor *in,
+                          const crl_tensor *weight, const crl_tensor *bias, int training,
+                          float momentum, float eps);
+/* In evaluation mode the forward also fills save_mean / save_invstd (when
+ * given) from the running statistics. Backward uses the saved statistics;
+ * training = 1 includes their dependence on the batch, training = 0 treats
+ * them as constants (the evaluation-mode gradient). */
+int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                           const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                           const crl_tensor *save_mean, const crl_tensor *save_invstd, int training);
+
+/* out = max(in, 0); grad_in = grad_out where out > 0. out may be in. */
+int crl_relu_forward(crl_tensor *out, const crl_tensor *in);
+int crl_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out);
+
+typedef struct crl_pool2d_params {
+    int32_t kernel_h, kernel_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t count_include_pad;   /* average pooling: divide by the full window */
+} crl_pool2d_params;
+
+/* indices (N, C, OH, OW) int32: the argmax within each input plane. */
+int crl_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor *in,
+                          const crl_pool2d_params *p);
+int crl_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *indices,
+                           const crl_tensor *in);
+int crl_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p);
+int crl_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in,
+                           const crl_pool2d_params *p);
+
+/* Dropout with keep probability 1 - p: mask (same shape, float32) holds
+ * 0 or 1 / (1 - p), drawn from the generator; out = in * mask. */
+int crl_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in, float p,
+                        crl_generator *g);
+
+/* ---- optimisers: one fused pass over the parameter slab --------------------
+ * decay (same size as params) holds each element's weight-decay
+ * coefficient (0 for parameters excluded from decay); NULL means none. */
+
+int crl_sgd_step(crl_tensor *params, crl_tensor *momentum_buf, const crl_tensor *grads,
+                 const crl_tensor *decay, float lr, float momentum, float dampening, int nesterov);
+/* Adam (decoupled = 0: decay added to the gradient) or AdamW (decoupled =
+ * 1: params -= lr * decay * params). step counts from 1. */
+int crl_adam_step(crl_tensor *params, crl_tensor *m, crl_tensor *v, const crl_tensor *grads,
+                  const crl_tensor *decay, float lr, float beta1, float beta2, float eps,
+                  int64_t step, int decoupled);
+/* Sum of squares of all elements, in double. */
+int crl_tensor_sumsq(double *value, const crl_tensor *t);
+
+/* ---- data ------------------------------------------------------------------- */
+
+/* Reads an idx file (MNIST format), gzipped or plain, into out: uint8
+ * (N, H, W) images or (N) labels. Fails naming the file on a bad magic,
+ * truncation or an unsupported element type. */
+int crl_idx_read(crl_tensor *out, const char *path);
+
+typedef struct crl_augment_params {
+    int32_t pad;          /* random crop after padding by this many pixels (0 = off) */
+    int32_t reflect;      /* 1: reflect padding, 0: zero padding */
+    int32_t hflip;        /* 1: flip horizontally with probability 1/2 */
+    int32_t pad_;
+    float mean[4];        /* per channel, on the 0..1 scale */
+    float std[4];
+} crl_augment_params;
+
+/* Assembles a training batch in one pass: out (B, C, H, W) float32 =
+ * normalise(augment(images[indices[b]] / 255)) for uint8 images (N, C, H, W)
+ * or (N, H, W), and labels_out (B) = labels[indices[b]] when both are given.
+ * The crop offsets and flips of batch element b come from the generator's
+ * block (offset + b), so a seed fixes every sample; the generator then
+ * advances by B. */
+int crl_batch_assemble(crl_tensor *out, crl_tensor *labels_out, const crl_tensor *images,
+                       const crl_tensor *labels, const crl_tensor *indices,
+                       const crl_augment_params *p, crl_generator *g);
+
+/* ---- process ------------------------------------------------------------------ */
+
+/* Resident set size of this process in bytes (from /proc/self/statm). */
+int64_t crl_rss_bytes(void);
+/* Number of threads the CPU kernels use (OpenMP and OpenBLAS). */
+void crl_set_num_threads(int n);
+int crl_get_num_threads(void);
+
 /* ---- CUDA devices ---------------------------------------------------------- */
 
 /* 1 when this library was built with CUDA. */

@@ -601,7 +601,30 @@ static void copy_cpu(crl_tensor *dst, const crl_tensor *src)
         memmove(crl_tensor_data(dst), crl_tensor_data(src), (size_t)(n * crl_dtype_size(dst->dtype)));
         return;
     }
-    if (dst->dtype == CRL_FLOAT32 && src->dtype == CRL_FLOAT32) {
+    if (dst->dtype == CRL_FLOAT32 && src->dtype == CRL_FLOAT32 && dst->ndim == src->ndim) {
+        /* same shape: walk rows of the last dimension with both strides */
+        int same = 1;
+        for (int d = 0; d < dst->ndim; d++) same &= dst->sizes[d] == src->sizes[d];
+        if (same && dst->ndim > 0) {
+            float *d = dst->storage->data;
+            const float *s = src->storage->data;
+            int last = dst->ndim - 1;
+            int64_t len = dst->sizes[last], sd = dst->strides[last], ss = src->strides[last];
+            int64_t idx[CRL_MAX_DIM] = {0};
+            for (int64_t r = 0; r < n / (len ? len : 1); r++) {
+                int64_t od = dst->offset, os = src->offset;
+                for (int k = 0; k < last; k++) {
+                    od += idx[k] * dst->strides[k];
+                    os += idx[k] * src->strides[k];
+                }
+                for (int64_t i = 0; i < len; i++) d[od + i * sd] = s[os + i * ss];
+                for (int k = last - 1; k >= 0; k--) {
+                    if (++idx[k] < dst->sizes[k]) break;
+                    idx[k] = 0;
+                }
+            }
+            return;
+        }
         float *d = dst->storage->data;
         const float *s = src->storage->data;
         for (int64_t i = 0; i < n; i++)

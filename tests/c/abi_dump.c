@@ -40,5 +40,25 @@ int main(void)
     FIELD(crl_loss_spec, beta);
     FIELD(crl_loss_spec, gamma);
     FIELD(crl_loss_spec, smoothing);
+    SIZE(crl_conv2d_params);
+    FIELD(crl_conv2d_params, stride_h);
+    FIELD(crl_conv2d_params, stride_w);
+    FIELD(crl_conv2d_params, pad_h);
+    FIELD(crl_conv2d_params, pad_w);
+    SIZE(crl_pool2d_params);
+    FIELD(crl_pool2d_params, kernel_h);
+    FIELD(crl_pool2d_params, kernel_w);
+    FIELD(crl_pool2d_params, stride_h);
+    FIELD(crl_pool2d_params, stride_w);
+    FIELD(crl_pool2d_params, pad_h);
+    FIELD(crl_pool2d_params, pad_w);
+    FIELD(crl_pool2d_params, count_include_pad);
+    SIZE(crl_augment_params);
+    FIELD(crl_augment_params, pad);
+    FIELD(crl_augment_params, reflect);
+    FIELD(crl_augment_params, hflip);
+    FIELD(crl_augment_params, pad_);
+    FIELD(crl_augment_params, mean);
+    FIELD(crl_augment_params, std);
     return 0;
 }

@@ -1,0 +1,261 @@
+/* cpu/conv.c -- 2-D convolution as im2col + one OpenBLAS sgemm per chunk
+ * of images. The images of a chunk are unrolled side by side into
+ * col (C*KH*KW, nb*OH*OW), so each GEMM is large enough for BLAS to thread
+ * well; the (F, nb*OH*OW) product is then permuted into (nb, F, OH, OW).
+ * Backward recomputes the chunk's columns, accumulates the weight gradient
+ * from them, and reuses the same buffer for the column gradient that col2im
+ * folds back into the input gradient. Inputs must be contiguous NCHW. */
+#include <cblas.h>
+#include <string.h>
+
+#include "../internal.h"
+
+/* Floats of workspace a chunk may use, so memory stays bounded whatever
+ * the batch size (64 MiB by default). */
+static int64_t ws_limit = (int64_t)16 << 20;
+
+int64_t crl_conv2d_workspace_limit(int64_t floats)
+{
+    int64_t old = ws_limit;
+    if (floats > 0) ws_limit = floats;
+    return old;
+}
+
+typedef struct {
+    int64_t n, c, h, w, f, kh, kw, oh, ow;
+    int64_t ckk, ohw;
+} conv_shape;
+
+static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *weight,
+                      const crl_tensor *bias, const crl_conv2d_params *p, const char *func)
+{
+    CHECK_TENSOR(in, "in");
+    CHECK_TENSOR(weight, "weight");
+    if (p == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'p' is NULL");
+    int rc = crl_require_cpu(in, func, "in");
+    if (rc == CRL_OK) rc = crl_require_cpu(weight, func, "weight");
+    if (rc) return rc;
+    if (in->dtype != CRL_FLOAT32 || in->ndim != 4 || !crl_tensor_is_contiguous(in))
+        return crl_fail(CRL_ERR_SHAPE, func, "in must be a contiguous float32 (N, C, H, W) tensor, got %s %s",
+                        crl_dtype_name(in->dtype), crl_shape(in));
+    if (weight->dtype != CRL_FLOAT32 || weight->ndim != 4 || !crl_tensor_is_contiguous(weight))
+        return crl_fail(CRL_ERR_SHAPE, func, "weight must be a contiguous float32 (F, C, KH, KW) tensor, got %s",
+                        crl_shape(weight));
+    if (weight->sizes[1] != in->sizes[1])
+        return crl_fail(CRL_ERR_SHAPE, func, "in %s has %lld channels but weight %s expects %lld",
+                        crl_shape(in), (long long)in->sizes[1], crl_shape(weight),
+                        (long long)weight->sizes[1]);
+    if (p->stride_h < 1 || p->stride_w < 1 || p->pad_h < 0 || p->pad_w < 0)
+        return crl_fail(CRL_ERR_ARG, func, "stride (%d, %d) must be >= 1 and padding (%d, %d) >= 0",
+                        p->stride_h, p->stride_w, p->pad_h, p->pad_w);
+    s->n = in->sizes[0]; s->c = in->sizes[1]; s->h = in->sizes[2]; s->w = in->sizes[3];
+    s->f = weight->sizes[0]; s->kh = weight->sizes[2]; s->kw = weight->sizes[3];
+    int64_t eh = s->h + 2 * p->pad_h - s->kh, ew = s->w + 2 * p->pad_w - s->kw;
+    if (eh < 0 || ew < 0)
+        return crl_fail(CRL_ERR_SHAPE, func, "kernel %lldx%lld is larger than the padded input %s",
+                        (long long)s->kh, (long long)s->kw, crl_shape(in));
+    s->oh = eh / p->stride_h + 1;
+    s->ow = ew / p->stride_w + 1;
+    s->ckk = s->c * s->kh * s->kw;
+    s->ohw = s->oh * s->ow;
+    if (bias) {
+        if (bias->dtype != CRL_FLOAT32 || crl_tensor_numel(bias) != s->f || !crl_tensor_is_contiguous(bias))
+            return crl_fail(CRL_ERR_SHAPE, func, "bias %s must be a contiguous float32 vector of %lld",
+                            crl_shape(bias), (long long)s->f);
+    }
+    return CRL_OK;
+}
+
+static int64_t chunk_images(const conv_shape *s)
+{
+    int64_t per = (s->ckk + s->f) * s->ohw;
+    int64_t nb = per > 0 ? ws_limit / per : s->n;
+    if (nb < 1) nb = 1;
+    if (nb > s->n) nb = s->n;
+    return nb;
+}
+
+/* col[(c, ki, kj), b * OHW + (oy, ox)] for images x[0..nb) */
+static void im2col(float *col, const float *x, int64_t nb, const conv_shape *s, const crl_conv2d_params *p)
+{
+    int64_t ld = nb * s->ohw;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t c = 0; c < s->c; c++)
+        for (int64_t b = 0; b < nb; b++) {
+            const float *plane = x + (b * s->c + c) * s->h * s->w;
+            for (int64_t ki = 0; ki < s->kh; ki++)
+                for (int64_t kj = 0; kj < s->kw; kj++) {
+                    float *row = col + ((c * s->kh + ki) * s->kw + kj) * ld + b * s->ohw;
+                    for (int64_t oy = 0; oy < s->oh; oy++) {
+                        int64_t iy = oy * p->stride_h - p->pad_h + ki;
+                        float *dst = row + oy * s->ow;
+                        if (iy < 0 || iy >= s->h) {
+                            memset(dst, 0, (size_t)s->ow * sizeof(float));
+                            continue;
+                        }
+                        const float *src = plane + iy * s->w;
+                        if (p->stride_w == 1) {
+                            int64_t off = kj - p->pad_w;
+                            for (int64_t ox = 0; ox < s->ow; ox++) {
+                                int64_t ix = ox + off;
+                                dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
+                            }
+                        } else {
+                            for (int64_t ox = 0; ox < s->ow; ox++) {
+                                int64_t ix = ox * p->stride_w - p->pad_w + kj;
+                                dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
+                            }
+                        }
+                    }
+                }
+        }
+}
+
+/* The adjoint of im2col: gx[b] += fold(gcol); gx is zeroed first. */
+static void col2im(float *gx, const float *gcol, int64_t nb, const conv_shape *s, const crl_conv2d_params *p)
+{
+    int64_t ld = nb * s->ohw;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t c = 0; c < s->c; c++) {
+            float *plane = gx + (b * s->c + c) * s->h * s->w;
+            memset(plane, 0, (size_t)(s->h * s->w) * sizeof(float));
+            for (int64_t ki = 0; ki < s->kh; ki++)
+                for (int64_t kj = 0; kj < s->kw; kj++) {
+                    const float *row = gcol + ((c * s->kh + ki) * s->kw + kj) * ld + b * s->ohw;
+                    for (int64_t oy = 0; oy < s->oh; oy++) {
+                        int64_t iy = oy * p->stride_h - p->pad_h + ki;
+                        if (iy < 0 || iy >= s->h) continue;
+                        float *dst = plane + iy * s->w;
+                        const float *src = row + oy * s->ow;
+                        for (int64_t ox = 0; ox < s->ow; ox++) {
+                            int64_t ix = ox * p->stride_w - p->pad_w + kj;
+                            if (ix >= 0 && ix < s->w) dst[ix] += src[ox];
+                        }
+                    }
+                }
+        }
+}
+
+static int grow_workspace(crl_tensor *ws, int64_t need, const char *func)
+{
+    if (ws == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'workspace' is NULL");
+    if (ws->dtype != CRL_FLOAT32 || ws->device != CRL_CPU)
+        return crl_fail(CRL_ERR_ARG, func, "workspace must be a CPU float32 tensor");
+    if (ws->storage != NULL && ws->storage->nbytes >= (ws->offset + need) * 4 && ws->ndim == 1 &&
+        ws->sizes[0] >= need)
+        return CRL_OK;
+    return crl_tensor_resize(ws, 1, &need);
+}
+
+int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                       const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace)
+{
+    CHECK_TENSOR(out, "out");
+    conv_shape s;
+    int rc = check_conv(&s, in, weight, bias, p, __func__);
+    if (rc) return rc;
+    if (out == in || out == weight) return crl_fail(CRL_ERR_ARG, __func__, "out must not be an input");
+    int64_t osz[4] = {s.n, s.f, s.oh, s.ow};
+    rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz);
+    if (rc) return rc;
+    int64_t nb = chunk_images(&s);
+    rc = grow_workspace(workspace, (s.ckk + s.f) * nb * s.ohw, __func__);
+    if (rc) return rc;
+    float *col = crl_tensor_data(workspace);
+    float *tmp = col + s.ckk * nb * s.ohw;
+    const float *x = crl_tensor_data(in), *wt = crl_tensor_data(weight);
+    const float *bs = bias ? crl_tensor_data(bias) : NULL;
+    float *y = crl_tensor_data(out);
+    for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
+        int64_t cnt = s.n - n0 < nb ? s.n - n0 : nb;
+        int64_t ld = cnt * s.ohw;
+        im2col(col, x + n0 * s.c * s.h * s.w, cnt, &s, p);
+        /* tmp (F, cnt*OHW) = W (F, CKK) col (CKK, cnt*OHW) -- col uses ld = cnt*OHW */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.f, (int)ld, (int)s.ckk, 1.0f,
+                    wt, (int)s.ckk, col, (int)ld, 0.0f, tmp, (int)ld);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t b = 0; b < cnt; b++)
+            for (int64_t f = 0; f < s.f; f++) {
+                float *dst = y + ((n0 + b) * s.f + f) * s.ohw;
+                const float *src = tmp + f * ld + b * s.ohw;
+                float add = bs ? bs[f] : 0.0f;
+                for (int64_t q = 0; q < s.ohw; q++) dst[q] = src[q] + add;
+            }
+    }
+    return CRL_OK;
+}
+
+int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                        const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                        const crl_conv2d_params *p, crl_tensor *workspace)
+{
+    CHECK_TENSOR(grad_out, "grad_out");
+    conv_shape s;
+    int rc = check_conv(&s, in, weight, NULL, p, __func__);
+    if (rc) return rc;
+    if (grad_out->dtype != CRL_FLOAT32 || grad_out->ndim != 4 || !crl_tensor_is_contiguous(grad_out) ||
+        grad_out->sizes[0] != s.n || grad_out->sizes[1] != s.f || grad_out->sizes[2] != s.oh ||
+        grad_out->sizes[3] != s.ow)
+        return crl_fail(CRL_ERR_SHAPE, __func__,
+                        "grad_out %s must be a contiguous float32 (%lld, %lld, %lld, %lld) for in %s, weight %s",
+                        crl_shape(grad_out), (long long)s.n, (long long)s.f, (long long)s.oh,
+                        (long long)s.ow, crl_shape(in), crl_shape(weight));
+    if (grad_weight && (grad_weight->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_weight) ||
+                        crl_tensor_numel(grad_weight) != crl_tensor_numel(weight)))
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_weight %s must be contiguous float32 like weight %s",
+                        crl_shape(grad_weight), crl_shape(weight));
+    if (grad_bias && (grad_bias->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_bias) ||
+                      crl_tensor_numel(grad_bias) != s.f))
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_bias %s must be a contiguous float32 vector of %lld",
+                        crl_shape(grad_bias), (long long)s.f);
+    if (grad_in) {
+        if (grad_in == in || grad_in == grad_out)
+            return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be a tensor of its own");
+        rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes);
+        if (rc) return rc;
+    }
+    int64_t nb = chunk_images(&s);
+    rc = grow_workspace(workspace, (s.ckk + s.f) * nb * s.ohw, __func__);
+    if (rc) return rc;
+    float *col = crl_tensor_data(workspace);
+    float *gperm = col + s.ckk * nb * s.ohw;
+    const float *x = crl_tensor_data(in), *wt = crl_tensor_data(weight), *gy = crl_tensor_data(grad_out);
+    float *gw = grad_weight ? crl_tensor_data(grad_weight) : NULL;
+    float *gb = grad_bias ? crl_tensor_data(grad_bias) : NULL;
+    float *gx = grad_in ? crl_tensor_data(grad_in) : NULL;
+    if (gb) {
+#pragma omp parallel for schedule(static)
+        for (int64_t f = 0; f < s.f; f++) {
+            double acc = 0;
+            for (int64_t n = 0; n < s.n; n++) {
+                const float *g = gy + (n * s.f + f) * s.ohw;
+                for (int64_t q = 0; q < s.ohw; q++) acc += g[q];
+            }
+            gb[f] += (float)acc;
+        }
+    }
+    if (!gw && !gx) return CRL_OK;
+    for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
+        int64_t cnt = s.n - n0 < nb ? s.n - n0 : nb;
+        int64_t ld = cnt * s.ohw;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t b = 0; b < cnt; b++)
+            for (int64_t f = 0; f < s.f; f++)
+                memcpy(gperm + f * ld + b * s.ohw, gy + ((n0 + b) * s.f + f) * s.ohw,
+                       (size_t)s.ohw * sizeof(float));
+        if (gw) {
+            im2col(col, x + n0 * s.c * s.h * s.w, cnt, &s, p);
+            /* gW (F, CKK) += gperm (F, ld) col^T (ld, CKK) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s.f, (int)s.ckk, (int)ld, 1.0f,
+                        gperm, (int)ld, col, (int)ld, 1.0f, gw, (int)s.ckk);
+        }
+        if (gx) {
+            /* gcol (CKK, ld) = W^T (CKK, F) gperm (F, ld), into the col buffer */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s.ckk, (int)ld, (int)s.f, 1.0f,
+                        wt, (int)s.ckk, gperm, (int)ld, 0.0f, col, (int)ld);
+            col2im(gx + n0 * s.c * s.h * s.w, col, cnt, &s, p);
+        }
+    }
+    return CRL_OK;
+}

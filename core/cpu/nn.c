@@ -1,0 +1,496 @@
+/* cpu/nn.c -- the layers other than convolution: linear (sgemm), batch
+ * normalisation, ReLU, max and average pooling, dropout. Float32, CPU,
+ * contiguous NCHW (or (N, C)) inputs; loops over channels or planes run in
+ * parallel with OpenMP. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "../internal.h"
+
+static int need_f32(const crl_tensor *t, const char *func, const char *name)
+{
+    if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
+    int rc = crl_require_cpu(t, func, name);
+    if (rc) return rc;
+    if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t))
+        return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a contiguous float32 tensor (got %s%s)", name,
+                        crl_shape(t), crl_dtype_name(t->dtype),
+                        crl_tensor_is_contiguous(t) ? "" : ", not contiguous");
+    return CRL_OK;
+}
+
+static int same_numel(const crl_tensor *a, int64_t n, const char *func, const char *name, const char *what)
+{
+    if (crl_tensor_numel(a) != n)
+        return crl_fail(CRL_ERR_SHAPE, func, "'%s' %s must hold %lld elements (%s)", name, crl_shape(a),
+                        (long long)n, what);
+    return CRL_OK;
+}
+
+/* ---- linear ---------------------------------------------------------------- */
+
+int crl_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                       const crl_tensor *bias)
+{
+    CHECK_TENSOR(out, "out");
+    int rc = need_f32(in, __func__, "in");
+    if (rc == CRL_OK) rc = need_f32(weight, __func__, "weight");
+    if (rc) return rc;
+    if (in->ndim != 2 || weight->ndim != 2 || in->sizes[1] != weight->sizes[1])
+        return crl_fail(CRL_ERR_SHAPE, __func__, "in %s must be (N, I) and weight %s (O, I) with equal I",
+                        crl_shape(in), crl_shape(weight));
+    int64_t n = in->sizes[0], i = in->sizes[1], o = weight->sizes[0];
+    if (bias && ((rc = need_f32(bias, __func__, "bias")) || (rc = same_numel(bias, o, __func__, "bias", "O"))))
+        return rc;
+    if (out == in) return crl_fail(CRL_ERR_ARG, __func__, "out must not be in");
+    int64_t sz[2] = {n, o};
+    rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 2, sz);
+    if (rc) return rc;
+    float *y = crl_tensor_data(out);
+    if (bias) {
+        const float *b = crl_tensor_data(bias);
+        for (int64_t r = 0; r < n; r++) memcpy(y + r * o, b, (size_t)o * sizeof(float));
+    }
+    if (n > 0 && o > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)o, (int)i, 1.0f,
+                    crl_tensor_data(in), (int)i, crl_tensor_data(weight), (int)i, bias ? 1.0f : 0.0f, y,
+                    (int)o);
+    return CRL_OK;
+}
+
+int crl_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                        const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
+{
+    int rc = need_f32(in, __func__, "in");
+    if (rc == CRL_OK) rc = need_f32(weight, __func__, "weight");
+    if (rc == CRL_OK) rc = need_f32(grad_out, __func__, "grad_out");
+    if (rc) return rc;
+    if (in->ndim != 2 || weight->ndim != 2 || grad_out->ndim != 2 || in->sizes[1] != weight->sizes[1] ||
+        grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[1] != weight->sizes[0])
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s, in %s and weight %s do not fit (N,O), (N,I), (O,I)",
+                        crl_shape(grad_out), crl_shape(in), crl_shape(weight));
+    int64_t n = in->sizes[0], i = in->sizes[1], o = weight->sizes[0];
+    if (grad_weight && ((rc = need_f32(grad_weight, __func__, "grad_weight")) ||
+                        (rc = same_numel(grad_weight, o * i, __func__, "grad_weight", "O*I"))))
+        return rc;
+    if (grad_bias && ((rc = need_f32(grad_bias, __func__, "grad_bias")) ||
+                      (rc = same_numel(grad_bias, o, __func__, "grad_bias", "O"))))
+        return rc;
+    const float *gy = crl_tensor_data(grad_out);
+    if (grad_in) {
+        if (grad_in == in || grad_in == grad_out) return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be its own tensor");
+        rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 2, in->sizes);
+        if (rc) return rc;
+        if (n > 0 && i > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)i, (int)o, 1.0f, gy, (int)o,
+                        crl_tensor_data(weight), (int)i, 0.0f, crl_tensor_data(grad_in), (int)i);
+    }
+    if (grad_weight && n > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)o, (int)i, (int)n, 1.0f, gy, (int)o,
+                    crl_tensor_data(in), (int)i, 1.0f, crl_tensor_data(grad_weight), (int)i);
+    if (grad_bias) {
+        float *gb = crl_tensor_data(grad_bias);
+        for (int64_t c = 0; c < o; c++) {
+            double acc = 0;
+            for (int64_t r = 0; r < n; r++) acc += gy[r * o + c];
+            gb[c] += (float)acc;
+        }
+    }
+    return CRL_OK;
+}
+
+/* ---- batch normalisation ----------------------------------------------------- */
+
+static int bn_shape(const crl_tensor *in, int64_t *n, int64_t *c, int64_t *hw, const char *func)
+{
+    if (in->ndim != 2 && in->ndim != 4)
+        return crl_fail(CRL_ERR_SHAPE, func, "in %s must be (N, C) or (N, C, H, W)", crl_shape(in));
+    *n = in->sizes[0];
+    *c = in->sizes[1];
+    *hw = in->ndim == 4 ? in->sizes[2] * in->sizes[3] : 1;
+    return CRL_OK;
+}
+
+int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd,
+                          crl_tensor *running_mean, crl_tensor *running_var, const crl_tensor *in,
+                          const crl_tensor *weight, const crl_tensor *bias, int training,
+                          float momentum, float eps)
+{
+    CHECK_TENSOR(out, "out");
+    int rc = need_f32(in, __func__, "in");
+    if (rc) return rc;
+    int64_t n, c, hw;
+    if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
+    const crl_tensor *vecs[4] = {running_mean, running_var, weight, bias};
+    const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
+    for (int k = 0; k < 4; k++)
+        if (vecs[k] && ((rc = need_f32(vecs[k], __func__, names[k])) ||
+                        (rc = same_numel(vecs[k], c, __func__, names[k], "one per channel"))))
+            return rc;
+    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
+        return crl_fail(CRL_ERR_ARG, __func__, "eps %g must be > 0 and momentum %g in [0, 1]", eps, momentum);
+    if (!training && (!running_mean || !running_var))
+        return crl_fail(CRL_ERR_ARG, __func__, "evaluation mode needs running_mean and running_var");
+    if (training && n * hw < 2)
+        return crl_fail(CRL_ERR_SHAPE, __func__,
+                        "training needs more than one value per channel, got in %s", crl_shape(in));
+    if (training) {
+        CHECK_TENSOR(save_mean, "save_mean");
+        CHECK_TENSOR(save_invstd, "save_invstd");
+    }
+    if (save_mean && save_invstd &&
+        ((rc = crl_prepare(save_mean, CRL_FLOAT32, CRL_CPU, 1, &c)) ||
+         (rc = crl_prepare(save_invstd, CRL_FLOAT32, CRL_CPU, 1, &c))))
+        return rc;
+    if (out != in && (rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
+    const float *x = crl_tensor_data(in);
+    float *y = crl_tensor_data(out);
+    const float *w = weight ? crl_tensor_data(weight) : NULL, *b = bias ? crl_tensor_data(bias) : NULL;
+    float *rm = running_mean ? crl_tensor_data(running_mean) : NULL;
+    float *rv = running_var ? crl_tensor_data(running_var) : NULL;
+    float *sm = save_mean && save_invstd ? crl_tensor_data(save_mean) : NULL;
+    float *si = save_mean && save_invstd ? crl_tensor_data(save_invstd) : NULL;
+    double m_count = (double)(n * hw);
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double mean, invstd;
+        if (training) {
+            double acc = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const float *p = x + (i * c + ch) * hw;
+                for (int64_t q = 0; q < hw; q++) acc += p[q];
+            }
+            mean = acc / m_count;
+            double var = 0;
+            for (int64_t i = 0; i < n; i++) {
+                const float *p = x + (i * c + ch) * hw;
+                for (int64_t q = 0; q < hw; q++) var += (p[q] - mean) * (p[q] - mean);
+            }
+            var /= m_count;
+            invstd = 1.0 / sqrt(var + eps);
+            if (rm) rm[ch] = (float)((1 - momentum) * rm[ch] + momentum * mean);
+            if (rv) rv[ch] = (float)((1 - momentum) * rv[ch] + momentum * var * m_count / (m_count - 1));
+        } else {
+            mean = rm[ch];
+            invstd = 1.0 / sqrt((double)rv[ch] + eps);
+        }
+        if (sm) {
+            sm[ch] = (float)mean;
+            si[ch] = (float)invstd;
+        }
+        float scale = (float)(invstd * (w ? w[ch] : 1.0f));
+        float shift = (float)((b ? b[ch] : 0.0f) - mean * invstd * (w ? w[ch] : 1.0f));
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = x + (i * c + ch) * hw;
+            float *o = y + (i * c + ch) * hw;
+            for (int64_t q = 0; q < hw; q++) o[q] = p[q] * scale + shift;
+        }
+    }
+    return CRL_OK;
+}
+
+int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                           const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                           const crl_tensor *save_mean, const crl_tensor *save_invstd, int training)
+{
+    int rc = need_f32(in, __func__, "in");
+    if (rc == CRL_OK) rc = need_f32(grad_out, __func__, "grad_out");
+    if (rc == CRL_OK) rc = need_f32(save_mean, __func__, "save_mean");
+    if (rc == CRL_OK) rc = need_f32(save_invstd, __func__, "save_invstd");
+    if (rc) return rc;
+    int64_t n, c, hw;
+    if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
+    if (crl_tensor_numel(grad_out) != crl_tensor_numel(in))
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and in %s differ", crl_shape(grad_out), crl_shape(in));
+    const crl_tensor *vecs[5] = {weight, grad_weight, grad_bias, save_mean, save_invstd};
+    const char *names[5] = {"weight", "grad_weight", "grad_bias", "save_mean", "save_invstd"};
+    for (int k = 0; k < 5; k++)
+        if (vecs[k] && ((rc = need_f32(vecs[k], __func__, names[k])) ||
+                        (rc = same_numel(vecs[k], c, __func__, names[k], "one per channel"))))
+            return rc;
+    if (grad_in) {
+        if (grad_in == in || grad_in == grad_out) return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be its own tensor");
+        if ((rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
+    }
+    const float *x = crl_tensor_data(in), *gy = crl_tensor_data(grad_out);
+    const float *w = weight ? crl_tensor_data(weight) : NULL;
+    const float *sm = crl_tensor_data(save_mean), *si = crl_tensor_data(save_invstd);
+    float *gw = grad_weight ? crl_tensor_data(grad_weight) : NULL;
+    float *gb = grad_bias ? crl_tensor_data(grad_bias) : NULL;
+    float *gx = grad_in ? crl_tensor_data(grad_in) : NULL;
+    double m_count = (double)(n * hw);
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double mean = sm[ch], invstd = si[ch], sum_g = 0, sum_gx = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = x + (i * c + ch) * hw, *g = gy + (i * c + ch) * hw;
+            for (int64_t q = 0; q < hw; q++) {
+                sum_g += g[q];
+                sum_gx += g[q] * ((p[q] - mean) * invstd);
+            }
+        }
+        if (gb) gb[ch] += (float)sum_g;
+        if (gw) gw[ch] += (float)sum_gx;
+        if (gx) {
+            double k = (w ? w[ch] : 1.0) * invstd / m_count;
+            double mg = sum_g, mgx = sum_gx;
+            for (int64_t i = 0; i < n; i++) {
+                const float *p = x + (i * c + ch) * hw, *g = gy + (i * c + ch) * hw;
+                float *o = gx + (i * c + ch) * hw;
+                if (!training) {
+                    for (int64_t q = 0; q < hw; q++) o[q] = (float)(k * m_count * g[q]);
+                    continue;
+                }
+                for (int64_t q = 0; q < hw; q++) {
+                    double xh = (p[q] - mean) * invstd;
+                    o[q] = (float)(k * (m_count * g[q] - mg - xh * mgx));
+                }
+            }
+        }
+    }
+    return CRL_OK;
+}
+
+/* ---- ReLU ------------------------------------------------------------------------ */
+
+int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
+{
+    CHECK_TENSOR(out, "out");
+    int rc = need_f32(in, __func__, "in");
+    if (rc) return rc;
+    if (out != in && (rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
+    int64_t n = crl_tensor_numel(in);
+    const float *x = crl_tensor_data(in);
+    float *y = crl_tensor_data(out);
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return CRL_OK;
+}
+
+int crl_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out)
+{
+    CHECK_TENSOR(grad_in, "grad_in");
+    int rc = need_f32(grad_out, __func__, "grad_out");
+    if (rc == CRL_OK) rc = need_f32(out, __func__, "out");
+    if (rc) return rc;
+    int64_t n = crl_tensor_numel(out);
+    if (crl_tensor_numel(grad_out) != n)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and out %s differ", crl_shape(grad_out), crl_shape(out));
+    if (grad_in != grad_out && (rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, out->ndim, out->sizes)))
+        return rc;
+    const float *g = crl_tensor_data(grad_out), *y = crl_tensor_data(out);
+    float *gx = crl_tensor_data(grad_in);
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) gx[i] = y[i] > 0.0f ? g[i] : 0.0f;
+    return CRL_OK;
+}
+
+/* ---- pooling ------------------------------------------------------------------------ */
+
+static int pool_shape(int64_t *oh, int64_t *ow, const crl_tensor *in, const crl_pool2d_params *p,
+                      const char *func)
+{
+    if (p == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'p' is NULL");
+    if (in->ndim != 4) return crl_fail(CRL_ERR_SHAPE, func, "in %s must be (N, C, H, W)", crl_shape(in));
+    if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->pad_h < 0 ||
+        p->pad_w < 0 || p->pad_h * 2 > p->kernel_h || p->pad_w * 2 > p->kernel_w)
+        return crl_fail(CRL_ERR_ARG, func, "kernel (%d, %d), stride (%d, %d), pad (%d, %d): kernel and stride "
+                        "must be >= 1 and pad at most half the kernel", p->kernel_h, p->kernel_w, p->stride_h,
+                        p->stride_w, p->pad_h, p->pad_w);
+    int64_t eh = in->sizes[2] + 2 * p->pad_h - p->kernel_h, ew = in->sizes[3] + 2 * p->pad_w - p->kernel_w;
+    if (eh < 0 || ew < 0)
+        return crl_fail(CRL_ERR_SHAPE, func, "kernel %dx%d is larger than the padded input %s", p->kernel_h,
+                        p->kernel_w, crl_shape(in));
+    *oh = eh / p->stride_h + 1;
+    *ow = ew / p->stride_w + 1;
+    return CRL_OK;
+}
+
+int crl_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor *in,
+                          const crl_pool2d_params *p)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(indices, "indices");
+    int rc = need_f32(in, __func__, "in");
+    int64_t oh = 0, ow = 0;
+    if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
+    if (rc) return rc;
+    int64_t osz[4] = {in->sizes[0], in->sizes[1], oh, ow};
+    if ((rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz)) ||
+        (rc = crl_prepare(indices, CRL_INT32, CRL_CPU, 4, osz)))
+        return rc;
+    int64_t planes = in->sizes[0] * in->sizes[1], h = in->sizes[2], w = in->sizes[3];
+    const float *x = crl_tensor_data(in);
+    float *y = crl_tensor_data(out);
+    int32_t *ix = crl_tensor_data(indices);
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *src = x + pl * h * w;
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                float best = -INFINITY;
+                int32_t arg = -1;
+                for (int64_t ky = 0; ky < p->kernel_h; ky++) {
+                    int64_t iy = oy * p->stride_h - p->pad_h + ky;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
+                        int64_t jx = ox * p->stride_w - p->pad_w + kx;
+                        if (jx < 0 || jx >= w) continue;
+                        float v = src[iy * w + jx];
+                        if (v > best || arg < 0 || v != v) {
+                            best = v;
+                            arg = (int32_t)(iy * w + jx);
+                        }
+                    }
+                }
+                y[(pl * oh + oy) * ow + ox] = best;
+                ix[(pl * oh + oy) * ow + ox] = arg;
+            }
+    }
+    return CRL_OK;
+}
+
+int crl_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *indices,
+                           const crl_tensor *in)
+{
+    CHECK_TENSOR(grad_in, "grad_in");
+    CHECK_TENSOR(indices, "indices");
+    int rc = need_f32(grad_out, __func__, "grad_out");
+    if (rc == CRL_OK) rc = need_f32(in, __func__, "in");
+    if (rc) return rc;
+    if (indices->dtype != CRL_INT32 || crl_tensor_numel(indices) != crl_tensor_numel(grad_out) ||
+        grad_out->ndim != 4 || in->ndim != 4 || grad_out->sizes[0] * grad_out->sizes[1] != in->sizes[0] * in->sizes[1])
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s, indices %s and in %s do not fit",
+                        crl_shape(grad_out), crl_shape(indices), crl_shape(in));
+    if ((rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes))) return rc;
+    int64_t planes = in->sizes[0] * in->sizes[1], hw = in->sizes[2] * in->sizes[3];
+    int64_t ohw = grad_out->sizes[2] * grad_out->sizes[3];
+    const float *g = crl_tensor_data(grad_out);
+    const int32_t *ix = crl_tensor_data(indices);
+    float *gx = crl_tensor_data(grad_in);
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dst = gx + pl * hw;
+        memset(dst, 0, (size_t)hw * sizeof(float));
+        for (int64_t q = 0; q < ohw; q++) {
+            int32_t a = ix[pl * ohw + q];
+            if (a >= 0 && a < hw) dst[a] += g[pl * ohw + q];
+        }
+    }
+    return CRL_OK;
+}
+
+static float avg_divisor(const crl_pool2d_params *p, int64_t oy, int64_t ox, int64_t h, int64_t w)
+{
+    if (p->count_include_pad) return (float)(p->kernel_h * p->kernel_w);
+    int64_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+    int64_t y1 = y0 + p->kernel_h, x1 = x0 + p->kernel_w;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    if (y1 > h) y1 = h;
+    if (x1 > w) x1 = w;
+    return (float)((y1 - y0) * (x1 - x0));
+}
+
+int crl_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p)
+{
+    CHECK_TENSOR(out, "out");
+    int rc = need_f32(in, __func__, "in");
+    int64_t oh = 0, ow = 0;
+    if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
+    if (rc) return rc;
+    int64_t osz[4] = {in->sizes[0], in->sizes[1], oh, ow};
+    if ((rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz))) return rc;
+    int64_t planes = in->sizes[0] * in->sizes[1], h = in->sizes[2], w = in->sizes[3];
+    const float *x = crl_tensor_data(in);
+    float *y = crl_tensor_data(out);
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *src = x + pl * h * w;
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                double acc = 0;
+                for (int64_t ky = 0; ky < p->kernel_h; ky++) {
+                    int64_t iy = oy * p->stride_h - p->pad_h + ky;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
+                        int64_t jx = ox * p->stride_w - p->pad_w + kx;
+                        if (jx >= 0 && jx < w) acc += src[iy * w + jx];
+                    }
+                }
+                y[(pl * oh + oy) * ow + ox] = (float)(acc / avg_divisor(p, oy, ox, h, w));
+            }
+    }
+    return CRL_OK;
+}
+
+int crl_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in,
+                           const crl_pool2d_params *p)
+{
+    CHECK_TENSOR(grad_in, "grad_in");
+    int rc = need_f32(grad_out, __func__, "grad_out");
+    if (rc == CRL_OK) rc = need_f32(in, __func__, "in");
+    int64_t oh = 0, ow = 0;
+    if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
+    if (rc) return rc;
+    if (grad_out->ndim != 4 || grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[1] != in->sizes[1] ||
+        grad_out->sizes[2] != oh || grad_out->sizes[3] != ow)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s does not match the pooled shape of in %s",
+                        crl_shape(grad_out), crl_shape(in));
+    if ((rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes))) return rc;
+    int64_t planes = in->sizes[0] * in->sizes[1], h = in->sizes[2], w = in->sizes[3];
+    const float *g = crl_tensor_data(grad_out);
+    float *gx = crl_tensor_data(grad_in);
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *dst = gx + pl * h * w;
+        memset(dst, 0, (size_t)(h * w) * sizeof(float));
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                float v = g[(pl * oh + oy) * ow + ox] / avg_divisor(p, oy, ox, h, w);
+                for (int64_t ky = 0; ky < p->kernel_h; ky++) {
+                    int64_t iy = oy * p->stride_h - p->pad_h + ky;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
+                        int64_t jx = ox * p->stride_w - p->pad_w + kx;
+                        if (jx >= 0 && jx < w) dst[iy * w + jx] += v;
+                    }
+                }
+            }
+    }
+    return CRL_OK;
+}
+
+/* ---- dropout -------------------------------------------------------------------------- */
+
+int crl_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in, float p,
+                        crl_generator *g)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(mask, "mask");
+    int rc = need_f32(in, __func__, "in");
+    if (rc) return rc;
+    if (!(p >= 0 && p < 1)) return crl_fail(CRL_ERR_ARG, __func__, "p = %g must be in [0, 1)", p);
+    if (g == NULL) g = crl_generator_default();
+    if ((rc = crl_prepare(mask, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
+    if (out != in && (rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
+    int64_t n = crl_tensor_numel(in);
+    const float *x = crl_tensor_data(in);
+    float *y = crl_tensor_data(out), *m = crl_tensor_data(mask);
+    float keep = 1.0f / (1.0f - p);
+    uint64_t base = g->offset, seed = g->seed;
+    uint32_t threshold = (uint32_t)((double)p * 4294967296.0);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t blk = 0; blk < (n + 3) / 4; blk++) {
+        uint32_t w[4];
+        crl_philox(w, seed, base + (uint64_t)blk);
+        for (int j = 0; j < 4 && blk * 4 + j < n; j++) {
+            int64_t i = blk * 4 + j;
+            m[i] = w[j] >= threshold ? keep : 0.0f;
+            y[i] = x[i] * m[i];
+        }
+    }
+    g->offset += (uint64_t)((n + 3) / 4);
+    return CRL_OK;
+}

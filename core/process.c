@@ -1,0 +1,39 @@
+/* process.c -- process-level facts and settings: resident memory (for the
+ * memory-flatness check) and the CPU kernels' thread count. */
+#include <cblas.h>
+#include <stdio.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+int64_t crl_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return -1;
+    long long pages_total = 0, pages_resident = 0;
+    int n = fscanf(f, "%lld %lld", &pages_total, &pages_resident);
+    fclose(f);
+    if (n != 2) return -1;
+    return (int64_t)pages_resident * (int64_t)sysconf(_SC_PAGESIZE);
+}
+
+void crl_set_num_threads(int n)
+{
+    if (n < 1) n = 1;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+}
+
+int crl_get_num_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}

@@ -1,0 +1,179 @@
+-- Linear, ReLU, Dropout, Flatten, Identity and the zero-padding shortcut
+-- of the CIFAR ResNets (option A of He et al. 2016).
+local ffi = require 'ffi'
+local core = require 'crlab.core'
+local T = require 'crlab.tensor'
+local C, check = core.C, core.check
+
+return function(nn)
+  local Module = nn.Module
+  local sizes_ct = ffi.typeof('int64_t[5]')
+
+  ---------------------------------------------------------------------------
+  -- y = x W^T + b; W (O, I) and b (O) start uniform in +-1/sqrt(I) (PyTorch).
+  local Linear = nn.class('Linear', Module)
+
+  function Linear:__init(inputSize, outputSize, opts)
+    Module.__init(self)
+    opts = opts or {}
+    self.inputSize, self.outputSize = inputSize, outputSize
+    local bound = 1 / math.sqrt(inputSize)
+    self.weight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize, inputSize}):uniform(-bound, bound)
+    self.gradWeight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize, inputSize})
+    if opts.bias ~= false then
+      self.bias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize}):uniform(-bound, bound)
+      self.gradBias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize})
+    end
+    self.paramNames = {'weight', 'bias'}
+  end
+
+  function Linear:parameters()
+    if self.bias then return {self.weight, self.bias}, {self.gradWeight, self.gradBias}, {'weight', 'bias'} end
+    return {self.weight}, {self.gradWeight}, {'weight'}
+  end
+
+  function Linear:updateOutput(input)
+    check(C.crl_linear_forward(self.output, input, self.weight, self.bias))
+    return self.output
+  end
+
+  function Linear:updateGradInput(input, gradOutput)
+    self._gradOutput = gradOutput
+    check(C.crl_linear_backward(self.gradInput, nil, nil, gradOutput, input, self.weight))
+    return self.gradInput
+  end
+
+  function Linear:accGradParameters(input, gradOutput)
+    check(C.crl_linear_backward(nil, self.gradWeight, self.bias and self.gradBias or nil, gradOutput,
+                                input, self.weight))
+  end
+
+  function Linear:__repr()
+    return string.format('nn.Linear(%d -> %d%s)', self.inputSize, self.outputSize,
+                         self.bias and '' or ', without bias')
+  end
+
+  ---------------------------------------------------------------------------
+  local ReLU = nn.class('ReLU', Module)
+
+  function ReLU:updateOutput(input)
+    check(C.crl_relu_forward(self.output, input))
+    return self.output
+  end
+
+  function ReLU:updateGradInput(input, gradOutput)
+    check(C.crl_relu_backward(self.gradInput, gradOutput, self.output))
+    return self.gradInput
+  end
+
+  ---------------------------------------------------------------------------
+  -- Dropout(p): zeroes each element with probability p in training and
+  -- scales the rest by 1/(1-p); the identity in evaluation.
+  local Dropout = nn.class('Dropout', Module)
+
+  function Dropout:__init(p)
+    Module.__init(self)
+    self.p = p or 0.5
+    if not (self.p >= 0 and self.p < 1) then error('nn.Dropout: p must be in [0, 1), got ' .. tostring(p), 2) end
+    self.mask = nn.buffer()
+  end
+
+  function Dropout:updateOutput(input)
+    if not self.train or self.p == 0 then
+      self.output = input
+      return input
+    end
+    if self.output == input then self.output = nn.buffer() end
+    check(C.crl_dropout_forward(self.output, self.mask, input, self.p, nil))
+    return self.output
+  end
+
+  function Dropout:updateGradInput(input, gradOutput)
+    if not self.train or self.p == 0 then
+      self.gradInput = gradOutput
+      return gradOutput
+    end
+    if self.gradInput == gradOutput then self.gradInput = nn.buffer() end
+    check(C.crl_tensor_binary(self.gradInput, gradOutput, self.mask, C.CRL_OP_MUL))
+    return self.gradInput
+  end
+
+  function Dropout:__repr() return 'nn.Dropout(' .. self.p .. ')' end
+
+  ---------------------------------------------------------------------------
+  -- (N, ...) -> (N, prod(...)), a view: no copy.
+  local Flatten = nn.class('Flatten', Module)
+
+  function Flatten:__init()
+    Module.__init(self)
+    self.sz = sizes_ct()
+  end
+
+  function Flatten:updateOutput(input)
+    self.sz[0], self.sz[1] = input.sizes[0], -1
+    check(C.crl_tensor_view(self.output, input, 2, self.sz))
+    return self.output
+  end
+
+  function Flatten:updateGradInput(input, gradOutput)
+    check(C.crl_tensor_view(self.gradInput, gradOutput, input.ndim, input.sizes))
+    return self.gradInput
+  end
+
+  ---------------------------------------------------------------------------
+  local Identity = nn.class('Identity', Module)
+
+  function Identity:updateOutput(input)
+    self.output = input
+    return input
+  end
+
+  function Identity:updateGradInput(input, gradOutput)
+    self.gradInput = gradOutput
+    return gradOutput
+  end
+
+  ---------------------------------------------------------------------------
+  -- The parameter-free shortcut of the CIFAR ResNets: subsample by
+  -- `stride` and zero-pad the channels from inC to outC (half on each side).
+  local ShortcutPad = nn.class('ShortcutPad', Module)
+
+  function ShortcutPad:__init(inC, outC, stride)
+    Module.__init(self)
+    self.inC, self.outC, self.stride = inC, outC, stride or 1
+    self.pad = math.floor((outC - inC) / 2)
+    self.sub = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+    self.sz = sizes_ct()
+  end
+
+  -- A strided view of x that keeps every stride-th row and column.
+  local function subsample(view, x, s)
+    check(C.crl_tensor_set(view, x))
+    view.sizes[2] = math.floor((tonumber(x.sizes[2]) - 1) / s) + 1
+    view.sizes[3] = math.floor((tonumber(x.sizes[3]) - 1) / s) + 1
+    view.strides[2] = x.strides[2] * s
+    view.strides[3] = x.strides[3] * s
+  end
+
+  function ShortcutPad:updateOutput(input)
+    subsample(self.sub, input, self.stride)
+    local sz = self.sz
+    sz[0], sz[1], sz[2], sz[3] = input.sizes[0], self.outC, self.sub.sizes[2], self.sub.sizes[3]
+    check(C.crl_tensor_resize(self.output, 4, sz))
+    check(C.crl_tensor_fill(self.output, 0))
+    check(C.crl_tensor_copy(self.output:narrow(2, self.pad + 1, self.inC), self.sub))
+    return self.output
+  end
+
+  function ShortcutPad:updateGradInput(input, gradOutput)
+    check(C.crl_tensor_resize(self.gradInput, input.ndim, input.sizes))
+    check(C.crl_tensor_fill(self.gradInput, 0))
+    subsample(self.sub, self.gradInput, self.stride)
+    check(C.crl_tensor_copy(self.sub, gradOutput:narrow(2, self.pad + 1, self.inC)))
+    return self.gradInput
+  end
+
+  function ShortcutPad:__repr()
+    return string.format('nn.ShortcutPad(%d -> %d, stride %d)', self.inC, self.outC, self.stride)
+  end
+end
