@@ -330,13 +330,17 @@ typedef struct crl_augment_params {
  * or (N, H, W), and labels_out (B) = labels[indices[b]] when both are given.
  * The crop offsets and flips of batch element b come from the generator's
  * block (offset + b), so a seed fixes every sample; the generator then
- * advances by B. */
+ * advances by B (not at all when neither crop nor flip is on). */
 int crl_batch_assemble(crl_tensor *out, crl_tensor *labels_out, const crl_tensor *images,
                        const crl_tensor *labels, const crl_tensor *indices,
                        const crl_augment_params *p, crl_generator *g);
 
 /* ---- process ------------------------------------------------------------------ */
 
+/* Seconds on the monotonic clock (for timing; arbitrary origin). */
+double crl_time_seconds(void);
+/* 1 when file descriptor fd is a terminal. */
+int crl_isatty(int fd);
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 int64_t crl_rss_bytes(void);
 /* Number of threads the CPU kernels use (OpenMP and OpenBLAS). */

@@ -2,12 +2,22 @@
  * memory-flatness check) and the CPU kernels' thread count. */
 #include <cblas.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "internal.h"
+
+double crl_time_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int crl_isatty(int fd) { return isatty(fd) ? 1 : 0; }
 
 int64_t crl_rss_bytes(void)
 {

@@ -100,6 +100,6 @@ int crl_batch_assemble(crl_tensor *out, crl_tensor *labels_out, const crl_tensor
             lo[k] = labels->dtype == CRL_UINT8 ? ((const uint8_t *)crl_tensor_data(labels))[ix[k]]
                                                : ((const int32_t *)crl_tensor_data(labels))[ix[k]];
     }
-    g->offset += (uint64_t)b;
+    if (p->pad || p->hflip) g->offset += (uint64_t)b; /* no draws, no advance */
     return CRL_OK;
 }

@@ -1,0 +1,402 @@
+-- crlab.train: the training loop behind scripts/train.lua.
+--
+-- One run: seed, data, model, loss, optimiser and schedule from an options
+-- table; per epoch a training pass (shuffled, augmented) and a test pass
+-- (top-1, top-5 where K > 5, expected calibration error over 15 bins);
+-- metrics appended to metrics.jsonl and metrics.csv; a checkpoint written
+-- atomically after every epoch (weights, BN statistics, optimiser state,
+-- epoch, generator state, options) and the best model by test accuracy
+-- kept apart. resume = true continues from the checkpoint to the same
+-- result as an uninterrupted run.
+local ffi = require 'ffi'
+local crlab = require 'crlab'
+local core = require 'crlab.core'
+local T = require 'crlab.tensor'
+local nn = require 'crlab.nn'
+local models = require 'crlab.models'
+local optim = require 'crlab.optim'
+local data = require 'crlab.data'
+local json = require 'crlab.json'
+local ckpt = require 'crlab.checkpoint'
+local C, check = core.C, core.check
+
+local M = {}
+
+M.FORMAT = 'crlab-checkpoint-1'
+
+-- Every option, its default and its help; scripts/train.lua parses these.
+M.options = {
+  {'dataset', 'fashion-mnist', 'fashion-mnist | mnist'},
+  {'data', '', 'folder of the dataset files (default: where Debian installs them)'},
+  {'model', 'cnn', 'cnn | resnet20..110 | preresnet20..110 | wrn-D-K | densenet-bc-L-K | resnet18/34/50'},
+  {'loss', 'crl', 'ce | nllr | crl | focal'},
+  {'alpha', 1.5, 'CRL alpha'},
+  {'beta', 1, 'CRL beta'},
+  {'gamma', 2, 'focal gamma'},
+  {'smoothing', 0, 'CE label smoothing'},
+  {'epochs', 10, 'epochs to train'},
+  {'batch', 128, 'batch size'},
+  {'optimizer', 'sgd', 'sgd | adam | adamw'},
+  {'lr', 0.1, 'base learning rate'},
+  {'momentum', 0.9, 'SGD momentum'},
+  {'nesterov', false, 'Nesterov momentum'},
+  {'weight-decay', 5e-4, 'weight decay'},
+  {'no-decay-bn-bias', false, 'no weight decay on batch-norm and bias parameters'},
+  {'schedule', 'cosine', 'cosine | multistep | constant'},
+  {'milestones', '', 'multistep: comma-separated epochs, e.g. 100,150'},
+  {'lr-gamma', 0.1, 'multistep: factor at each milestone'},
+  {'warmup', 0, 'epochs of linear learning-rate warm-up'},
+  {'clip', 0, 'clip the gradient norm to this (0: off)'},
+  {'crop', 0, 'random crop after padding by this many pixels (0: off)'},
+  {'flip', false, 'random horizontal flips'},
+  {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
+  {'threads', 0, 'CPU threads (0: all cores)'},
+  {'train-limit', 0, 'use only the first N training images (0: all)'},
+  {'test-limit', 0, 'use only the first N test images (0: all)'},
+  {'eval-batch', 500, 'batch size of the test pass'},
+  {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)'},
+  {'resume', false, 'continue the run in --out from its checkpoint'},
+  {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)'},
+  {'quiet', false, 'no progress output'},
+}
+
+function M.defaults()
+  local o = {}
+  for _, d in ipairs(M.options) do o[d[1]] = d[2] end
+  return o
+end
+
+-- Parses {'--model', 'resnet20', '--flip', ...} into an options table.
+function M.parse(args)
+  local o, known = M.defaults(), {}
+  for _, d in ipairs(M.options) do known[d[1]] = d end
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local key, inline = a:match('^%-%-([%w%-]+)=(.*)$')
+    key = key or a:match('^%-%-([%w%-]+)$')
+    if not key then error("train: unexpected argument '" .. a .. "' (options start with --)", 0) end
+    local d = known[key]
+    if key == 'help' then return nil end
+    if not d then error("train: unknown option '--" .. key .. "' (see --help)", 0) end
+    if type(d[2]) == 'boolean' then
+      o[key] = inline == nil or inline == 'true' or inline == '1'
+      i = i + 1
+    else
+      local v = inline or args[i + 1]
+      if v == nil then error('train: option --' .. key .. ' needs a value', 0) end
+      if type(d[2]) == 'number' then
+        local n = tonumber(v)
+        if not n then error('train: option --' .. key .. " expects a number, got '" .. v .. "'", 0) end
+        o[key] = n
+      else
+        o[key] = v
+      end
+      i = i + (inline and 1 or 2)
+    end
+  end
+  return o
+end
+
+function M.usage()
+  local lines = {'usage: crlab scripts/train.lua [--option value ...]'}
+  for _, d in ipairs(M.options) do
+    lines[#lines + 1] = string.format('  --%-18s %s (default: %s)', d[1], d[3], tostring(d[2]))
+  end
+  return table.concat(lines, '\n')
+end
+
+local function run_dir(o)
+  if o.out ~= '' then return o.out end
+  return string.format('runs/%s-%s-%s-s%d', o.dataset, o.model, o.loss, o.seed)
+end
+
+local function mkdir_p(dir)
+  local ok = os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  if ok ~= 0 and ok ~= true then error('train: cannot create the folder ' .. dir, 0) end
+end
+
+local function make_loss(o, reduction)
+  local known = {ce = {smoothing = o.smoothing}, nllr = {}, crl = {alpha = o.alpha, beta = o.beta},
+                 focal = {gamma = o.gamma}}
+  local opts = known[o.loss]
+  if not opts then error("train: unknown loss '" .. tostring(o.loss) .. "' (ce, nllr, crl, focal)", 0) end
+  opts.reduction = reduction
+  return crlab.loss.byName(o.loss, opts)
+end
+
+local function make_optimizer(o, params, grads, ranges)
+  local common = {weightDecay = o['weight-decay'], noDecay = o['no-decay-bn-bias'] and {'bn', 'bias'} or nil}
+  if o.optimizer == 'sgd' then
+    common.momentum, common.nesterov = o.momentum, o.nesterov
+    return optim.sgd(params, grads, common, ranges)
+  elseif o.optimizer == 'adam' then
+    return optim.adam(params, grads, common, ranges)
+  elseif o.optimizer == 'adamw' then
+    return optim.adamw(params, grads, common, ranges)
+  end
+  error("train: unknown optimizer '" .. tostring(o.optimizer) .. "' (sgd, adam, adamw)", 0)
+end
+
+local function make_schedule(o)
+  local ms = {}
+  for v in tostring(o.milestones):gmatch('[^,%s]+') do ms[#ms + 1] = tonumber(v) end
+  return optim.schedule{kind = o.schedule, lr = o.lr, epochs = o.epochs, milestones = ms, gamma = o['lr-gamma'],
+                        warmup = o.warmup}
+end
+
+---------------------------------------------------------------------------
+-- progress display
+
+local Progress = {}
+Progress.__index = Progress
+
+local function new_progress(quiet)
+  return setmetatable({tty = C.crl_isatty(1) == 1, quiet = quiet, last = 0}, Progress)
+end
+
+local function fmt_time(s)
+  s = math.max(0, math.floor(s + 0.5))
+  if s >= 3600 then return string.format('%d:%02d:%02d', s / 3600, (s / 60) % 60, s % 60) end
+  return string.format('%d:%02d', s / 60, s % 60)
+end
+
+function Progress:update(epoch, epochs, i, n, loss, acc, ips, elapsed, final)
+  if self.quiet then return end
+  local now = C.crl_time_seconds()
+  local period = self.tty and 0.2 or 15
+  if not final and now - self.last < period then return end
+  self.last = now
+  local eta = i > 0 and elapsed / i * (n - i) or 0
+  if self.tty then
+    local width = 24
+    local filled = math.floor(width * i / n)
+    io.write(string.format('\r\27[Kepoch %d/%d [%s%s] %d/%d  loss %.4f  acc %.2f%%  %.0f img/s  %s %s',
+                           epoch, epochs, string.rep('=', filled), string.rep(' ', width - filled), i, n, loss,
+                           100 * acc, ips, final and 'took' or 'ETA', fmt_time(final and elapsed or eta)))
+    if final then io.write('\n') end
+  else
+    io.write(string.format('epoch %d/%d  batch %d/%d  loss %.4f  acc %.2f%%  %.0f img/s  %s %s\n', epoch,
+                           epochs, i, n, loss, 100 * acc, ips, final and 'took' or 'ETA',
+                           fmt_time(final and elapsed or eta)))
+  end
+  io.flush()
+end
+
+---------------------------------------------------------------------------
+-- evaluation: loss, top-1, top-5, ECE (15 equal-width confidence bins)
+
+local ECE_BINS = 15
+
+function M.evaluate(model, crit_sum, batches)
+  model:evaluate()
+  local n, loss, correct, top5 = 0, 0, 0, 0
+  local bin_n, bin_conf, bin_acc = {}, {}, {}
+  for b = 1, ECE_BINS do bin_n[b], bin_conf[b], bin_acc[b] = 0, 0, 0 end
+  local probs = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+  for _, x, y in batches:epoch() do
+    local out = model:forward(x)
+    loss = loss + crit_sum:forward(out, y)
+    check(C.crl_tensor_softmax(probs, out, 1))
+    local k = probs:size(2)
+    local p = ffi.cast('float *', C.crl_tensor_data(probs))
+    local yl = ffi.cast('int32_t *', C.crl_tensor_data(y))
+    for r = 0, probs:size(1) - 1 do
+      local row = p + r * k
+      local label = yl[r]
+      local best, arg, above = -1, 0, 0
+      local py = row[label]
+      for j = 0, k - 1 do
+        local v = row[j]
+        if v > best then best, arg = v, j end
+        if v > py or (v == py and j < label) then above = above + 1 end
+      end
+      local hit = arg == label and 1 or 0
+      correct = correct + hit
+      if above < 5 then top5 = top5 + 1 end
+      local bin = math.min(ECE_BINS, math.floor(best * ECE_BINS) + 1)
+      bin_n[bin] = bin_n[bin] + 1
+      bin_conf[bin] = bin_conf[bin] + best
+      bin_acc[bin] = bin_acc[bin] + hit
+    end
+    n = n + probs:size(1)
+  end
+  model:training()
+  local ece = 0
+  for b = 1, ECE_BINS do
+    if bin_n[b] > 0 then ece = ece + math.abs(bin_acc[b] - bin_conf[b]) / n end
+  end
+  return {loss = loss / n, acc = correct / n, top5 = top5 / n, ece = ece, n = n}
+end
+
+---------------------------------------------------------------------------
+-- checkpoints
+
+local function state_tensors(model, opt)
+  local list = {}
+  for _, np in ipairs(model:namedParameters()) do list[#list + 1] = {'model.' .. np[1], np[2]} end
+  for _, nb in ipairs(model:namedBuffers()) do list[#list + 1] = {'model.' .. nb[1], nb[2]} end
+  local ost, ometa = {}, {}
+  if opt then ost, ometa = opt:state() end
+  for _, t in ipairs(ost) do if t[2] then list[#list + 1] = t end end
+  return list, ometa
+end
+
+local function save_checkpoint(path, model, opt, o, epoch, best, best_epoch)
+  local list, ometa = state_tensors(model, opt)
+  local rng = crlab.getRNGState()
+  ckpt.save(path, list, {
+    format = M.FORMAT, model = o.model, loss = o.loss, dataset = o.dataset, epoch = epoch,
+    rng_seed = string.format('%d', rng.seed), rng_offset = string.format('%.0f', rng.offset),
+    best_acc = best, best_epoch = best_epoch, optimizer = o.optimizer, optim_steps = ometa.steps or 0,
+    options = json.encode(o),
+  })
+end
+
+-- Copies the checkpoint's tensors into the model (and optimiser); any
+-- mismatch names the file and the tensor.
+function M.load_into(path, model, opt, o)
+  local tensors, meta = ckpt.load(path)
+  if meta.format ~= M.FORMAT then
+    error(string.format("train: %s is not a crlab checkpoint (format '%s', expected '%s')", path,
+                        tostring(meta.format), M.FORMAT), 0)
+  end
+  if o and meta.model ~= o.model then
+    error(string.format("train: %s was written for model '%s', not '%s' (pass --model %s or another --out)",
+                        path, tostring(meta.model), o.model, tostring(meta.model)), 0)
+  end
+  local list = state_tensors(model, opt)
+  for _, nt in ipairs(list) do
+    local name, t = nt[1], nt[2]
+    local src = tensors[name]
+    if not src then error(string.format('train: %s has no tensor %s (another model?)', path, name), 0) end
+    if tostring(src:size()) ~= tostring(t:size()) then
+      error(string.format('train: %s holds %s of size %s, the model needs %s', path, name, tostring(src:size()),
+                          tostring(t:size())), 0)
+    end
+    t:copy(src)
+  end
+  if opt then opt:loadState(tensors, {steps = meta.optim_steps}) end
+  return meta
+end
+
+---------------------------------------------------------------------------
+
+local CSV_FIELDS = {'epoch', 'lr', 'train_loss', 'train_acc', 'test_loss', 'test_acc', 'test_top5', 'test_ece',
+                    'epoch_seconds', 'images_per_sec'}
+
+function M.run(o)
+  local dir = run_dir(o)
+  mkdir_p(dir)
+  if o.threads > 0 then C.crl_set_num_threads(o.threads) end
+  crlab.manualSeed(o.seed)
+  local ds = data.load(o.dataset, o.data ~= '' and o.data or nil)
+  local train_split = o['train-limit'] > 0 and data.subset(ds.train, o['train-limit']) or ds.train
+  local test_split = o['test-limit'] > 0 and data.subset(ds.test, o['test-limit']) or ds.test
+  local K = #ds.classes
+  local model = models.build(o.model, {channels = ds.channels, classes = K, size = ds.size})
+  local params, grads, ranges = model:getParameters()
+  local crit, crit_sum = make_loss(o, 'mean'), make_loss(o, 'sum')
+  local opt = make_optimizer(o, params, grads, ranges)
+  local sched = make_schedule(o)
+  local train_batches = data.batches(train_split, {batch = o.batch, shuffle = true, crop = o.crop, flip = o.flip,
+                                                   mean = ds.mean, std = ds.std, dropLast = false})
+  local test_batches = data.batches(test_split, {batch = o['eval-batch'], shuffle = false, mean = ds.mean,
+                                                 std = ds.std})
+  local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
+  local start, best, best_epoch = 1, -1, 0
+  local history = {}
+  if o.resume then
+    local f = io.open(ckpt_path, 'rb')
+    if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end
+    f:close()
+    local meta = M.load_into(ckpt_path, model, opt, o)
+    start = tonumber(meta.epoch) + 1
+    best, best_epoch = tonumber(meta.best_acc), tonumber(meta.best_epoch)
+    crlab.setRNGState({seed = tonumber(meta.rng_seed), offset = tonumber(meta.rng_offset)})
+    -- keep the metrics of the epochs the checkpoint covers
+    local lines = {}
+    local mf = io.open(dir .. '/metrics.jsonl', 'r')
+    if mf then
+      for line in mf:lines() do
+        local ok, rec = pcall(json.decode, line)
+        if ok and rec.epoch and rec.epoch < start then lines[#lines + 1] = line history[#history + 1] = rec end
+      end
+      mf:close()
+    end
+    local w = assert(io.open(dir .. '/metrics.jsonl', 'w'))
+    for _, l in ipairs(lines) do w:write(l, '\n') end
+    w:close()
+  else
+    io.open(dir .. '/metrics.jsonl', 'w'):close()
+  end
+  local csv = io.open(dir .. '/metrics.csv', o.resume and 'a' or 'w')
+  if not o.resume then csv:write(table.concat(CSV_FIELDS, ','), '\n') end
+  csv:close()
+  if not o.quiet then
+    print(string.format('%s: %s on %s (%d train / %d test images), loss %s, %d parameters, %d threads -> %s',
+                        start > 1 and 'resuming at epoch ' .. start or 'training', o.model, o.dataset,
+                        train_split.images:size(1), test_split.images:size(1), tostring(crit), params:numel(),
+                        C.crl_get_num_threads(), dir))
+  end
+
+  local progress = new_progress(o.quiet)
+  local pred = T.new(C.CRL_INT32, C.CRL_CPU, {0})
+  local hits = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+  local sum = ffi.new('double[1]')
+  local nb = train_batches:count()
+  local last = o.epochs
+  if o['stop-after'] > 0 then last = math.min(o.epochs, start + o['stop-after'] - 1) end
+  for epoch = start, last do
+    local t0 = C.crl_time_seconds()
+    local loss_sum, correct, seen, lr = 0, 0, 0, 0
+    for i, x, y in train_batches:epoch() do
+      lr = sched(epoch - 1 + (i - 1) / nb)
+      local out = model:forward(x)
+      local l = crit:forward(out, y)
+      grads:zero()
+      model:backward(x, crit:backward(out, y))
+      if o.clip > 0 then optim.clipGradNorm(grads, o.clip) end
+      opt:step(lr)
+      local b = x:size(1)
+      check(C.crl_tensor_max(nil, pred, out, 1, 0))
+      check(C.crl_tensor_binary(hits, pred, y, C.CRL_OP_EQ))
+      check(C.crl_tensor_sum_all(sum, hits))
+      loss_sum, correct, seen = loss_sum + l * b, correct + sum[0], seen + b
+      if l ~= l then error(string.format('train: the loss became NaN at epoch %d, batch %d (lr %g)', epoch, i, lr), 0) end
+      local el = C.crl_time_seconds() - t0
+      progress:update(epoch, o.epochs, i, nb, loss_sum / seen, correct / seen, seen / el, el, i == nb)
+    end
+    local train_time = C.crl_time_seconds() - t0
+    local ev = M.evaluate(model, crit_sum, test_batches)
+    local rec = {epoch = epoch, lr = lr, train_loss = loss_sum / seen, train_acc = correct / seen,
+                 test_loss = ev.loss, test_acc = ev.acc, test_top5 = K > 5 and ev.top5 or nil, test_ece = ev.ece,
+                 epoch_seconds = C.crl_time_seconds() - t0, images_per_sec = seen / train_time}
+    history[#history + 1] = rec
+    local jf = assert(io.open(dir .. '/metrics.jsonl', 'a'))
+    jf:write(json.encode(rec), '\n')
+    jf:close()
+    local cf = assert(io.open(dir .. '/metrics.csv', 'a'))
+    local row = {}
+    for i, k in ipairs(CSV_FIELDS) do row[i] = rec[k] == nil and '' or string.format('%.6g', rec[k]) end
+    cf:write(table.concat(row, ','), '\n')
+    cf:close()
+    if ev.acc > best then
+      best, best_epoch = ev.acc, epoch
+      local list = state_tensors(model, nil)
+      ckpt.save(best_path, list, {format = M.FORMAT, model = o.model, loss = o.loss, dataset = o.dataset,
+                                  epoch = epoch, test_acc = ev.acc})
+    end
+    save_checkpoint(ckpt_path, model, opt, o, epoch, best, best_epoch)
+    if not o.quiet then
+      print(string.format('epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%%s ECE %.4f | %.1f s',
+                          epoch, rec.train_loss, 100 * rec.train_acc, ev.loss, 100 * ev.acc,
+                          K > 5 and string.format(' top-5 %.2f%%', 100 * ev.top5) or '', ev.ece,
+                          rec.epoch_seconds))
+    end
+  end
+  return {history = history, best_acc = best, best_epoch = best_epoch, dir = dir, model = model,
+          params = params}
+end
+
+return M

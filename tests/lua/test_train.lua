@@ -1,0 +1,163 @@
+-- The trainer on a small dataset written here in the idx format: reading
+-- (plain and gzipped), bad files, options, resume reproducing an
+-- uninterrupted run exactly, checkpoints (atomic, mismatched, corrupt) and
+-- flat memory over many steps.
+local t = require 'tap'
+local ffi = require 'ffi'
+local crlab = require 'crlab'
+local data = require 'crlab.data'
+local train = require 'crlab.train'
+local ckpt = require 'crlab.checkpoint'
+local nn = require 'crlab.nn'
+local optim = require 'crlab.optim'
+
+local tmp = os.tmpname()
+os.remove(tmp)
+os.execute('mkdir -p ' .. tmp)
+
+local function be32(n)
+  return string.char(math.floor(n / 2^24) % 256, math.floor(n / 2^16) % 256, math.floor(n / 256) % 256, n % 256)
+end
+
+local function write(path, bytes)
+  local f = assert(io.open(path, 'wb'))
+  f:write(bytes)
+  f:close()
+end
+
+-- Images whose class is readable from the picture: class c lights up row band c.
+local function make_split(n, seed)
+  local imgs, labels = {}, {}
+  math.randomseed(seed)
+  for i = 1, n do
+    local c = (i * 7 + seed) % 10
+    labels[i] = string.char(c)
+    local px = {}
+    for r = 0, 27 do
+      for col = 0, 27 do
+        local on = math.floor(r / 3) == c
+        px[#px + 1] = string.char(on and math.random(150, 255) or math.random(0, 60))
+      end
+    end
+    imgs[i] = table.concat(px)
+  end
+  return '\0\0\8\3' .. be32(n) .. be32(28) .. be32(28) .. table.concat(imgs),
+         '\0\0\8\1' .. be32(n) .. table.concat(labels)
+end
+
+local dir = tmp .. '/fmnist'
+os.execute('mkdir -p ' .. dir)
+local ti, tl = make_split(96, 1)
+local vi, vl = make_split(40, 2)
+write(dir .. '/train-images-idx3-ubyte', ti)
+write(dir .. '/train-labels-idx1-ubyte', tl)
+write(dir .. '/t10k-images-idx3-ubyte', vi)
+write(dir .. '/t10k-labels-idx1-ubyte', vl)
+os.execute('gzip -k ' .. dir .. '/t10k-images-idx3-ubyte')
+
+-- reading
+local plain = data.readIdx(dir .. '/t10k-images-idx3-ubyte')
+local gz = data.readIdx(dir .. '/t10k-images-idx3-ubyte.gz')
+t.eq(tostring(plain:size()), '40x28x28', 'a plain idx file reads as (N, H, W) uint8')
+t.eq(plain:int():float():sum(), gz:int():float():sum(), 'the gzipped copy reads the same')
+local ds = data.load('fashion-mnist', dir)
+t.eq(ds.train.images:size(1), 96, 'the dataset folder loads (train)')
+t.eq(tostring(ds.test.images:size()), '40x1x28x28', 'images get a channel dimension')
+
+-- bad files
+write(tmp .. '/short', '\0\0\8')
+t.errors(function() data.readIdx(tmp .. '/short') end, tmp .. '/short', 'a 3-byte file is refused, naming it')
+write(tmp .. '/magic', 'PK\3\4' .. string.rep('x', 20))
+t.errors(function() data.readIdx(tmp .. '/magic') end, 'is not an idx file', 'a wrong magic')
+write(tmp .. '/trunc', ti:sub(1, 5000))
+t.errors(function() data.readIdx(tmp .. '/trunc') end, 'is truncated: the header promises 75264 bytes',
+         'a truncated image file')
+t.errors(function() data.readIdx(tmp .. '/missing-file') end, "cannot open '" .. tmp .. "/missing-file'",
+         'a missing file')
+local bad = tmp .. '/mismatch'
+os.execute('mkdir -p ' .. bad)
+write(bad .. '/train-images-idx3-ubyte', ti)
+write(bad .. '/train-labels-idx1-ubyte', vl) -- 40 labels for 96 images
+write(bad .. '/t10k-images-idx3-ubyte', vi)
+write(bad .. '/t10k-labels-idx1-ubyte', vl)
+t.errors(function() data.load('fashion-mnist', bad) end, 'holds 96 images but ' .. bad ..
+         '/train-labels-idx1-ubyte holds 40 labels', 'a label file whose count disagrees names both files')
+t.errors(function() data.load('fashion-mnist', tmp .. '/nowhere') end, 'neither', 'a missing dataset folder')
+
+-- options
+t.errors(function() train.parse({'--modle', 'cnn'}) end, "unknown option '--modle'", 'a misspelt option')
+t.errors(function() train.parse({'--epochs', 'ten'}) end, "expects a number, got 'ten'", 'a non-numeric value')
+local base = {'--data', dir, '--train-limit', '64', '--batch', '16', '--lr', '0.05', '--quiet', '--threads', '2'}
+local function opts(extra)
+  local a = {}
+  for _, v in ipairs(base) do a[#a + 1] = v end
+  for _, v in ipairs(extra) do a[#a + 1] = v end
+  return train.parse(a)
+end
+t.errors(function() train.run(opts({'--model', 'vgg16', '--out', tmp .. '/x'})) end, "unknown model 'vgg16'",
+         'an unknown model name')
+t.errors(function() train.run(opts({'--model', 'resnet21', '--out', tmp .. '/x'})) end, 'depth must be 6n+2',
+         'a CIFAR ResNet depth that is not 6n+2')
+t.errors(function() train.run(opts({'--loss', 'hinge', '--out', tmp .. '/x'})) end, "unknown loss 'hinge'",
+         'an unknown loss name')
+
+-- resume: 2 epochs at once == the same run stopped after epoch 1 and resumed
+local whole = train.run(opts({'--epochs', '2', '--out', tmp .. '/whole', '--flip', '--crop', '2'}))
+train.run(opts({'--epochs', '2', '--stop-after', '1', '--out', tmp .. '/split', '--flip', '--crop', '2'}))
+local resumed = train.run(opts({'--epochs', '2', '--out', tmp .. '/split', '--flip', '--crop', '2', '--resume'}))
+t.eq((whole.params - resumed.params):abs():max(), 0, 'resuming after epoch 1 gives bitwise the weights of an ' ..
+     'uninterrupted 2-epoch run')
+t.eq(#resumed.history, 2, 'the resumed run keeps the metrics of epoch 1')
+t.ok(whole.history[2].train_loss == resumed.history[2].train_loss, 'and the same epoch-2 training loss')
+local lines = 0
+for _ in io.lines(tmp .. '/split/metrics.jsonl') do lines = lines + 1 end
+t.eq(lines, 2, 'metrics.jsonl holds one line per epoch after the resume')
+local csv = io.open(tmp .. '/split/metrics.csv'):read('*a')
+t.ok(csv:find('^epoch,lr,train_loss') and select(2, csv:gsub('\n', '')) == 3, 'metrics.csv: a header and 2 rows')
+t.ok(io.open(tmp .. '/split/checkpoint.safetensors.tmp') == nil, 'no temporary checkpoint is left behind')
+t.ok(io.open(tmp .. '/split/best.safetensors') ~= nil, 'the best model is kept apart')
+
+-- checkpoints from elsewhere
+t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/split', '--resume', '--model', 'resnet20'})) end,
+         "was written for model 'cnn', not 'resnet20'", 'resuming with another model')
+t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/none', '--resume'})) end,
+         'no checkpoint at', 'resuming without a checkpoint')
+local raw = io.open(tmp .. '/split/checkpoint.safetensors', 'rb'):read('*a')
+write(tmp .. '/cut.safetensors', raw:sub(1, #raw - 100))
+t.errors(function() ckpt.load(tmp .. '/cut.safetensors') end, tmp .. '/cut.safetensors', 'a truncated checkpoint')
+write(tmp .. '/junk.safetensors', 'not a checkpoint at all')
+t.errors(function() ckpt.load(tmp .. '/junk.safetensors') end, 'is not a valid safetensors file', 'a junk file')
+t.errors(function() ckpt.save(tmp .. '/no/such/dir/x.safetensors', {{'a', crlab.zeros(2)}}) end, 'cannot write',
+         'saving into a missing folder fails cleanly')
+local tensors, meta = ckpt.load(tmp .. '/split/checkpoint.safetensors')
+t.eq(meta.format, train.FORMAT, 'the checkpoint records its format')
+t.ok(tensors['model.1.weight'] ~= nil and tensors['model.2.running_mean'] ~= nil and tensors['optim.momentum'] ~= nil,
+     'it holds weights, BN running statistics and the momentum buffer by name')
+
+-- memory stays flat: resident set after 50 and after 500 steps
+local model = nn.Sequential(nn.Conv2d(1, 4, 3, {padding = 1}), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
+local params, grads = model:getParameters()
+local opt = optim.sgd(params, grads, {momentum = 0.9, weightDecay = 5e-4})
+local crit = crlab.loss.crl{}
+local batches = data.batches(ds.train, {batch = 16, crop = 2, flip = true, mean = {0.3}, std = {0.3}})
+local step, rss50 = 0, 0
+while step < 500 do
+  for _, x, y in batches:epoch() do
+    local out = model:forward(x)
+    crit:forward(out, y)
+    grads:zero()
+    model:backward(x, crit:backward(out, y))
+    opt:step(0.01)
+    step = step + 1
+    if step == 50 then collectgarbage() rss50 = tonumber(crlab.C.crl_rss_bytes()) end
+    if step == 500 then break end
+  end
+end
+collectgarbage()
+local rss500 = tonumber(crlab.C.crl_rss_bytes())
+t.ok(math.abs(rss500 - rss50) / rss50 < 0.01, string.format('resident memory after 50 steps %.1f MiB, after 500 ' ..
+     'steps %.1f MiB (%.2f%% apart)', rss50 / 2^20, rss500 / 2^20, 100 * math.abs(rss500 - rss50) / rss50))
+
+os.execute('rm -rf ' .. tmp)
+t.done()
