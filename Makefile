@@ -39,7 +39,7 @@ TEST_SRC := $(wildcard tests/c/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 ABI_DUMP := $(BUILD)/tests/abi_dump
 
-.PHONY: all lib tests test asan run clean install uninstall bench
+.PHONY: all lib tests test asan run demo bench clean install uninstall
 all: lib tests
 	@if [ "$(CUDA)" = 1 ]; then echo "built $(LIB) with CUDA"; \
 	 else echo "built $(LIB) without CUDA (no nvcc found, or CUDA=0)"; fi
@@ -83,9 +83,17 @@ asan:
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  prove -e tests/run-one $(TEST_SRC:tests/c/%.c=core/build-asan/tests/%) tests/lua/test_*.lua
 
-# The main job (until training lands: the loss-comparison demo).
+# The main job: CE vs CRL on Fashion-MNIST (scripts/compare.lua).
 run: all
+	scripts/crlab scripts/compare.lua
+
+# How each loss responds to p_y: values, gradients and plots.
+demo: all
 	scripts/crlab scripts/loss_demo.lua
+
+# Throughput against PyTorch (when installed) on the same threads.
+bench: all
+	scripts/crlab scripts/bench.lua
 
 PREFIX ?= /usr/local
 install: all

@@ -337,6 +337,9 @@ int crl_batch_assemble(crl_tensor *out, crl_tensor *labels_out, const crl_tensor
 
 /* ---- process ------------------------------------------------------------------ */
 
+/* How many storages (CPU or CUDA blocks) this process has allocated so far;
+ * a training step after warm-up should add none. */
+int64_t crl_storage_allocations(void);
 /* Seconds on the monotonic clock (for timing; arbitrary origin). */
 double crl_time_seconds(void);
 /* 1 when file descriptor fd is a terminal. */

@@ -30,13 +30,20 @@ int64_t crl_rss_bytes(void)
     return (int64_t)pages_resident * (int64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The CPU kernels parallelise over images and channels with OpenMP and
+ * call a single-threaded sgemm from each thread; a second, OpenBLAS-owned
+ * thread pool would only compete with them for the cores. */
+__attribute__((constructor)) static void single_threaded_blas(void)
+{
+    openblas_set_num_threads(1);
+}
+
 void crl_set_num_threads(int n)
 {
     if (n < 1) n = 1;
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
 }
 
 int crl_get_num_threads(void)

@@ -34,8 +34,16 @@ const char *crl_dtype_name(int dtype)
 
 /* ---- storage ---------------------------------------------------------------- */
 
+static int64_t storage_allocations;
+
+int64_t crl_storage_allocations(void)
+{
+    return __atomic_load_n(&storage_allocations, __ATOMIC_RELAXED);
+}
+
 crl_storage *crl_storage_new(int64_t nbytes, int device)
 {
+    __atomic_add_fetch(&storage_allocations, 1, __ATOMIC_RELAXED);
     crl_storage *s = calloc(1, sizeof *s);
     if (s == NULL) {
         crl_fail(CRL_ERR_NOMEM, __func__, "out of host memory for a storage header");

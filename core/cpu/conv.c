@@ -7,6 +7,9 @@
  * folds back into the input gradient. Inputs must be contiguous NCHW. */
 #include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "../internal.h"
 
@@ -66,75 +69,80 @@ static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *wei
     return CRL_OK;
 }
 
-static int64_t chunk_images(const conv_shape *s)
+/* The output columns ox whose input column ox * stride - pad + kj lies in
+ * [0, w): [*lo, *hi). */
+static void valid_range(int64_t *lo, int64_t *hi, int64_t kj, int64_t ow, int64_t w, int stride, int pad)
 {
-    int64_t per = (s->ckk + s->f) * s->ohw;
-    int64_t nb = per > 0 ? ws_limit / per : s->n;
-    if (nb < 1) nb = 1;
-    if (nb > s->n) nb = s->n;
-    return nb;
+    int64_t a = pad - kj; /* ox * stride >= a */
+    int64_t l = a <= 0 ? 0 : (a + stride - 1) / stride;
+    int64_t b = w + pad - kj; /* ox * stride < b */
+    int64_t h = b <= 0 ? 0 : (b + stride - 1) / stride;
+    if (h > ow) h = ow;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
 }
 
-/* col[(c, ki, kj), b * OHW + (oy, ox)] for images x[0..nb) */
+/* col[(c, ki, kj), b * OHW + (oy, ox)] for images x[0..nb); one thread. */
 static void im2col(float *col, const float *x, int64_t nb, const conv_shape *s, const crl_conv2d_params *p)
 {
     int64_t ld = nb * s->ohw;
-#pragma omp parallel for collapse(2) schedule(static)
     for (int64_t c = 0; c < s->c; c++)
-        for (int64_t b = 0; b < nb; b++) {
-            const float *plane = x + (b * s->c + c) * s->h * s->w;
-            for (int64_t ki = 0; ki < s->kh; ki++)
-                for (int64_t kj = 0; kj < s->kw; kj++) {
-                    float *row = col + ((c * s->kh + ki) * s->kw + kj) * ld + b * s->ohw;
+        for (int64_t ki = 0; ki < s->kh; ki++)
+            for (int64_t kj = 0; kj < s->kw; kj++) {
+                int64_t lo, hi;
+                valid_range(&lo, &hi, kj, s->ow, s->w, p->stride_w, p->pad_w);
+                int64_t off = kj - p->pad_w;
+                float *row = col + ((c * s->kh + ki) * s->kw + kj) * ld;
+                for (int64_t b = 0; b < nb; b++) {
+                    const float *plane = x + (b * s->c + c) * s->h * s->w;
                     for (int64_t oy = 0; oy < s->oh; oy++) {
                         int64_t iy = oy * p->stride_h - p->pad_h + ki;
-                        float *dst = row + oy * s->ow;
+                        float *dst = row + b * s->ohw + oy * s->ow;
                         if (iy < 0 || iy >= s->h) {
                             memset(dst, 0, (size_t)s->ow * sizeof(float));
                             continue;
                         }
                         const float *src = plane + iy * s->w;
+                        for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
                         if (p->stride_w == 1) {
-                            int64_t off = kj - p->pad_w;
-                            for (int64_t ox = 0; ox < s->ow; ox++) {
-                                int64_t ix = ox + off;
-                                dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
-                            }
+                            memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
                         } else {
-                            for (int64_t ox = 0; ox < s->ow; ox++) {
-                                int64_t ix = ox * p->stride_w - p->pad_w + kj;
-                                dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
-                            }
+                            for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * p->stride_w + off];
                         }
+                        for (int64_t ox = hi; ox < s->ow; ox++) dst[ox] = 0.0f;
                     }
                 }
-        }
+            }
 }
 
-/* The adjoint of im2col: gx[b] += fold(gcol); gx is zeroed first. */
+/* The adjoint of im2col: gx[0..nb) = fold(gcol); one thread. */
 static void col2im(float *gx, const float *gcol, int64_t nb, const conv_shape *s, const crl_conv2d_params *p)
 {
     int64_t ld = nb * s->ohw;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t b = 0; b < nb; b++)
-        for (int64_t c = 0; c < s->c; c++) {
-            float *plane = gx + (b * s->c + c) * s->h * s->w;
-            memset(plane, 0, (size_t)(s->h * s->w) * sizeof(float));
-            for (int64_t ki = 0; ki < s->kh; ki++)
-                for (int64_t kj = 0; kj < s->kw; kj++) {
-                    const float *row = gcol + ((c * s->kh + ki) * s->kw + kj) * ld + b * s->ohw;
+    memset(gx, 0, (size_t)(nb * s->c * s->h * s->w) * sizeof(float));
+    for (int64_t c = 0; c < s->c; c++)
+        for (int64_t ki = 0; ki < s->kh; ki++)
+            for (int64_t kj = 0; kj < s->kw; kj++) {
+                int64_t lo, hi;
+                valid_range(&lo, &hi, kj, s->ow, s->w, p->stride_w, p->pad_w);
+                int64_t off = kj - p->pad_w;
+                const float *row = gcol + ((c * s->kh + ki) * s->kw + kj) * ld;
+                for (int64_t b = 0; b < nb; b++) {
+                    float *plane = gx + (b * s->c + c) * s->h * s->w;
                     for (int64_t oy = 0; oy < s->oh; oy++) {
                         int64_t iy = oy * p->stride_h - p->pad_h + ki;
                         if (iy < 0 || iy >= s->h) continue;
                         float *dst = plane + iy * s->w;
-                        const float *src = row + oy * s->ow;
-                        for (int64_t ox = 0; ox < s->ow; ox++) {
-                            int64_t ix = ox * p->stride_w - p->pad_w + kj;
-                            if (ix >= 0 && ix < s->w) dst[ix] += src[ox];
+                        const float *src = row + b * s->ohw + oy * s->ow;
+                        if (p->stride_w == 1) {
+                            for (int64_t ox = lo; ox < hi; ox++) dst[ox + off] += src[ox];
+                        } else {
+                            for (int64_t ox = lo; ox < hi; ox++) dst[ox * p->stride_w + off] += src[ox];
                         }
                     }
                 }
-        }
+            }
 }
 
 static int grow_workspace(crl_tensor *ws, int64_t need, const char *func)
@@ -148,6 +156,48 @@ static int grow_workspace(crl_tensor *ws, int64_t need, const char *func)
     return crl_tensor_resize(ws, 1, &need);
 }
 
+static int thread_count(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Threads split the batch into contiguous slices; each works through its
+ * slice in chunks of nb images with its own part of the workspace and a
+ * single-threaded sgemm, so no thread pools compete. */
+typedef struct {
+    int nt;          /* threads */
+    int64_t nb;      /* images per chunk */
+    int64_t per;     /* floats of workspace per thread */
+} conv_plan;
+
+static conv_plan plan(const conv_shape *s, int64_t extra_per_thread)
+{
+    conv_plan pl;
+    pl.nt = thread_count();
+    if (pl.nt > s->n) pl.nt = (int)(s->n > 0 ? s->n : 1);
+    int64_t per_image = (s->ckk + s->f) * s->ohw;
+    int64_t budget = ws_limit / pl.nt - extra_per_thread;
+    pl.nb = per_image > 0 ? budget / per_image : s->n;
+    if (pl.nb < 1) pl.nb = 1;
+    int64_t slice = (s->n + pl.nt - 1) / pl.nt;
+    if (pl.nb > slice) pl.nb = slice;
+    pl.per = per_image * pl.nb + extra_per_thread;
+    return pl;
+}
+
 int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                        const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace)
 {
@@ -159,29 +209,35 @@ int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *
     int64_t osz[4] = {s.n, s.f, s.oh, s.ow};
     rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz);
     if (rc) return rc;
-    int64_t nb = chunk_images(&s);
-    rc = grow_workspace(workspace, (s.ckk + s.f) * nb * s.ohw, __func__);
+    conv_plan pl = plan(&s, 0);
+    rc = grow_workspace(workspace, pl.per * pl.nt, __func__);
     if (rc) return rc;
-    float *col = crl_tensor_data(workspace);
-    float *tmp = col + s.ckk * nb * s.ohw;
+    float *ws = crl_tensor_data(workspace);
     const float *x = crl_tensor_data(in), *wt = crl_tensor_data(weight);
     const float *bs = bias ? crl_tensor_data(bias) : NULL;
     float *y = crl_tensor_data(out);
-    for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
-        int64_t cnt = s.n - n0 < nb ? s.n - n0 : nb;
-        int64_t ld = cnt * s.ohw;
-        im2col(col, x + n0 * s.c * s.h * s.w, cnt, &s, p);
-        /* tmp (F, cnt*OHW) = W (F, CKK) col (CKK, cnt*OHW) -- col uses ld = cnt*OHW */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.f, (int)ld, (int)s.ckk, 1.0f,
-                    wt, (int)s.ckk, col, (int)ld, 0.0f, tmp, (int)ld);
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int64_t b = 0; b < cnt; b++)
-            for (int64_t f = 0; f < s.f; f++) {
-                float *dst = y + ((n0 + b) * s.f + f) * s.ohw;
-                const float *src = tmp + f * ld + b * s.ohw;
-                float add = bs ? bs[f] : 0.0f;
-                for (int64_t q = 0; q < s.ohw; q++) dst[q] = src[q] + add;
-            }
+#pragma omp parallel num_threads(pl.nt)
+    {
+        int t = thread_id();
+        int64_t slice = (s.n + pl.nt - 1) / pl.nt, first = t * slice;
+        int64_t last = first + slice < s.n ? first + slice : s.n;
+        float *col = ws + t * pl.per;
+        float *tmp = col + s.ckk * pl.nb * s.ohw;
+        for (int64_t n0 = first; n0 < last; n0 += pl.nb) {
+            int64_t cnt = last - n0 < pl.nb ? last - n0 : pl.nb;
+            int64_t ld = cnt * s.ohw;
+            im2col(col, x + n0 * s.c * s.h * s.w, cnt, &s, p);
+            /* tmp (F, cnt*OHW) = W (F, CKK) col (CKK, cnt*OHW) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.f, (int)ld, (int)s.ckk, 1.0f,
+                        wt, (int)s.ckk, col, (int)ld, 0.0f, tmp, (int)ld);
+            for (int64_t b = 0; b < cnt; b++)
+                for (int64_t f = 0; f < s.f; f++) {
+                    float *dst = y + ((n0 + b) * s.f + f) * s.ohw;
+                    const float *src = tmp + f * ld + b * s.ohw;
+                    float add = bs ? bs[f] : 0.0f;
+                    for (int64_t q = 0; q < s.ohw; q++) dst[q] = src[q] + add;
+                }
+        }
     }
     return CRL_OK;
 }
@@ -215,11 +271,6 @@ int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
         rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes);
         if (rc) return rc;
     }
-    int64_t nb = chunk_images(&s);
-    rc = grow_workspace(workspace, (s.ckk + s.f) * nb * s.ohw, __func__);
-    if (rc) return rc;
-    float *col = crl_tensor_data(workspace);
-    float *gperm = col + s.ckk * nb * s.ohw;
     const float *x = crl_tensor_data(in), *wt = crl_tensor_data(weight), *gy = crl_tensor_data(grad_out);
     float *gw = grad_weight ? crl_tensor_data(grad_weight) : NULL;
     float *gb = grad_bias ? crl_tensor_data(grad_bias) : NULL;
@@ -236,25 +287,49 @@ int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
         }
     }
     if (!gw && !gx) return CRL_OK;
-    for (int64_t n0 = 0; n0 < s.n; n0 += nb) {
-        int64_t cnt = s.n - n0 < nb ? s.n - n0 : nb;
-        int64_t ld = cnt * s.ohw;
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int64_t b = 0; b < cnt; b++)
-            for (int64_t f = 0; f < s.f; f++)
-                memcpy(gperm + f * ld + b * s.ohw, gy + ((n0 + b) * s.f + f) * s.ohw,
-                       (size_t)s.ohw * sizeof(float));
-        if (gw) {
-            im2col(col, x + n0 * s.c * s.h * s.w, cnt, &s, p);
-            /* gW (F, CKK) += gperm (F, ld) col^T (ld, CKK) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s.f, (int)s.ckk, (int)ld, 1.0f,
-                        gperm, (int)ld, col, (int)ld, 1.0f, gw, (int)s.ckk);
+    /* each thread accumulates its weight gradient privately (F * CKK) */
+    int64_t wsize = s.f * s.ckk;
+    conv_plan pl = plan(&s, gw ? wsize : 0);
+    rc = grow_workspace(workspace, pl.per * pl.nt, __func__);
+    if (rc) return rc;
+    float *ws = crl_tensor_data(workspace);
+#pragma omp parallel num_threads(pl.nt)
+    {
+        int t = thread_id();
+        int64_t slice = (s.n + pl.nt - 1) / pl.nt, first = t * slice;
+        int64_t last = first + slice < s.n ? first + slice : s.n;
+        float *col = ws + t * pl.per;
+        float *gperm = col + s.ckk * pl.nb * s.ohw;
+        float *gw_t = gperm + s.f * pl.nb * s.ohw;
+        if (gw) memset(gw_t, 0, (size_t)wsize * sizeof(float));
+        for (int64_t n0 = first; n0 < last; n0 += pl.nb) {
+            int64_t cnt = last - n0 < pl.nb ? last - n0 : pl.nb;
+            int64_t ld = cnt * s.ohw;
+            for (int64_t b = 0; b < cnt; b++)
+                for (int64_t f = 0; f < s.f; f++)
+                    memcpy(gperm + f * ld + b * s.ohw, gy + ((n0 + b) * s.f + f) * s.ohw,
+                           (size_t)s.ohw * sizeof(float));
+            if (gw) {
+                im2col(col, x + n0 * s.c * s.h * s.w, cnt, &s, p);
+                /* gW_t (F, CKK) += gperm (F, ld) col^T (ld, CKK) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)s.f, (int)s.ckk, (int)ld, 1.0f,
+                            gperm, (int)ld, col, (int)ld, 1.0f, gw_t, (int)s.ckk);
+            }
+            if (gx) {
+                /* gcol (CKK, ld) = W^T (CKK, F) gperm (F, ld), into the col buffer */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s.ckk, (int)ld, (int)s.f, 1.0f,
+                            wt, (int)s.ckk, gperm, (int)ld, 0.0f, col, (int)ld);
+                col2im(gx + n0 * s.c * s.h * s.w, col, cnt, &s, p);
+            }
         }
-        if (gx) {
-            /* gcol (CKK, ld) = W^T (CKK, F) gperm (F, ld), into the col buffer */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)s.ckk, (int)ld, (int)s.f, 1.0f,
-                        wt, (int)s.ckk, gperm, (int)ld, 0.0f, col, (int)ld);
-            col2im(gx + n0 * s.c * s.h * s.w, col, cnt, &s, p);
+    }
+    if (gw) {
+        /* sum the private gradients in thread order: deterministic */
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < wsize; i++) {
+            float acc = gw[i];
+            for (int t = 0; t < pl.nt; t++) acc += ws[t * pl.per + (s.ckk + s.f) * pl.nb * s.ohw + i];
+            gw[i] = acc;
         }
     }
     return CRL_OK;

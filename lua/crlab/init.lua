@@ -28,4 +28,17 @@ crlab.cuda = {
   synchronize = function() core.check(core.C.crl_cuda_synchronize()) end,
 }
 
+-- The larger parts load on first use: crlab.nn, crlab.models, crlab.optim,
+-- crlab.data, crlab.train, crlab.checkpoint, crlab.json.
+local lazy = {nn = 'crlab.nn', models = 'crlab.models', optim = 'crlab.optim', data = 'crlab.data',
+              train = 'crlab.train', checkpoint = 'crlab.checkpoint', json = 'crlab.json'}
+setmetatable(crlab, {__index = function(t, k)
+  local mod = lazy[k]
+  if mod then
+    local v = require(mod)
+    rawset(t, k, v)
+    return v
+  end
+end})
+
 return crlab

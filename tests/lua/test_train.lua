@@ -159,5 +159,27 @@ local rss500 = tonumber(crlab.C.crl_rss_bytes())
 t.ok(math.abs(rss500 - rss50) / rss50 < 0.01, string.format('resident memory after 50 steps %.1f MiB, after 500 ' ..
      'steps %.1f MiB (%.2f%% apart)', rss50 / 2^20, rss500 / 2^20, 100 * math.abs(rss500 - rss50) / rss50))
 
+-- after the first step, a training step allocates no tensor memory at all
+local models = require 'crlab.models'
+for _, name in ipairs({'cnn', 'resnet20', 'preresnet20', 'wrn-16-2', 'densenet-bc-40-4'}) do
+  local m = models.build(name, {channels = 1, classes = 10, size = 28})
+  local mp, mg = m:getParameters()
+  local o = optim.sgd(mp, mg, {momentum = 0.9, weightDecay = 5e-4})
+  local b = data.batches(ds.train, {batch = 8, crop = 2, flip = true, mean = {0.3}, std = {0.3}})
+  local count, before = 0, 0
+  for i, x, y in b:epoch() do
+    if i == 2 then before = tonumber(crlab.C.crl_storage_allocations()) end
+    local out = m:forward(x)
+    crit:forward(out, y)
+    mg:zero()
+    m:backward(x, crit:backward(out, y))
+    o:step(0.01)
+    count = i
+    if i == 4 then break end
+  end
+  t.eq(tonumber(crlab.C.crl_storage_allocations()) - before, 0,
+       name .. ': steps 2-4 allocate no storage (buffers are reused)')
+end
+
 os.execute('rm -rf ' .. tmp)
 t.done()

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The PyTorch side of scripts/bench.lua: the same networks (CIFAR ResNet-20
+with zero-padding shortcuts, and crlab's default 'cnn'), the same batch, the
+same number of threads; prints one JSON line with images/s for training
+(forward + backward + SGD step) and inference. Needs only torch."""
+import json
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, i, o, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(i, o, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(o)
+        self.c2 = nn.Conv2d(o, o, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(o)
+        self.pad = (o - i) // 2
+        self.stride = stride
+
+    def forward(self, x):
+        y = self.b2(self.c2(F.relu(self.b1(self.c1(x)))))
+        s = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+        if self.pad:
+            s = F.pad(s, (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(y + s)
+
+
+def resnet20(channels, classes):
+    layers = [nn.Conv2d(channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    i = 16
+    for stage, w in enumerate((16, 32, 64)):
+        for b in range(3):
+            layers.append(Block(i, w, 2 if stage > 0 and b == 0 else 1))
+            i = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
+    return nn.Sequential(*layers)
+
+
+def cnn(channels, classes, size):
+    s = size // 4
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * s * s, 128), nn.ReLU(), nn.Linear(128, classes))
+
+
+def measure(model_name, batch, threads, train_iters, infer_iters):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if model_name == "resnet20":
+        model, shape = resnet20(3, 10), (batch, 3, 32, 32)
+    else:
+        model, shape = cnn(1, 10, 28), (batch, 1, 28, 28)
+    x = torch.randn(*shape)
+    y = torch.randint(0, 10, (batch,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train()
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(train_iters):
+        step()
+    train_ips = batch * train_iters / (time.perf_counter() - t0)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(2):
+            model(x)
+        t0 = time.perf_counter()
+        for _ in range(infer_iters):
+            model(x)
+        infer_ips = batch * infer_iters / (time.perf_counter() - t0)
+    return {"torch": torch.__version__, "train_ips": train_ips, "infer_ips": infer_ips}
+
+
+if __name__ == "__main__":
+    name, batch, threads, ti, ii = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    print(json.dumps(measure(name, batch, threads, ti, ii)))
