@@ -3,7 +3,8 @@
 # programs, and checks the Lua side loads. See README.md for the targets.
 
 CC      ?= cc
-CFLAGS  ?= -O2 -g
+# -march=native: the library is built where it runs (PORTABLE=1 leaves it out)
+CFLAGS  ?= -O3 -g $(if $(PORTABLE),,-march=native)
 CUDA_HOME ?= /usr/local/cuda
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls $(CUDA_HOME)/bin/nvcc 2>/dev/null)
 ifeq ($(origin CUDA), undefined)

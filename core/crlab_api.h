@@ -261,14 +261,18 @@ int crl_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
 int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd,
                           crl_tensor *running_mean, crl_tensor *running_var, const crl_tensor *in,
                           const crl_tensor *weight, const crl_tensor *bias, int training,
-                          float momentum, float eps);
+                          float momentum, float eps, int relu);
 /* In evaluation mode the forward also fills save_mean / save_invstd (when
  * given) from the running statistics. Backward uses the saved statistics;
  * training = 1 includes their dependence on the batch, training = 0 treats
- * them as constants (the evaluation-mode gradient). */
+ * them as constants (the evaluation-mode gradient).
+ * relu = 1 fuses a ReLU after the normalisation (out = max(bn(in), 0));
+ * its backward then takes that output as relu_out (NULL otherwise) and
+ * passes gradient only where relu_out > 0. One pass instead of two. */
 int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                            const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
-                           const crl_tensor *save_mean, const crl_tensor *save_invstd, int training);
+                           const crl_tensor *save_mean, const crl_tensor *save_invstd, int training,
+                           const crl_tensor *relu_out);
 
 /* out = max(in, 0); grad_in = grad_out where out > 0. out may be in. */
 int crl_relu_forward(crl_tensor *out, const crl_tensor *in);

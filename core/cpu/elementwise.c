@@ -31,30 +31,31 @@ static void walk3_init(walk3 *w, const crl_tensor *out, const crl_tensor *a, con
     }
 }
 
-/* Calls body(o, ia, ib, n, so, sa, sb) once per innermost row. */
+/* Runs the body once per innermost row with o, ia, ib (the row's first
+ * element offsets), n (its length) and so, sa, sb (the strides along it).
+ * Rows are independent, so large tensors split them over threads. */
 #define WALK3(w, ...)                                                             \
     do {                                                                          \
-        int64_t idx_[CRL_MAX_DIM] = {0};                                          \
         int last_ = (w).ndim - 1;                                                 \
-        int64_t n_ = (w).ndim ? (w).sizes[last_] : 1;                              \
-        int64_t so = (w).ndim ? (w).strides[0][last_] : 0;                         \
-        int64_t sa = (w).ndim ? (w).strides[1][last_] : 0;                         \
-        int64_t sb = (w).ndim ? (w).strides[2][last_] : 0;                         \
+        int64_t n_ = (w).ndim ? (w).sizes[last_] : 1;                             \
+        int64_t so = (w).ndim ? (w).strides[0][last_] : 0;                        \
+        int64_t sa = (w).ndim ? (w).strides[1][last_] : 0;                        \
+        int64_t sb = (w).ndim ? (w).strides[2][last_] : 0;                        \
         int64_t rows_ = 1;                                                        \
-        for (int d_ = 0; d_ < last_; d_++) rows_ *= (w).sizes[d_];                 \
+        for (int d_ = 0; d_ < last_; d_++) rows_ *= (w).sizes[d_];                \
+        _Pragma("omp parallel for schedule(static) if (rows_ * n_ > 65536)")    \
         for (int64_t r_ = 0; r_ < rows_; r_++) {                                  \
             int64_t o = (w).base[0], ia = (w).base[1], ib = (w).base[2];          \
-            for (int d_ = 0; d_ < last_; d_++) {                                  \
-                o += idx_[d_] * (w).strides[0][d_];                                \
-                ia += idx_[d_] * (w).strides[1][d_];                               \
-                ib += idx_[d_] * (w).strides[2][d_];                               \
+            int64_t rem_ = r_;                                                    \
+            for (int d_ = last_ - 1; d_ >= 0; d_--) {                             \
+                int64_t i_ = rem_ % (w).sizes[d_];                                \
+                rem_ /= (w).sizes[d_];                                            \
+                o += i_ * (w).strides[0][d_];                                     \
+                ia += i_ * (w).strides[1][d_];                                    \
+                ib += i_ * (w).strides[2][d_];                                    \
             }                                                                     \
             int64_t n = n_;                                                       \
             __VA_ARGS__;                                                          \
-            for (int d_ = last_ - 1; d_ >= 0; d_--) {                             \
-                if (++idx_[d_] < (w).sizes[d_]) break;                             \
-                idx_[d_] = 0;                                                     \
-            }                                                                     \
         }                                                                         \
     } while (0)
 

@@ -115,7 +115,7 @@ static int bn_shape(const crl_tensor *in, int64_t *n, int64_t *c, int64_t *hw, c
 int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd,
                           crl_tensor *running_mean, crl_tensor *running_var, const crl_tensor *in,
                           const crl_tensor *weight, const crl_tensor *bias, int training,
-                          float momentum, float eps)
+                          float momentum, float eps, int relu)
 {
     CHECK_TENSOR(out, "out");
     int rc = need_f32(in, __func__, "in");
@@ -156,16 +156,22 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
     for (int64_t ch = 0; ch < c; ch++) {
         double mean, invstd;
         if (training) {
+            /* float partial sums per plane (vectorised), double across planes */
             double acc = 0;
             for (int64_t i = 0; i < n; i++) {
                 const float *p = x + (i * c + ch) * hw;
-                for (int64_t q = 0; q < hw; q++) acc += p[q];
+                float part = 0;
+                for (int64_t q = 0; q < hw; q++) part += p[q];
+                acc += part;
             }
             mean = acc / m_count;
             double var = 0;
+            float fm = (float)mean;
             for (int64_t i = 0; i < n; i++) {
                 const float *p = x + (i * c + ch) * hw;
-                for (int64_t q = 0; q < hw; q++) var += (p[q] - mean) * (p[q] - mean);
+                float part = 0;
+                for (int64_t q = 0; q < hw; q++) part += (p[q] - fm) * (p[q] - fm);
+                var += part;
             }
             var /= m_count;
             invstd = 1.0 / sqrt(var + eps);
@@ -184,7 +190,14 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
         for (int64_t i = 0; i < n; i++) {
             const float *p = x + (i * c + ch) * hw;
             float *o = y + (i * c + ch) * hw;
-            for (int64_t q = 0; q < hw; q++) o[q] = p[q] * scale + shift;
+            if (relu) {
+                for (int64_t q = 0; q < hw; q++) {
+                    float v = p[q] * scale + shift;
+                    o[q] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (int64_t q = 0; q < hw; q++) o[q] = p[q] * scale + shift;
+            }
         }
     }
     return CRL_OK;
@@ -192,7 +205,8 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
 
 int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                            const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
-                           const crl_tensor *save_mean, const crl_tensor *save_invstd, int training)
+                           const crl_tensor *save_mean, const crl_tensor *save_invstd, int training,
+                           const crl_tensor *relu_out)
 {
     int rc = need_f32(in, __func__, "in");
     if (rc == CRL_OK) rc = need_f32(grad_out, __func__, "grad_out");
@@ -203,6 +217,10 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
     if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
     if (crl_tensor_numel(grad_out) != crl_tensor_numel(in))
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and in %s differ", crl_shape(grad_out), crl_shape(in));
+    if (relu_out && ((rc = need_f32(relu_out, __func__, "relu_out")) ||
+                     (rc = same_numel(relu_out, crl_tensor_numel(in), __func__, "relu_out", "like in"))))
+        return rc;
+    const float *ro = relu_out ? crl_tensor_data(relu_out) : NULL;
     const crl_tensor *vecs[5] = {weight, grad_weight, grad_bias, save_mean, save_invstd};
     const char *names[5] = {"weight", "grad_weight", "grad_bias", "save_mean", "save_invstd"};
     for (int k = 0; k < 5; k++)
@@ -225,26 +243,43 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
         double mean = sm[ch], invstd = si[ch], sum_g = 0, sum_gx = 0;
         for (int64_t i = 0; i < n; i++) {
             const float *p = x + (i * c + ch) * hw, *g = gy + (i * c + ch) * hw;
-            for (int64_t q = 0; q < hw; q++) {
-                sum_g += g[q];
-                sum_gx += g[q] * ((p[q] - mean) * invstd);
+            const float *r = ro ? ro + (i * c + ch) * hw : NULL;
+            float sg = 0, sgx = 0, fm = (float)mean;
+            if (r) {
+                for (int64_t q = 0; q < hw; q++) {
+                    float gq = r[q] > 0.0f ? g[q] : 0.0f;
+                    sg += gq;
+                    sgx += gq * (p[q] - fm);
+                }
+            } else {
+                for (int64_t q = 0; q < hw; q++) {
+                    sg += g[q];
+                    sgx += g[q] * (p[q] - fm);
+                }
             }
+            sum_g += sg;
+            sum_gx += sgx * invstd;
         }
         if (gb) gb[ch] += (float)sum_g;
         if (gw) gw[ch] += (float)sum_gx;
         if (gx) {
             double k = (w ? w[ch] : 1.0) * invstd / m_count;
             double mg = sum_g, mgx = sum_gx;
+            float a = (float)(k * m_count), b0 = (float)(-k * mg), b1 = (float)(-k * mgx * invstd);
+            float fm = (float)mean;
             for (int64_t i = 0; i < n; i++) {
                 const float *p = x + (i * c + ch) * hw, *g = gy + (i * c + ch) * hw;
+                const float *r = ro ? ro + (i * c + ch) * hw : NULL;
                 float *o = gx + (i * c + ch) * hw;
                 if (!training) {
-                    for (int64_t q = 0; q < hw; q++) o[q] = (float)(k * m_count * g[q]);
+                    for (int64_t q = 0; q < hw; q++) o[q] = a * (r && !(r[q] > 0.0f) ? 0.0f : g[q]);
                     continue;
                 }
-                for (int64_t q = 0; q < hw; q++) {
-                    double xh = (p[q] - mean) * invstd;
-                    o[q] = (float)(k * (m_count * g[q] - mg - xh * mgx));
+                if (r) {
+                    for (int64_t q = 0; q < hw; q++)
+                        o[q] = a * (r[q] > 0.0f ? g[q] : 0.0f) + b0 + b1 * (p[q] - fm);
+                } else {
+                    for (int64_t q = 0; q < hw; q++) o[q] = a * g[q] + b0 + b1 * (p[q] - fm);
                 }
             }
         }

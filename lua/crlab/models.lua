@@ -11,27 +11,29 @@ local M = {}
 
 local function conv3(i, o, stride) return nn.Conv2d(i, o, 3, {stride = stride or 1, padding = 1, bias = false}) end
 local function conv1(i, o, stride) return nn.Conv2d(i, o, 1, {stride = stride or 1, bias = false}) end
+-- batch norm with the following ReLU fused into it
+local function bnrelu(c) return nn.BatchNorm2d(c, {relu = true}) end
 
 -- The default model for 28x28 grey images: two conv-BN-ReLU-pool stages
 -- and a two-layer classifier (about 0.43 M parameters).
 function M.cnn(o)
   local s = math.floor(math.floor(o.size / 2) / 2)
   return nn.Sequential(
-    nn.Conv2d(o.channels, 32, 3, {padding = 1, bias = false}), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Conv2d(32, 64, 3, {padding = 1, bias = false}), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Flatten(), nn.Linear(64 * s * s, 128), nn.ReLU(), nn.Linear(128, o.classes))
+    nn.Conv2d(o.channels, 32, 3, {padding = 1, bias = false}), bnrelu(32), nn.MaxPool2d(2),
+    nn.Conv2d(32, 64, 3, {padding = 1, bias = false}), bnrelu(64), nn.MaxPool2d(2),
+    nn.Flatten(), nn.Linear(64 * s * s, 128), nn.ReLU(true), nn.Linear(128, o.classes))
 end
 
 -- CIFAR ResNet basic block (option A shortcut).
 local function basic_cifar(i, o, stride)
-  local branch = nn.Sequential(conv3(i, o, stride), nn.BatchNorm2d(o), nn.ReLU(), conv3(o, o), nn.BatchNorm2d(o))
+  local branch = nn.Sequential(conv3(i, o, stride), bnrelu(o), conv3(o, o), nn.BatchNorm2d(o))
   local shortcut = (stride ~= 1 or i ~= o) and nn.ShortcutPad(i, o, stride) or nil
-  return nn.Sequential(nn.Residual(branch, shortcut), nn.ReLU())
+  return nn.Sequential(nn.Residual(branch, shortcut), nn.ReLU(true))
 end
 
 -- Pre-activation block: BN-ReLU-conv twice, identity or padded shortcut.
 local function preact_cifar(i, o, stride, dropout)
-  local branch = nn.Sequential(nn.BatchNorm2d(i), nn.ReLU(), conv3(i, o, stride), nn.BatchNorm2d(o), nn.ReLU())
+  local branch = nn.Sequential(bnrelu(i), conv3(i, o, stride), bnrelu(o))
   if dropout and dropout > 0 then branch:add(nn.Dropout(dropout)) end
   branch:add(conv3(o, o))
   return branch
@@ -41,7 +43,7 @@ function M.resnet_cifar(depth, o, preact)
   if (depth - 2) % 6 ~= 0 then error('resnet: CIFAR depth must be 6n+2 (20, 32, 44, 56, 110), got ' .. depth, 3) end
   local n = (depth - 2) / 6
   local model = nn.Sequential(conv3(o.channels, 16))
-  if not preact then model:add(nn.BatchNorm2d(16)):add(nn.ReLU()) end
+  if not preact then model:add(bnrelu(16)) end
   local inC = 16
   for stage, width in ipairs({16, 32, 64}) do
     for b = 1, n do
@@ -55,7 +57,7 @@ function M.resnet_cifar(depth, o, preact)
       inC = width
     end
   end
-  if preact then model:add(nn.BatchNorm2d(64)):add(nn.ReLU()) end
+  if preact then model:add(bnrelu(64)) end
   return model:add(nn.GlobalAvgPool2d()):add(nn.Linear(64, o.classes))
 end
 
@@ -74,7 +76,7 @@ function M.wrn(depth, k, o)
       inC = width
     end
   end
-  return model:add(nn.BatchNorm2d(inC)):add(nn.ReLU()):add(nn.GlobalAvgPool2d()):add(nn.Linear(inC, o.classes))
+  return model:add(bnrelu(inC)):add(nn.GlobalAvgPool2d()):add(nn.Linear(inC, o.classes))
 end
 
 -- DenseNet-BC (Huang et al. 2017): three dense blocks of bottleneck layers
@@ -87,41 +89,40 @@ function M.densenet_bc(depth, k, o)
   local model = nn.Sequential(conv3(o.channels, c))
   for block = 1, 3 do
     for _ = 1, n do
-      local layer = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), conv1(c, 4 * k), nn.BatchNorm2d(4 * k), nn.ReLU(),
-                                  conv3(4 * k, k))
+      local layer = nn.Sequential(bnrelu(c), conv1(c, 4 * k), bnrelu(4 * k), conv3(4 * k, k))
       model:add(nn.Concat(2, nn.Identity(), layer))
       c = c + k
     end
     if block < 3 then
       local out = math.floor(c / 2)
-      model:add(nn.BatchNorm2d(c)):add(nn.ReLU()):add(conv1(c, out)):add(nn.AvgPool2d(2))
+      model:add(bnrelu(c)):add(conv1(c, out)):add(nn.AvgPool2d(2))
       c = out
     end
   end
-  return model:add(nn.BatchNorm2d(c)):add(nn.ReLU()):add(nn.GlobalAvgPool2d()):add(nn.Linear(c, o.classes))
+  return model:add(bnrelu(c)):add(nn.GlobalAvgPool2d()):add(nn.Linear(c, o.classes))
 end
 
 -- ImageNet ResNets (He et al. 2016): basic blocks (18, 34) or bottlenecks
 -- (50), projection shortcuts (1x1 conv + BN) where the shape changes.
 local function basic(i, o, stride)
-  local branch = nn.Sequential(conv3(i, o, stride), nn.BatchNorm2d(o), nn.ReLU(), conv3(o, o), nn.BatchNorm2d(o))
+  local branch = nn.Sequential(conv3(i, o, stride), bnrelu(o), conv3(o, o), nn.BatchNorm2d(o))
   local sc = (stride ~= 1 or i ~= o) and nn.Sequential(conv1(i, o, stride), nn.BatchNorm2d(o)) or nil
-  return nn.Sequential(nn.Residual(branch, sc), nn.ReLU()), o
+  return nn.Sequential(nn.Residual(branch, sc), nn.ReLU(true)), o
 end
 
 local function bottleneck(i, w, stride)
   local o = 4 * w
-  local branch = nn.Sequential(conv1(i, w), nn.BatchNorm2d(w), nn.ReLU(), conv3(w, w, stride), nn.BatchNorm2d(w),
-                               nn.ReLU(), conv1(w, o), nn.BatchNorm2d(o))
+  local branch = nn.Sequential(conv1(i, w), bnrelu(w), conv3(w, w, stride), bnrelu(w), conv1(w, o),
+                               nn.BatchNorm2d(o))
   local sc = (stride ~= 1 or i ~= o) and nn.Sequential(conv1(i, o, stride), nn.BatchNorm2d(o)) or nil
-  return nn.Sequential(nn.Residual(branch, sc), nn.ReLU()), o
+  return nn.Sequential(nn.Residual(branch, sc), nn.ReLU(true)), o
 end
 
 function M.resnet_imagenet(depth, o)
   local cfg = ({[18] = {basic, {2, 2, 2, 2}}, [34] = {basic, {3, 4, 6, 3}}, [50] = {bottleneck, {3, 4, 6, 3}}})[depth]
   if not cfg then error('resnet: ImageNet depth must be 18, 34 or 50, got ' .. depth, 3) end
   local model = nn.Sequential(nn.Conv2d(o.channels, 64, 7, {stride = 2, padding = 3, bias = false}),
-                              nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, {stride = 2, padding = 1}))
+                              bnrelu(64), nn.MaxPool2d(3, {stride = 2, padding = 1}))
   local inC = 64
   for stage, width in ipairs({64, 128, 256, 512}) do
     for b = 1, cfg[2][stage] do

@@ -82,7 +82,7 @@ static void test_batchnorm_eval(void)
     crl_tensor *x = randn(4, s, 5), *w = randn(1, sc, 6), *b = randn(1, sc, 7);
     crl_tensor *rm = randn(1, sc, 8), *rv = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 1, sc), *y = empty();
     crl_tensor_fill(rv, 2.0);
-    int rc = crl_batchnorm_forward(y, NULL, NULL, rm, rv, x, w, b, 0, 0.1f, 1e-5f);
+    int rc = crl_batchnorm_forward(y, NULL, NULL, rm, rv, x, w, b, 0, 0.1f, 1e-5f, 0);
     double err = 0;
     for (int i = 0; i < 24; i++) {
         int ch = (i / 4) % 3;
@@ -92,7 +92,7 @@ static void test_batchnorm_eval(void)
     ok(rc == 0 && err < 1e-5, "batch norm in evaluation uses the running statistics (max error %.1e)", err);
     /* training: output has zero mean and unit variance per channel; running stats move */
     crl_tensor *sm = empty(), *si = empty();
-    rc = crl_batchnorm_forward(y, sm, si, rm, rv, x, NULL, NULL, 1, 1.0f, 1e-5f);
+    rc = crl_batchnorm_forward(y, sm, si, rm, rv, x, NULL, NULL, 1, 1.0f, 1e-5f, 0);
     double mean = 0, var = 0;
     for (int nn = 0; nn < 2; nn++)
         for (int q = 0; q < 4; q++) mean += F(y)[(nn * 3 + 1) * 4 + q] / 8;
@@ -107,7 +107,7 @@ static void test_batchnorm_eval(void)
        "batch norm in training normalises per channel; momentum 1 sets running mean and unbiased variance");
     int64_t one[4] = {1, 3, 1, 1};
     crl_tensor *x1 = randn(4, one, 9);
-    ok(crl_batchnorm_forward(y, sm, si, rm, rv, x1, NULL, NULL, 1, 0.1f, 1e-5f) != 0 &&
+    ok(crl_batchnorm_forward(y, sm, si, rm, rv, x1, NULL, NULL, 1, 0.1f, 1e-5f, 0) != 0 &&
        strstr(crl_last_error(), "more than one value per channel"),
        "training batch norm on one value per channel fails: %s", crl_last_error());
     crl_tensor_free(x); crl_tensor_free(w); crl_tensor_free(b); crl_tensor_free(rm); crl_tensor_free(rv);

@@ -8,6 +8,7 @@ local gc = require 'gradcheck'
 crlab.manualSeed(11)
 math.randomseed(11)
 local TOL = 2e-3
+local kink = {h = 2 ^ -10}
 
 local function report(name, errs)
   local worst, parts = 0, {}
@@ -44,10 +45,19 @@ bn_eval.weight:copy(crlab.randn(3))
 bn_eval:evaluate()
 report('BatchNorm2d(3), evaluation', gc.check(bn_eval, crlab.randn(2, 3, 2, 2)))
 report('BatchNorm1d(4), training', gc.check(nn.BatchNorm1d(4), crlab.randn(6, 4)))
+-- fused ReLU: keep the normalised values away from 0 (the kink) by shifting
+local bnr = nn.BatchNorm2d(2, {relu = true})
+bnr.bias:copy(crlab.tensor{0.3, -0.2})
+report('BatchNorm2d(2) + ReLU, training', gc.check(bnr, gc.away_from_zero(3, 2, 2, 2), kink))
+local bnr_eval = nn.BatchNorm2d(2, {relu = true})
+bnr_eval.running_mean:copy(crlab.tensor{0.1, -0.1})
+bnr_eval:evaluate()
+report('BatchNorm2d(2) + ReLU, evaluation', gc.check(bnr_eval, gc.away_from_zero(2, 2, 2, 2), kink))
 
 -- Activations and pooling: inputs kept away from kinks and ties, small h
-local kink = {h = 2 ^ -10}
 report('ReLU', gc.check(nn.ReLU(), gc.away_from_zero(3, 4, 5), kink))
+report('ReLU in place after a linear layer', gc.check(nn.Sequential(nn.Linear(5, 6), nn.ReLU(true)),
+                                                     gc.away_from_zero(3, 5), kink))
 report('MaxPool2d(2)', gc.check(nn.MaxPool2d(2), gc.distinct(2, 2, 6, 6), kink))
 report('MaxPool2d(3, stride 2, pad 1)', gc.check(nn.MaxPool2d(3, {stride = 2, padding = 1}), gc.distinct(2, 2, 7, 7), kink))
 report('AvgPool2d(2)', gc.check(nn.AvgPool2d(2), crlab.randn(2, 3, 4, 6)))

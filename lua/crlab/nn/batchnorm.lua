@@ -1,6 +1,7 @@
 -- nn.BatchNorm2d(C) over (N, C, H, W) and nn.BatchNorm1d(C) over (N, C):
 -- batch statistics in training (running averages updated with momentum
 -- 0.1, unbiased variance, as in PyTorch), running statistics in evaluation.
+-- {relu = true} fuses the ReLU that usually follows (one pass, not two).
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'
 local C, check = core.C, core.check
@@ -15,6 +16,7 @@ return function(nn)
     self.eps = opts.eps or 1e-5
     self.momentum = opts.momentum or 0.1
     self.affine = opts.affine ~= false
+    self.relu = opts.relu or false -- a ReLU fused after the normalisation
     if self.affine then
       self.weight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures}):fill(1)
       self.bias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures})
@@ -44,7 +46,7 @@ return function(nn)
     end
     check(C.crl_batchnorm_forward(self.output, self.save_mean, self.save_invstd, self.running_mean,
                                   self.running_var, input, self.weight, self.bias, self.train and 1 or 0,
-                                  self.momentum, self.eps))
+                                  self.momentum, self.eps, self.relu and 1 or 0))
     return self.output
   end
 
@@ -52,13 +54,14 @@ return function(nn)
   function BatchNorm:backward(input, gradOutput)
     check(C.crl_batchnorm_backward(self.gradInput, self.affine and self.gradWeight or nil,
                                    self.affine and self.gradBias or nil, gradOutput, input, self.weight,
-                                   self.save_mean, self.save_invstd, self.train and 1 or 0))
+                                   self.save_mean, self.save_invstd, self.train and 1 or 0,
+                                   self.relu and self.output or nil))
     return self.gradInput
   end
 
   function BatchNorm:__repr()
-    return string.format('%s(%d, eps %g, momentum %g%s)', self.__typename, self.nFeatures, self.eps,
-                         self.momentum, self.affine and '' or ', no affine')
+    return string.format('%s(%d, eps %g, momentum %g%s)%s', self.__typename, self.nFeatures, self.eps,
+                         self.momentum, self.affine and '' or ', no affine', self.relu and ' + ReLU' or '')
   end
 
   local BatchNorm2d = nn.class('BatchNorm2d', BatchNorm)

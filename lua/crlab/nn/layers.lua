@@ -54,17 +54,29 @@ return function(nn)
   end
 
   ---------------------------------------------------------------------------
+  -- nn.ReLU() or nn.ReLU(true): in place, overwriting its input and, in
+  -- backward, its gradOutput (safe when nothing else reads them, e.g.
+  -- after a residual sum).
   local ReLU = nn.class('ReLU', Module)
 
+  function ReLU:__init(inplace)
+    Module.__init(self)
+    self.inplace = inplace or false
+  end
+
   function ReLU:updateOutput(input)
+    if self.inplace then self.output = input end
     check(C.crl_relu_forward(self.output, input))
     return self.output
   end
 
   function ReLU:updateGradInput(input, gradOutput)
+    if self.inplace then self.gradInput = gradOutput end
     check(C.crl_relu_backward(self.gradInput, gradOutput, self.output))
     return self.gradInput
   end
+
+  function ReLU:__repr() return self.inplace and 'nn.ReLU(in place)' or 'nn.ReLU' end
 
   ---------------------------------------------------------------------------
   -- Dropout(p): zeroes each element with probability p in training and
