@@ -112,7 +112,9 @@ end
 --   {kind = 'multistep', lr = 0.1, milestones = {91, 136}, gamma = 0.1}
 --   {kind = 'cosine', lr = 0.1, epochs = 200, min = 0}
 --   {kind = 'constant', lr = 0.01}
--- warmup = E ramps linearly from lr / (E * steps) to lr over the first E epochs.
+-- warmup = E ramps linearly up to the schedule over the first E epochs;
+-- stepSize (1 / steps per epoch) makes the first step's rate lr * stepSize / E
+-- rather than 0.
 function M.schedule(s)
   local kind, base = s.kind or 'constant', s.lr
   if type(base) ~= 'number' or base < 0 then error('schedule: lr must be a non-negative number', 2) end
@@ -136,7 +138,7 @@ function M.schedule(s)
   local warm = s.warmup or 0
   if warm > 0 then
     return function(e)
-      if e < warm then return f(e) * (e + (s.stepFraction or 0)) / warm end
+      if e < warm then return f(e) * math.min(1, (e + (s.stepSize or 0)) / warm) end
       return f(e)
     end
   end

@@ -46,6 +46,7 @@ function M.lines(opts)
   if opts.title then script[#script + 1] = 'set title ' .. quote(opts.title) end
   if opts.xlabel then script[#script + 1] = 'set xlabel ' .. quote(opts.xlabel) end
   if opts.ylabel then script[#script + 1] = 'set ylabel ' .. quote(opts.ylabel) end
+  if opts.xtics then script[#script + 1] = 'set xtics ' .. opts.xtics end
   if opts.logx then script[#script + 1] = 'set logscale x' end
   if opts.logy then script[#script + 1] = 'set logscale y' end
   if opts.yrange then

@@ -138,11 +138,11 @@ local function make_optimizer(o, params, grads, ranges)
   error("train: unknown optimizer '" .. tostring(o.optimizer) .. "' (sgd, adam, adamw)", 0)
 end
 
-local function make_schedule(o)
+local function make_schedule(o, steps_per_epoch)
   local ms = {}
   for v in tostring(o.milestones):gmatch('[^,%s]+') do ms[#ms + 1] = tonumber(v) end
   return optim.schedule{kind = o.schedule, lr = o.lr, epochs = o.epochs, milestones = ms, gamma = o['lr-gamma'],
-                        warmup = o.warmup}
+                        warmup = o.warmup, stepSize = 1 / steps_per_epoch}
 end
 
 ---------------------------------------------------------------------------
@@ -298,11 +298,11 @@ function M.run(o)
   local params, grads, ranges = model:getParameters()
   local crit, crit_sum = make_loss(o, 'mean'), make_loss(o, 'sum')
   local opt = make_optimizer(o, params, grads, ranges)
-  local sched = make_schedule(o)
   local train_batches = data.batches(train_split, {batch = o.batch, shuffle = true, crop = o.crop, flip = o.flip,
                                                    mean = ds.mean, std = ds.std, dropLast = false})
   local test_batches = data.batches(test_split, {batch = o['eval-batch'], shuffle = false, mean = ds.mean,
                                                  std = ds.std})
+  local sched = make_schedule(o, train_batches:count())
   local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
   local start, best, best_epoch = 1, -1, 0
   local history = {}
