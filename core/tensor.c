@@ -555,14 +555,20 @@ static crl_tensor *host_copy(const crl_tensor *t, int dtype)
     return h;
 }
 
+/* The checks shared by from_doubles and to_doubles. */
+static int check_doubles(const crl_tensor *t, const double *values, int64_t n, const char *func)
+{
+    if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 't' is NULL");
+    if (values == NULL && n > 0) return crl_fail(CRL_ERR_ARG, func, "argument 'values' is NULL");
+    if (n != crl_tensor_numel(t))
+        return crl_fail(CRL_ERR_SHAPE, func, "%lld values for a tensor %s of %lld elements", (long long)n,
+                        crl_shape(t), (long long)crl_tensor_numel(t));
+    return check_storage(t, func, "t");
+}
+
 int crl_tensor_from_doubles(crl_tensor *t, const double *values, int64_t n)
 {
-    CHECK_TENSOR(t, "t");
-    if (values == NULL && n > 0) return crl_fail(CRL_ERR_ARG, __func__, "argument 'values' is NULL");
-    if (n != crl_tensor_numel(t))
-        return crl_fail(CRL_ERR_SHAPE, __func__, "%lld values for a tensor %s of %lld elements",
-                        (long long)n, crl_shape(t), (long long)crl_tensor_numel(t));
-    int rc = check_storage(t, __func__, "t");
+    int rc = check_doubles(t, values, n, __func__);
     if (rc) return rc;
     if (t->device != CRL_CPU) {
         crl_tensor *h = crl_tensor_new(t->dtype, CRL_CPU, t->ndim, t->sizes);
@@ -579,12 +585,7 @@ int crl_tensor_from_doubles(crl_tensor *t, const double *values, int64_t n)
 
 int crl_tensor_to_doubles(double *values, const crl_tensor *t, int64_t n)
 {
-    CHECK_TENSOR(t, "t");
-    if (values == NULL && n > 0) return crl_fail(CRL_ERR_ARG, __func__, "argument 'values' is NULL");
-    if (n != crl_tensor_numel(t))
-        return crl_fail(CRL_ERR_SHAPE, __func__, "room for %lld values, tensor %s has %lld elements",
-                        (long long)n, crl_shape(t), (long long)crl_tensor_numel(t));
-    int rc = check_storage(t, __func__, "t");
+    int rc = check_doubles(t, values, n, __func__);
     if (rc) return rc;
     if (t->device != CRL_CPU) {
         crl_tensor *h = host_copy(t, t->dtype);

@@ -198,6 +198,14 @@ static conv_plan plan(const conv_shape *s, int64_t extra_per_thread)
     return pl;
 }
 
+/* Thread t's images: [*first, *last). */
+static void slice_of(int64_t *first, int64_t *last, int t, const conv_plan *pl, int64_t n)
+{
+    int64_t slice = (n + pl->nt - 1) / pl->nt;
+    *first = t * slice < n ? t * slice : n;
+    *last = *first + slice < n ? *first + slice : n;
+}
+
 int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                        const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace)
 {
@@ -219,8 +227,8 @@ int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *
 #pragma omp parallel num_threads(pl.nt)
     {
         int t = thread_id();
-        int64_t slice = (s.n + pl.nt - 1) / pl.nt, first = t * slice;
-        int64_t last = first + slice < s.n ? first + slice : s.n;
+        int64_t first, last;
+        slice_of(&first, &last, t, &pl, s.n);
         float *col = ws + t * pl.per;
         float *tmp = col + s.ckk * pl.nb * s.ohw;
         for (int64_t n0 = first; n0 < last; n0 += pl.nb) {
@@ -296,8 +304,8 @@ int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
 #pragma omp parallel num_threads(pl.nt)
     {
         int t = thread_id();
-        int64_t slice = (s.n + pl.nt - 1) / pl.nt, first = t * slice;
-        int64_t last = first + slice < s.n ? first + slice : s.n;
+        int64_t first, last;
+        slice_of(&first, &last, t, &pl, s.n);
         float *col = ws + t * pl.per;
         float *gperm = col + s.ckk * pl.nb * s.ohw;
         float *gw_t = gperm + s.f * pl.nb * s.ohw;

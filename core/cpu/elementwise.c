@@ -232,18 +232,25 @@ static inline float apply_unary(int op, float x)
     }
 }
 
+/* Checks a float32 CPU input, sizes out like it, and sets up the walk. */
+static int unary_prologue(walk3 *w, crl_tensor *out, const crl_tensor *a, const char *func)
+{
+    int rc = crl_require_cpu(a, func, "a");
+    if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, func, "a");
+    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
+    if (rc == CRL_OK) walk3_init(w, out, a, NULL);
+    return rc;
+}
+
 int crl_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
     if (op < CRL_UN_NEG || op > CRL_UN_SIGN)
         return crl_fail(CRL_ERR_ARG, __func__, "unknown op %d", op);
-    int rc = crl_require_cpu(a, __func__, "a");
-    if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
-    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
-    if (rc) return rc;
     walk3 w;
-    walk3_init(&w, out, a, NULL);
+    int rc = unary_prologue(&w, out, a, __func__);
+    if (rc) return rc;
     float *po = out->storage->data;
     const float *pa = a->storage->data;
     WALK3(w, {
@@ -259,12 +266,9 @@ int crl_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double hi)
     CHECK_TENSOR(a, "a");
     if (!(lo <= hi))
         return crl_fail(CRL_ERR_ARG, __func__, "lo %g is greater than hi %g", lo, hi);
-    int rc = crl_require_cpu(a, __func__, "a");
-    if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
-    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
-    if (rc) return rc;
     walk3 w;
-    walk3_init(&w, out, a, NULL);
+    int rc = unary_prologue(&w, out, a, __func__);
+    if (rc) return rc;
     float *po = out->storage->data;
     const float *pa = a->storage->data;
     float flo = (float)lo, fhi = (float)hi;
