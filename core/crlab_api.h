@@ -339,6 +339,111 @@ int crl_batch_assemble(crl_tensor *out, crl_tensor *labels_out, const crl_tensor
                        const crl_tensor *labels, const crl_tensor *indices,
                        const crl_augment_params *p, crl_generator *g);
 
+/* ---- images: PNG (libpng) and JPEG (libjpeg-turbo) ------------------------------
+ * Images are uint8 (C, H, W) tensors. channels = 0 keeps the file's own
+ * (grey stays 1; RGB, palette and grey+alpha or RGBA become 3 or 1 with
+ * the alpha dropped), 1 converts to grey, 3 to RGB. 16-bit PNGs are
+ * reduced to 8 bits. CMYK JPEGs are refused. The format is recognised from
+ * the first bytes, not from the file name. */
+
+int crl_image_read(crl_tensor *out, const char *path, int channels);
+/* The same from memory; name appears in error messages. */
+int crl_image_decode(crl_tensor *out, const uint8_t *data, int64_t nbytes, int channels, const char *name);
+/* Writes a uint8 (C, H, W) tensor, C = 1, 3 or 4, as a PNG (atomically). */
+int crl_image_write_png(const char *path, const crl_tensor *image);
+
+/* ---- dataset files ------------------------------------------------------------ */
+
+/* CIFAR binary records: label byte(s) then 3072 bytes of R, G, B planes.
+ * label_bytes = 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine); which = 0
+ * reads the last label byte (the fine label), 1 the first (coarse).
+ * images (N, 3, 32, 32) uint8 and labels (N) int32 are resized. A file
+ * that is not a whole number of records fails naming the file and the
+ * record where it breaks. */
+int crl_cifar_read(crl_tensor *images, crl_tensor *labels, const char *path, int label_bytes, int which);
+
+/* SVHN format 2 (.mat through libmatio): X (32, 32, 3, N) uint8 and y (N, 1)
+ * with labels 1..10, 10 meaning the digit 0. Out: images (N, 3, 32, 32)
+ * uint8, labels (N) int32 in 0..9. */
+int crl_svhn_read(crl_tensor *images, crl_tensor *labels, const char *path);
+/* Writes the same layout (for tests and for making subsets). */
+int crl_svhn_write(const char *path, const crl_tensor *images, const crl_tensor *labels);
+
+/* The entries of a folder, sorted, joined by '\n' into out (uint8 bytes);
+ * kind 0: everything, 1: only folders, 2: only regular files. "." and ".."
+ * are left out. */
+int crl_dir_list(crl_tensor *out, const char *path, int kind);
+
+/* ---- augmentation: per-image transforms ----------------------------------------
+ * A pipeline is an array of crl_transform applied in order to one image:
+ * uint8 (C, H, W) in, float32 (C, H', W') out. Pixel values are scaled to
+ * [0, 1] first; NORMALIZE maps them to (x - mean) / std. Every random draw
+ * of transform j on a sample comes from the Philox blocks (seed,
+ * counter + 16 j + k), so a sample's augmentation depends only on its
+ * (seed, counter) -- not on threads or on the other samples. */
+
+enum { CRL_T_RANDOM_CROP = 0, CRL_T_CENTER_CROP = 1, CRL_T_RESIZE = 2, CRL_T_RANDOM_RESIZED_CROP = 3,
+       CRL_T_HFLIP = 4, CRL_T_COLOR_JITTER = 5, CRL_T_LIGHTING = 6, CRL_T_CUTOUT = 7, CRL_T_NORMALIZE = 8 };
+
+typedef struct crl_transform {
+    int32_t kind;
+    int32_t h, w;          /* output size; RESIZE with w = 0: shorter side to h, aspect kept */
+    int32_t pad;           /* RANDOM_CROP: padding before the crop */
+    int32_t reflect;       /* RANDOM_CROP: 1 reflect padding, 0 zeros */
+    int32_t size;          /* CUTOUT: side of the square */
+    float p;               /* HFLIP: probability */
+    float scale[2];        /* RANDOM_RESIZED_CROP: area fraction range */
+    float ratio[2];        /* RANDOM_RESIZED_CROP: aspect ratio range */
+    float brightness, contrast, saturation; /* COLOR_JITTER strengths (0 = off) */
+    float alphastd;        /* LIGHTING: std of the PCA coefficients */
+    float eigval[3];       /* LIGHTING */
+    float eigvec[9];       /* LIGHTING: row-major 3x3, columns are eigenvectors */
+    float mean[4], std[4]; /* NORMALIZE */
+} crl_transform;
+
+/* Runs the pipeline on one image (for tests, previews and single use). */
+int crl_transform_apply(crl_tensor *out, const crl_tensor *image, const crl_transform *t, int count,
+                        uint64_t seed, uint64_t counter);
+
+/* ---- the threaded batch loader ---------------------------------------------------
+ * Worker threads read (or decode), augment and assemble whole batches into
+ * a ring of reusable buffers ahead of the consumer. Sample k of an epoch
+ * uses the Philox counter (epoch base + 256 k), so a seed fixes every batch
+ * whatever the number of threads. */
+
+typedef struct crl_loader crl_loader;
+
+typedef struct crl_loader_config {
+    const crl_tensor *images;   /* in-memory source: uint8 (N, C, H, W) ... */
+    const char *paths;          /* ... or N file paths joined by '\n' (PNG or JPEG) */
+    const crl_tensor *labels;   /* (N) int32 */
+    const crl_tensor *boxes;    /* optional (N, 4) float32 x, y, w, h: crop before the transforms */
+    const crl_transform *transforms;
+    int32_t ntransforms;
+    int32_t channels;           /* 1 or 3 */
+    int32_t out_h, out_w;       /* the size every sample has after the transforms */
+    int32_t batch;
+    int32_t shuffle;            /* 1: a new seeded order each epoch */
+    int32_t drop_last;          /* 1: leave out the last incomplete batch */
+    int32_t threads;            /* worker threads (>= 1) */
+    int32_t prefetch;           /* batches in the ring (>= 1) */
+    int32_t skip_bad;           /* 1: an unreadable image is replaced by the next one and counted; 0: fail */
+} crl_loader_config;
+
+crl_loader *crl_loader_new(const crl_loader_config *cfg);
+void crl_loader_free(crl_loader *l);
+/* Starts an epoch: draws the order (if shuffling) and the augmentation
+ * counters from g (NULL: the default generator) and sets the workers off. */
+int crl_loader_start(crl_loader *l, crl_generator *g);
+/* The next batch: images (B, C, H, W) float32 and labels (B) int32 become
+ * views of a ring buffer, valid until the next call. *done is set to 1 (and
+ * nothing returned) after the last batch. A worker's error (a corrupt file)
+ * comes back here with the file name; the loader then stops the epoch. */
+int crl_loader_next(crl_loader *l, crl_tensor *images, crl_tensor *labels, int *done);
+int64_t crl_loader_batches(const crl_loader *l);
+/* Images skipped (skip_bad = 1) since the loader was made. */
+int64_t crl_loader_skipped(const crl_loader *l);
+
 /* ---- process ------------------------------------------------------------------ */
 
 /* How many storages (CPU or CUDA blocks) this process has allocated so far;
