@@ -320,25 +320,6 @@ int crl_tensor_sumsq(double *value, const crl_tensor *t);
  * truncation or an unsupported element type. */
 int crl_idx_read(crl_tensor *out, const char *path);
 
-typedef struct crl_augment_params {
-    int32_t pad;          /* random crop after padding by this many pixels (0 = off) */
-    int32_t reflect;      /* 1: reflect padding, 0: zero padding */
-    int32_t hflip;        /* 1: flip horizontally with probability 1/2 */
-    int32_t pad_;
-    float mean[4];        /* per channel, on the 0..1 scale */
-    float std[4];
-} crl_augment_params;
-
-/* Assembles a training batch in one pass: out (B, C, H, W) float32 =
- * normalise(augment(images[indices[b]] / 255)) for uint8 images (N, C, H, W)
- * or (N, H, W), and labels_out (B) = labels[indices[b]] when both are given.
- * The crop offsets and flips of batch element b come from the generator's
- * block (offset + b), so a seed fixes every sample; the generator then
- * advances by B (not at all when neither crop nor flip is on). */
-int crl_batch_assemble(crl_tensor *out, crl_tensor *labels_out, const crl_tensor *images,
-                       const crl_tensor *labels, const crl_tensor *indices,
-                       const crl_augment_params *p, crl_generator *g);
-
 /* ---- images: PNG (libpng) and JPEG (libjpeg-turbo) ------------------------------
  * Images are uint8 (C, H, W) tensors. channels = 0 keeps the file's own
  * (grey stays 1; RGB, palette and grey+alpha or RGBA become 3 or 1 with

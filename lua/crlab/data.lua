@@ -1,18 +1,24 @@
--- crlab.data: datasets as uint8 image tensors (N, C, H, W) with 0-based
--- labels, and a batch iterator that assembles augmented, normalised float
--- batches with one C call into reused buffers.
+-- crlab.data: the datasets of the paper's suite, read in their official
+-- formats, and the threaded loader that feeds them to training.
+--
+--   local ds = crlab.data.load('cifar10', '/data/cifar-10-batches-bin')
+--   ds.classes, ds.train:size(), ds.train:get(1)   -- image uint8 (C, H, W), 0-based label
+--   local loader = crlab.data.loader(ds.train, {batch = 128, transform = ds.recipe.train, threads = 2})
+--   for i, x, y in loader:epoch() do ... end        -- x (B, C, H, W) float32, y (B) int32
+--
+-- A split is either in memory (uint8 images (N, C, H, W)) or a list of
+-- image files (PNG or JPEG, decoded by the loader's threads); both carry
+-- int32 labels (N), 0-based.
 local ffi = require 'ffi'
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'
+local Tr = require 'crlab.transforms'
+local image = require 'crlab.image'
 local C, check = core.C, core.check
 
 local M = {}
 
-function M.readIdx(path)
-  local t = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
-  check(C.crl_idx_read(t, path))
-  return t
-end
+local function fail(msg) error('dataset: ' .. msg, 0) end
 
 local function exists(path)
   local f = io.open(path, 'rb')
@@ -20,123 +26,488 @@ local function exists(path)
   return false
 end
 
--- The first of name.gz / name that exists in dir.
+local function list_dir(path, kind)
+  local t = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
+  check(C.crl_dir_list(t, path, kind))
+  local s = t:numel() > 0 and ffi.string(C.crl_tensor_data(t), t:numel()) or ''
+  local out = {}
+  for name in s:gmatch('[^\n]+') do out[#out + 1] = name end
+  return out
+end
+M.listDir = list_dir
+
+local function lines(path)
+  local f = io.open(path, 'r')
+  if not f then fail('cannot open ' .. path) end
+  local out = {}
+  for l in f:lines() do out[#out + 1] = l:gsub('\r$', '') end
+  f:close()
+  return out
+end
+
+---------------------------------------------------------------------------
+-- splits
+
+local Split = {}
+Split.__index = Split
+
+local function memory_split(images, labels, files)
+  if labels.dtype ~= C.CRL_INT32 then labels = labels:int() end
+  return setmetatable({images = images, labels = labels, files = files}, Split)
+end
+
+local function file_split(paths, labels, boxes)
+  local lab = T.new(C.CRL_INT32, C.CRL_CPU, {#paths})
+  local p = ffi.cast('int32_t *', C.crl_tensor_data(lab))
+  for i = 1, #paths do p[i - 1] = labels[i] end
+  local b
+  if boxes then
+    b = T.new(C.CRL_FLOAT32, C.CRL_CPU, {#paths, 4})
+    local q = ffi.cast('float *', C.crl_tensor_data(b))
+    for i = 1, #paths do for k = 1, 4 do q[(i - 1) * 4 + k - 1] = boxes[i][k] end end
+  end
+  return setmetatable({paths = paths, labels = lab, boxes = b}, Split)
+end
+
+function Split:size() return self.labels:size(1) end
+
+-- Sample i (1-based): the image as uint8 (C, H, W) and its 0-based label.
+function Split:get(i, channels)
+  if i < 1 or i > self:size() then fail('sample ' .. i .. ' is outside 1..' .. self:size()) end
+  local label = self.labels[i]
+  if self.images then return self.images[i], label end
+  local img = image.load(self.paths[i], channels)
+  if self.boxes then
+    local b = self.boxes[i]
+    local x0, y0 = math.max(0, math.floor(b[1])), math.max(0, math.floor(b[2]))
+    local bw = math.min(math.floor(b[3] + 0.5), img:size(3) - x0)
+    local bh = math.min(math.floor(b[4] + 0.5), img:size(2) - y0)
+    img = img:narrow(2, y0 + 1, math.max(1, bh)):narrow(3, x0 + 1, math.max(1, bw)):contiguous()
+  end
+  return img, label
+end
+
+-- The first n samples (for quick runs and tests).
+function Split:head(n)
+  if n >= self:size() then return self end
+  if self.images then
+    return memory_split(self.images:narrow(1, 1, n):contiguous(), self.labels:narrow(1, 1, n):contiguous(), self.files)
+  end
+  local paths, labels, boxes = {}, {}, self.boxes and {} or nil
+  for i = 1, n do
+    paths[i], labels[i] = self.paths[i], self.labels[i]
+    if boxes then boxes[i] = self.boxes[i]:totable() end
+  end
+  return file_split(paths, labels, boxes)
+end
+
+function M.subset(split, n) return split:head(n) end
+
+---------------------------------------------------------------------------
+-- idx: MNIST, Fashion-MNIST
+
+function M.readIdx(path)
+  local t = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
+  check(C.crl_idx_read(t, path))
+  return t
+end
+
 local function find(dir, name)
   for _, cand in ipairs({dir .. '/' .. name .. '.gz', dir .. '/' .. name}) do
     if exists(cand) then return cand end
   end
-  error(string.format("dataset: neither %s/%s.gz nor %s/%s exists", dir, name, dir, name), 3)
+  fail(string.format('neither %s/%s.gz nor %s/%s exists', dir, name, dir, name))
 end
 
 local function idx_split(dir, images_name, labels_name, classes)
   local ipath, lpath = find(dir, images_name), find(dir, labels_name)
   local images, labels = M.readIdx(ipath), M.readIdx(lpath)
   if images:dim() ~= 3 then
-    error(string.format('dataset: %s holds a %d-dimensional idx array; images need 3 (N, H, W)', ipath,
-                        images:dim()), 3)
+    fail(string.format('%s holds a %d-dimensional idx array; images need 3 (N, H, W)', ipath, images:dim()))
   end
   if labels:dim() ~= 1 then
-    error(string.format('dataset: %s holds a %d-dimensional idx array; labels need 1 (N)', lpath, labels:dim()), 3)
+    fail(string.format('%s holds a %d-dimensional idx array; labels need 1 (N)', lpath, labels:dim()))
   end
   if images:size(1) ~= labels:size(1) then
-    error(string.format('dataset: %s holds %d images but %s holds %d labels', ipath, images:size(1), lpath,
-                        labels:size(1)), 3)
+    fail(string.format('%s holds %d images but %s holds %d labels', ipath, images:size(1), lpath, labels:size(1)))
   end
   if labels:numel() > 0 and labels:max() >= classes then
-    error(string.format('dataset: %s holds label %d, outside 0..%d', lpath, labels:max(), classes - 1), 3)
+    fail(string.format('%s holds label %d, outside 0..%d', lpath, labels:max(), classes - 1))
   end
-  return {images = images:view(images:size(1), 1, images:size(2), images:size(3)), labels = labels,
-          files = {ipath, lpath}}
+  return memory_split(images:view(images:size(1), 1, images:size(2), images:size(3)), labels, {ipath, lpath})
 end
 
 M.FASHION_MNIST_CLASSES = {'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
                            'Sneaker', 'Bag', 'Ankle boot'}
 
--- MNIST or Fashion-MNIST from a folder of idx files (gzipped or not).
 function M.idxDataset(dir, classes)
-  return {
-    train = idx_split(dir, 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte', #classes),
-    test = idx_split(dir, 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', #classes),
-    classes = classes, channels = 1, size = 28,
-  }
+  return {train = idx_split(dir, 'train-images-idx3-ubyte', 'train-labels-idx1-ubyte', #classes),
+          test = idx_split(dir, 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', #classes),
+          classes = classes, channels = 1, size = 28}
 end
+
+---------------------------------------------------------------------------
+-- CIFAR-10 / CIFAR-100 (binary version)
+
+local function cifar_files(dir, names)
+  local out = {}
+  for i, n in ipairs(names) do
+    out[i] = dir .. '/' .. n
+    if not exists(out[i]) then fail('missing ' .. out[i] .. ' (see data/README.md for the layout)') end
+  end
+  return out
+end
+
+local function read_cifar(paths, label_bytes, which)
+  local parts_i, parts_l, total = {}, {}, 0
+  for i, p in ipairs(paths) do
+    parts_i[i] = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
+    parts_l[i] = T.new(C.CRL_INT32, C.CRL_CPU, {0})
+    check(C.crl_cifar_read(parts_i[i], parts_l[i], p, label_bytes, which))
+    total = total + parts_l[i]:size(1)
+  end
+  if #paths == 1 then return memory_split(parts_i[1], parts_l[1], paths) end
+  local images = T.new(C.CRL_UINT8, C.CRL_CPU, {total, 3, 32, 32})
+  local labels = T.new(C.CRL_INT32, C.CRL_CPU, {total})
+  local off = 0
+  for i = 1, #paths do
+    local n = parts_l[i]:size(1)
+    images:narrow(1, off + 1, n):copy(parts_i[i])
+    labels:narrow(1, off + 1, n):copy(parts_l[i])
+    off = off + n
+  end
+  return memory_split(images, labels, paths)
+end
+
+local function class_names(path, count)
+  local out = {}
+  if exists(path) then
+    for _, l in ipairs(lines(path)) do if l:find('%S') then out[#out + 1] = l end end
+  end
+  if #out ~= count then
+    out = {}
+    for i = 1, count do out[i] = tostring(i - 1) end
+  end
+  return out
+end
+
+function M.cifar10(dir)
+  local train = {}
+  for i = 1, 5 do train[i] = 'data_batch_' .. i .. '.bin' end
+  return {train = read_cifar(cifar_files(dir, train), 1, 0), test = read_cifar(cifar_files(dir, {'test_batch.bin'}), 1, 0),
+          classes = class_names(dir .. '/batches.meta.txt', 10), channels = 3, size = 32}
+end
+
+function M.cifar100(dir, opts)
+  local which = opts and opts.coarse and 1 or 0
+  return {train = read_cifar(cifar_files(dir, {'train.bin'}), 2, which),
+          test = read_cifar(cifar_files(dir, {'test.bin'}), 2, which),
+          classes = class_names(dir .. (which == 1 and '/coarse_label_names.txt' or '/fine_label_names.txt'),
+                                which == 1 and 20 or 100), channels = 3, size = 32}
+end
+
+---------------------------------------------------------------------------
+-- SVHN format 2
+
+local function read_svhn(path)
+  if not exists(path) then fail('missing ' .. path .. ' (see data/README.md for the layout)') end
+  local images, labels = T.new(C.CRL_UINT8, C.CRL_CPU, {0}), T.new(C.CRL_INT32, C.CRL_CPU, {0})
+  check(C.crl_svhn_read(images, labels, path))
+  return memory_split(images, labels, {path})
+end
+
+function M.svhn(dir, opts)
+  local train = read_svhn(dir .. '/train_32x32.mat')
+  if opts and opts.extra then
+    local extra = read_svhn(dir .. '/extra_32x32.mat')
+    local n1, n2 = train:size(), extra:size()
+    local images = T.new(C.CRL_UINT8, C.CRL_CPU, {n1 + n2, 3, 32, 32})
+    local labels = T.new(C.CRL_INT32, C.CRL_CPU, {n1 + n2})
+    images:narrow(1, 1, n1):copy(train.images)
+    images:narrow(1, n1 + 1, n2):copy(extra.images)
+    labels:narrow(1, 1, n1):copy(train.labels)
+    labels:narrow(1, n1 + 1, n2):copy(extra.labels)
+    train = memory_split(images, labels, {train.files[1], extra.files[1]})
+  end
+  return {train = train, test = read_svhn(dir .. '/test_32x32.mat'),
+          classes = {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}, channels = 3, size = 32}
+end
+
+---------------------------------------------------------------------------
+-- CUB-200-2011
+
+-- "<id> <value...>" lines into a table id -> value words
+local function id_table(path)
+  local out = {}
+  for n, l in ipairs(lines(path)) do
+    if l:find('%S') then
+      local id, rest = l:match('^%s*(%d+)%s+(.-)%s*$')
+      if not id then fail(string.format('%s line %d is not "<id> <value>": %q', path, n, l)) end
+      out[tonumber(id)] = {rest = rest, line = n}
+    end
+  end
+  return out
+end
+
+function M.cub200(dir, opts)
+  local images = id_table(dir .. '/images.txt')
+  local labels = id_table(dir .. '/image_class_labels.txt')
+  local split = id_table(dir .. '/train_test_split.txt')
+  local boxes = opts and opts.bbox and id_table(dir .. '/bounding_boxes.txt') or nil
+  local classes = {}
+  if exists(dir .. '/classes.txt') then
+    for id, v in pairs(id_table(dir .. '/classes.txt')) do classes[id] = v.rest end
+  end
+  local ids = {}
+  for id in pairs(images) do ids[#ids + 1] = id end
+  table.sort(ids)
+  if #ids == 0 then fail(dir .. '/images.txt lists no images') end
+  local parts = {train = {{}, {}, boxes and {} or nil}, test = {{}, {}, boxes and {} or nil}}
+  local maxc = 0
+  for _, id in ipairs(ids) do
+    local path = dir .. '/images/' .. images[id].rest
+    if not exists(path) then
+      fail(string.format('%s/images.txt line %d names %s, which does not exist', dir, images[id].line, path))
+    end
+    local lab = labels[id] and tonumber(labels[id].rest)
+    if not lab then fail(string.format('%s/image_class_labels.txt has no class for image %d', dir, id)) end
+    local sp = split[id] and split[id].rest
+    if sp ~= '0' and sp ~= '1' then fail(string.format('%s/train_test_split.txt has no 0/1 for image %d', dir, id)) end
+    local p = parts[sp == '1' and 'train' or 'test']
+    p[1][#p[1] + 1] = path
+    p[2][#p[2] + 1] = lab - 1 -- classes are numbered from 1 in the files
+    maxc = math.max(maxc, lab)
+    if boxes then
+      local b = boxes[id]
+      if not b then fail(string.format('%s/bounding_boxes.txt has no box for image %d', dir, id)) end
+      local v = {}
+      for num in b.rest:gmatch('%S+') do v[#v + 1] = tonumber(num) end
+      p[3][#p[3] + 1] = v
+    end
+  end
+  local names = {}
+  for i = 1, maxc do names[i] = classes[i] or tostring(i - 1) end
+  return {train = file_split(parts.train[1], parts.train[2], parts.train[3]),
+          test = file_split(parts.test[1], parts.test[2], parts.test[3]), classes = names, channels = 3, size = 224}
+end
+
+---------------------------------------------------------------------------
+-- Adience: aligned faces, 8 age groups, 5 folds
+
+M.ADIENCE_AGES = {'(0, 2)', '(4, 6)', '(8, 12)', '(15, 20)', '(25, 32)', '(38, 43)', '(48, 53)', '(60, 100)'}
+
+-- Test on fold `fold` (0-4), train on the other four. Rows whose age is
+-- not one of the 8 groups (missing or a single number) are left out and
+-- counted in ds.skipped.
+function M.adience(dir, opts)
+  local fold = opts and opts.fold or 0
+  if fold < 0 or fold > 4 or fold % 1 ~= 0 then fail('adience: fold must be 0..4, got ' .. tostring(fold)) end
+  local group = {}
+  for i, a in ipairs(M.ADIENCE_AGES) do group[a] = i - 1 end
+  local parts = {train = {{}, {}}, test = {{}, {}}}
+  local skipped = 0
+  for f = 0, 4 do
+    local path = dir .. '/fold_' .. f .. '_data.txt'
+    local ls = lines(path)
+    local header = ls[1] or ''
+    if not header:find('user_id') then fail(path .. ' does not start with the Adience header line') end
+    for n = 2, #ls do
+      local l = ls[n]
+      if l:find('%S') then
+        local cols = {}
+        for v in (l .. '\t'):gmatch('([^\t]*)\t') do cols[#cols + 1] = v end
+        local user, orig, face, age = cols[1], cols[2], cols[3], cols[4]
+        if not (user and orig and face and age) then fail(string.format('%s line %d has too few columns', path, n)) end
+        local g = group[age]
+        if g then
+          local img = string.format('%s/aligned/%s/landmark_aligned_face.%s.%s', dir, user, face, orig)
+          if not exists(img) then fail(string.format('%s line %d names %s, which does not exist', path, n, img)) end
+          local p = parts[f == fold and 'test' or 'train']
+          p[1][#p[1] + 1] = img
+          p[2][#p[2] + 1] = g
+        else
+          skipped = skipped + 1
+        end
+      end
+    end
+  end
+  return {train = file_split(parts.train[1], parts.train[2]), test = file_split(parts.test[1], parts.test[2]),
+          classes = M.ADIENCE_AGES, channels = 3, size = 224, skipped = skipped, fold = fold}
+end
+
+---------------------------------------------------------------------------
+-- image folders: ImageNet (train/<wnid>/, val/<wnid>/) and any root/<class>/
+
+local IMAGE_EXT = {png = true, jpg = true, jpeg = true}
+
+local function folder_split(root, classes)
+  local paths, labels = {}, {}
+  for ci, cname in ipairs(classes) do
+    local dir = root .. '/' .. cname
+    for _, f in ipairs(list_dir(dir, 2)) do
+      local ext = f:match('%.([^.]+)$')
+      if ext and IMAGE_EXT[ext:lower()] then
+        paths[#paths + 1] = dir .. '/' .. f
+        labels[#labels + 1] = ci - 1
+      end
+    end
+  end
+  if #paths == 0 then fail(root .. ' holds no PNG or JPEG images under its class folders') end
+  return file_split(paths, labels)
+end
+
+-- One folder per class (sorted by name), images inside.
+function M.folder(root)
+  local classes = list_dir(root, 1)
+  if #classes == 0 then fail(root .. ' has no class folders') end
+  return {data = folder_split(root, classes), classes = classes, channels = 3, size = 224}
+end
+
+function M.imagenet(dir)
+  local classes = list_dir(dir .. '/train', 1)
+  if #classes == 0 then fail(dir .. '/train has no class folders (expected train/<wnid>/*.JPEG)') end
+  local val = list_dir(dir .. '/val', 1)
+  if table.concat(val, ',') ~= table.concat(classes, ',') then
+    fail(string.format('%s/val has %d class folders, %s/train has %d: they must match (val/<wnid>/*.JPEG)', dir,
+                       #val, dir, #classes))
+  end
+  return {train = folder_split(dir .. '/train', classes), test = folder_split(dir .. '/val', classes),
+          classes = classes, channels = 3, size = 224}
+end
+
+---------------------------------------------------------------------------
+-- by name, with each dataset's recipe (the augmentation of the paper's runs)
 
 M.defaultDirs = {
   ['fashion-mnist'] = '/usr/share/datasets/fashion-mnist',
   mnist = '/usr/share/datasets/mnist',
 }
 
-function M.load(name, dir)
-  dir = dir or M.defaultDirs[name]
-  if name == 'fashion-mnist' then
-    local d = M.idxDataset(dir, M.FASHION_MNIST_CLASSES)
-    d.mean, d.std = {0.2860}, {0.3530}
-    return d
-  elseif name == 'mnist' then
-    local d = M.idxDataset(dir, {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9'})
-    d.mean, d.std = {0.1307}, {0.3081}
-    return d
-  end
-  error("dataset: unknown dataset '" .. tostring(name) .. "' (this build reads fashion-mnist and mnist)", 2)
+M.IMAGENET_MEAN, M.IMAGENET_STD = {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}
+
+local function small_recipe(mean, std, crop, flip, size)
+  local train = {}
+  if crop and crop > 0 then train[#train + 1] = Tr.randomCrop(size, {pad = crop}) end
+  if flip then train[#train + 1] = Tr.hflip() end
+  train[#train + 1] = Tr.normalize(mean, std)
+  return {train = Tr.compose(train), test = Tr.compose{Tr.normalize(mean, std)}}
 end
 
--- Keeps the first n examples of a split (for quick runs and tests).
-function M.subset(split, n)
-  if n >= split.images:size(1) then return split end
-  return {images = split.images:narrow(1, 1, n):contiguous(), labels = split.labels:narrow(1, 1, n):contiguous(),
-          files = split.files}
+local function imagenet_recipe(size)
+  size = size or 224
+  return {train = Tr.compose{Tr.randomResizedCrop(size), Tr.hflip(),
+                             Tr.colorJitter{brightness = 0.4, contrast = 0.4, saturation = 0.4}, Tr.lighting{alphastd = 0.1},
+                             Tr.normalize(M.IMAGENET_MEAN, M.IMAGENET_STD)},
+          test = Tr.compose{Tr.resize(math.floor(size * 256 / 224)), Tr.centerCrop(size),
+                            Tr.normalize(M.IMAGENET_MEAN, M.IMAGENET_STD)}}
+end
+
+M.names = {'fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'svhn', 'cub200', 'adience', 'imagenet', 'folder'}
+
+-- opts: coarse (cifar100), extra (svhn), bbox (cub200), fold (adience)
+function M.load(name, dir, opts)
+  opts = opts or {}
+  dir = dir or M.defaultDirs[name]
+  if dir == nil then fail("give the folder of '" .. tostring(name) .. "' with --data (see data/README.md)") end
+  local d
+  if name == 'fashion-mnist' or name == 'mnist' then
+    d = M.idxDataset(dir, name == 'mnist' and {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9'} or M.FASHION_MNIST_CLASSES)
+    d.mean, d.std = name == 'mnist' and {0.1307} or {0.2860}, name == 'mnist' and {0.3081} or {0.3530}
+    d.recipe = small_recipe(d.mean, d.std, opts.crop, opts.flip, 28)
+  elseif name == 'cifar10' or name == 'cifar100' then
+    d = name == 'cifar10' and M.cifar10(dir) or M.cifar100(dir, opts)
+    d.mean = name == 'cifar10' and {0.4914, 0.4822, 0.4465} or {0.5071, 0.4865, 0.4409}
+    d.std = name == 'cifar10' and {0.2470, 0.2435, 0.2616} or {0.2673, 0.2564, 0.2762}
+    d.recipe = small_recipe(d.mean, d.std, opts.crop or 4, opts.flip ~= false, 32)
+  elseif name == 'svhn' then
+    d = M.svhn(dir, opts)
+    d.mean, d.std = {0.4377, 0.4438, 0.4728}, {0.1980, 0.2010, 0.1970}
+    d.recipe = small_recipe(d.mean, d.std, opts.crop, opts.flip, 32)
+  elseif name == 'cub200' or name == 'adience' or name == 'imagenet' then
+    d = (name == 'cub200' and M.cub200 or name == 'adience' and M.adience or M.imagenet)(dir, opts)
+    d.recipe = imagenet_recipe(opts.size)
+  elseif name == 'folder' then
+    local f = M.folder(dir)
+    d = {train = f.data, test = f.data, classes = f.classes, channels = 3, size = 224, recipe = imagenet_recipe(opts.size)}
+  else
+    fail("unknown dataset '" .. tostring(name) .. "' (" .. table.concat(M.names, ', ') .. ')')
+  end
+  d.name = name
+  return d
 end
 
 ---------------------------------------------------------------------------
--- Batches over a split: an epoch's order comes from randperm on the seeded
--- generator (shuffle = true) or is sequential; augmentation draws come from
--- the same generator, so a seed fixes everything.
-local Batches = {}
-Batches.__index = Batches
+-- the threaded loader
 
-function M.batches(split, opts)
-  local self = setmetatable({split = split}, Batches)
-  self.batch = opts.batch or 128
-  self.shuffle = opts.shuffle ~= false
-  self.dropLast = opts.dropLast or false
-  local p = ffi.new('crl_augment_params')
-  p.pad = opts.crop or 0
-  p.reflect = opts.reflect and 1 or 0
-  p.hflip = opts.flip and 1 or 0
-  local mean, std = opts.mean or {0}, opts.std or {1}
-  for c = 1, #mean do p.mean[c - 1], p.std[c - 1] = mean[c], std[c] end
-  for c = #mean + 1, 4 do p.std[c - 1] = 1 end
-  self.params = p
-  self.n = split.images:size(1)
-  self.order = T.new(C.CRL_INT32, C.CRL_CPU, {self.n})
-  self.x = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
-  self.y = T.new(C.CRL_INT32, C.CRL_CPU, {0})
-  self.idx = T.new(C.CRL_INT32, C.CRL_CPU, {0})
+local Loader = {}
+Loader.__index = Loader
+
+-- opts: batch (128), transform (a crlab.transforms pipeline), shuffle
+-- (true), dropLast (false), threads (2), prefetch (2 * threads + 1),
+-- skipBad (false: a corrupt image is an error naming the file), channels.
+function M.loader(split, opts)
+  opts = opts or {}
+  local transform = opts.transform or Tr.compose{}
+  local channels = opts.channels or (split.images and split.images:size(2)) or 3
+  local h, w
+  if split.images then
+    h, w = transform:outputSize(split.images:size(3), split.images:size(4))
+  else
+    h, w = transform:outputSize(nil, nil)
+  end
+  if not h then
+    error('crlab.data.loader: the transform pipeline must end in a fixed size (a crop or resize{h, w}) for ' ..
+          'images of different sizes', 2)
+  end
+  local threads = opts.threads or 2
+  local cfg = ffi.new('crl_loader_config')
+  cfg.images = split.images
+  local joined
+  if split.paths then
+    joined = table.concat(split.paths, '\n')
+    cfg.paths = joined
+  end
+  cfg.labels = split.labels
+  cfg.boxes = split.boxes
+  cfg.transforms = transform.c
+  cfg.ntransforms = transform.n
+  cfg.channels, cfg.out_h, cfg.out_w = channels, h, w
+  cfg.batch = opts.batch or 128
+  cfg.shuffle = opts.shuffle == false and 0 or 1
+  cfg.drop_last = opts.dropLast and 1 or 0
+  cfg.threads = threads
+  cfg.prefetch = opts.prefetch or (2 * threads + 1)
+  cfg.skip_bad = opts.skipBad and 1 or 0
+  local l = C.crl_loader_new(cfg)
+  if l == nil then error(core.last_error(), 2) end
+  l = ffi.gc(l, C.crl_loader_free)
+  local self = setmetatable({l = l, split = split, transform = transform, batch = cfg.batch,
+                             x = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0}), y = T.new(C.CRL_INT32, C.CRL_CPU, {0}),
+                             done = ffi.new('int[1]')}, Loader)
   return self
 end
 
-function Batches:count()
-  if self.dropLast then return math.floor(self.n / self.batch) end
-  return math.ceil(self.n / self.batch)
+function Loader:count() return tonumber(C.crl_loader_batches(self.l)) end
+function Loader:skipped() return tonumber(C.crl_loader_skipped(self.l)) end
+
+-- Iterates (i, x, y) over one epoch; x and y are views of the loader's
+-- ring buffers, valid until the next iteration.
+function Loader:epoch()
+  check(C.crl_loader_start(self.l, nil))
+  local i = 0
+  return function()
+    check(C.crl_loader_next(self.l, self.x, self.y, self.done))
+    if self.done[0] == 1 then return nil end
+    i = i + 1
+    return i, self.x, self.y
+  end
 end
 
--- Iterates (i, x, y) over one epoch; x and y are reused buffers.
-function Batches:epoch()
-  if self.shuffle then
-    check(C.crl_tensor_randperm(self.order, nil))
-  else
-    local p = ffi.cast('int32_t *', C.crl_tensor_data(self.order))
-    for i = 0, self.n - 1 do p[i] = i end
-  end
-  local count, i = self:count(), 0
-  return function()
-    i = i + 1
-    if i > count then return nil end
-    local first = (i - 1) * self.batch
-    local len = math.min(self.batch, self.n - first)
-    check(C.crl_tensor_narrow(self.idx, self.order, 0, first, len))
-    check(C.crl_batch_assemble(self.x, self.y, self.split.images, self.split.labels, self.idx, self.params, nil))
-    return i, self.x, self.y
+-- Stops the worker threads now (otherwise the garbage collector does).
+function Loader:close()
+  if self.l ~= nil then
+    C.crl_loader_free(ffi.gc(self.l, nil))
+    self.l = nil
   end
 end
 

@@ -26,8 +26,13 @@ M.FORMAT = 'crlab-checkpoint-1'
 
 -- Every option, its default and its help; scripts/train.lua parses these.
 M.options = {
-  {'dataset', 'fashion-mnist', 'fashion-mnist | mnist'},
-  {'data', '', 'folder of the dataset files (default: where Debian installs them)'},
+  {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | adience | imagenet | folder'},
+  {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)'},
+  {'coarse', false, 'cifar100: the 20 coarse labels'},
+  {'extra', false, 'svhn: add the extra split to training'},
+  {'bbox', false, 'cub200: crop each image to its bounding box'},
+  {'fold', 0, 'adience: the test fold (0-4)'},
+  {'image-size', 224, 'cub200, adience, imagenet, folder: training crop size'},
   {'model', 'cnn', 'cnn | resnet20..110 | preresnet20..110 | wrn-D-K | densenet-bc-L-K | resnet18/34/50'},
   {'loss', 'crl', 'ce | nllr | crl | focal'},
   {'alpha', 1.5, 'CRL alpha'},
@@ -47,8 +52,10 @@ M.options = {
   {'lr-gamma', 0.1, 'multistep: factor at each milestone'},
   {'warmup', 0, 'epochs of linear learning-rate warm-up'},
   {'clip', 0, 'clip the gradient norm to this (0: off)'},
-  {'crop', 0, 'random crop after padding by this many pixels (0: off)'},
-  {'flip', false, 'random horizontal flips'},
+  {'crop', -1, 'random crop after padding by this many pixels (-1: the dataset recipe, 0: off)'},
+  {'flip', false, 'random horizontal flips (CIFAR recipes flip anyway)'},
+  {'workers', 2, 'loader threads'},
+  {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping'},
   {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
   {'threads', 0, 'CPU threads (0: all cores)'},
   {'train-limit', 0, 'use only the first N training images (0: all)'},
@@ -290,18 +297,21 @@ function M.run(o)
   mkdir_p(dir)
   if o.threads > 0 then C.crl_set_num_threads(o.threads) end
   crlab.manualSeed(o.seed)
-  local ds = data.load(o.dataset, o.data ~= '' and o.data or nil)
-  local train_split = o['train-limit'] > 0 and data.subset(ds.train, o['train-limit']) or ds.train
-  local test_split = o['test-limit'] > 0 and data.subset(ds.test, o['test-limit']) or ds.test
+  local ds = data.load(o.dataset, o.data ~= '' and o.data or nil,
+                      {crop = o.crop >= 0 and o.crop or nil, flip = o.flip or nil, coarse = o.coarse,
+                       extra = o.extra, bbox = o.bbox, fold = o.fold, size = o['image-size']})
+  local train_split = o['train-limit'] > 0 and ds.train:head(o['train-limit']) or ds.train
+  local test_split = o['test-limit'] > 0 and ds.test:head(o['test-limit']) or ds.test
   local K = #ds.classes
-  local model = models.build(o.model, {channels = ds.channels, classes = K, size = ds.size})
+  local model = models.build(o.model, {channels = ds.channels, classes = K,
+                                       size = ds.size == 224 and o['image-size'] or ds.size})
   local params, grads, ranges = model:getParameters()
   local crit, crit_sum = make_loss(o, 'mean'), make_loss(o, 'sum')
   local opt = make_optimizer(o, params, grads, ranges)
-  local train_batches = data.batches(train_split, {batch = o.batch, shuffle = true, crop = o.crop, flip = o.flip,
-                                                   mean = ds.mean, std = ds.std, dropLast = false})
-  local test_batches = data.batches(test_split, {batch = o['eval-batch'], shuffle = false, mean = ds.mean,
-                                                 std = ds.std})
+  local train_batches = data.loader(train_split, {batch = o.batch, transform = ds.recipe.train,
+                                                 threads = o.workers, channels = ds.channels, skipBad = o['skip-bad']})
+  local test_batches = data.loader(test_split, {batch = o['eval-batch'], transform = ds.recipe.test, shuffle = false,
+                                                threads = o.workers, channels = ds.channels, skipBad = o['skip-bad']})
   local sched = make_schedule(o, train_batches:count())
   local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
   local start, best, best_epoch = 1, -1, 0
@@ -336,7 +346,7 @@ function M.run(o)
   if not o.quiet then
     print(string.format('%s: %s on %s (%d train / %d test images), loss %s, %d parameters, %d threads -> %s',
                         start > 1 and 'resuming at epoch ' .. start or 'training', o.model, o.dataset,
-                        train_split.images:size(1), test_split.images:size(1), tostring(crit), params:numel(),
+                        train_split:size(), test_split:size(), tostring(crit), params:numel(),
                         C.crl_get_num_threads(), dir))
   end
 
@@ -395,6 +405,11 @@ function M.run(o)
                           rec.epoch_seconds))
     end
   end
+  if train_batches:skipped() > 0 and not o.quiet then
+    print(string.format('skipped %d unreadable training images', train_batches:skipped()))
+  end
+  train_batches:close()
+  test_batches:close()
   return {history = history, best_acc = best, best_epoch = best_epoch, dir = dir, model = model,
           params = params}
 end

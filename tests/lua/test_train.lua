@@ -140,7 +140,9 @@ local model = nn.Sequential(nn.Conv2d(1, 4, 3, {padding = 1}), nn.BatchNorm2d(4)
 local params, grads = model:getParameters()
 local opt = optim.sgd(params, grads, {momentum = 0.9, weightDecay = 5e-4})
 local crit = crlab.loss.crl{}
-local batches = data.batches(ds.train, {batch = 16, crop = 2, flip = true, mean = {0.3}, std = {0.3}})
+local Tr = require 'crlab.transforms'
+local aug = Tr.compose{Tr.randomCrop(28, {pad = 2}), Tr.hflip(), Tr.normalize({0.3}, {0.3})}
+local batches = data.loader(ds.train, {batch = 16, transform = aug, threads = 2})
 local step, rss50 = 0, 0
 while step < 500 do
   for _, x, y in batches:epoch() do
@@ -165,7 +167,7 @@ for _, name in ipairs({'cnn', 'resnet20', 'preresnet20', 'wrn-16-2', 'densenet-b
   local m = models.build(name, {channels = 1, classes = 10, size = 28})
   local mp, mg = m:getParameters()
   local o = optim.sgd(mp, mg, {momentum = 0.9, weightDecay = 5e-4})
-  local b = data.batches(ds.train, {batch = 8, crop = 2, flip = true, mean = {0.3}, std = {0.3}})
+  local b = data.loader(ds.train, {batch = 8, transform = aug, threads = 2})
   local count, before = 0, 0
   for i, x, y in b:epoch() do
     if i == 2 then before = tonumber(crlab.C.crl_storage_allocations()) end
