@@ -70,7 +70,7 @@ $(LIB): $(CORE_OBJ) $(BUILD)/.cuda-$(CUDA)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -Icore -o $@ $< -L$(BUILD) -Wl,-rpath,'$$ORIGIN/..' -lcrlab -lz -lm
+	$(CC) $(ALLCFLAGS) -Icore -o $@ $< -L$(BUILD) -Wl,-rpath,'$$ORIGIN/..' -lcrlab -lpng -lturbojpeg -lmatio -lz -lm
 
 # The test runner: C programs and Lua files, all speaking TAP, under prove.
 test: all

@@ -332,6 +332,9 @@ int crl_image_read(crl_tensor *out, const char *path, int channels);
 int crl_image_decode(crl_tensor *out, const uint8_t *data, int64_t nbytes, int channels, const char *name);
 /* Writes a uint8 (C, H, W) tensor, C = 1, 3 or 4, as a PNG (atomically). */
 int crl_image_write_png(const char *path, const crl_tensor *image);
+/* Writes a uint8 (C, H, W) tensor, C = 1 or 3, as a JPEG of this quality
+ * (1-100); progressive = 1 writes a progressive JPEG. */
+int crl_image_write_jpeg(const char *path, const crl_tensor *image, int quality, int progressive);
 
 /* ---- dataset files ------------------------------------------------------------ */
 

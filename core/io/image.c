@@ -249,3 +249,41 @@ int crl_image_write_png(const char *path, const crl_tensor *image)
     free(tmp);
     return rc;
 }
+
+int crl_image_write_jpeg(const char *path, const crl_tensor *image, int quality, int progressive)
+{
+    CHECK_TENSOR(image, "image");
+    if (path == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'path' is NULL");
+    int rc = crl_require_cpu(image, __func__, "image");
+    if (rc) return rc;
+    if (image->dtype != CRL_UINT8 || image->ndim != 3 || !crl_tensor_is_contiguous(image) ||
+        (image->sizes[0] != 1 && image->sizes[0] != 3) || image->sizes[1] < 1 || image->sizes[2] < 1)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "image must be a contiguous uint8 (C, H, W) with C = 1 or 3, got %s %s",
+                        crl_dtype_name(image->dtype), crl_shape(image));
+    if (quality < 1 || quality > 100) return crl_fail(CRL_ERR_ARG, __func__, "quality %d is outside 1..100", quality);
+    int64_t c = image->sizes[0], h = image->sizes[1], w = image->sizes[2];
+    uint8_t *inter = malloc((size_t)(c * h * w));
+    if (inter == NULL) return crl_fail(CRL_ERR_NOMEM, __func__, "out of memory");
+    const uint8_t *src = crl_tensor_data(image);
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++)
+            for (int64_t k = 0; k < c; k++) inter[(y * w + x) * c + k] = src[(k * h + y) * w + x];
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpeg = NULL;
+    unsigned long size = 0;
+    if (tj == NULL) {
+        rc = crl_fail(CRL_ERR_NOMEM, __func__, "cannot create a JPEG encoder");
+    } else if (tjCompress2(tj, inter, (int)w, 0, (int)h, c == 1 ? TJPF_GRAY : TJPF_RGB, &jpeg, &size,
+                           c == 1 ? TJSAMP_GRAY : TJSAMP_420, quality,
+                           TJFLAG_ACCURATEDCT | (progressive ? TJFLAG_PROGRESSIVE : 0)) != 0) {
+        rc = crl_fail(CRL_ERR_IO, __func__, "encoding '%s' failed: %s", path, tjGetErrorStr2(tj));
+    } else {
+        FILE *f = fopen(path, "wb");
+        if (f == NULL || fwrite(jpeg, 1, size, f) != size) rc = crl_fail(CRL_ERR_IO, __func__, "cannot write '%s'", path);
+        if (f && fclose(f) != 0 && rc == CRL_OK) rc = crl_fail(CRL_ERR_IO, __func__, "cannot write '%s'", path);
+    }
+    tjFree(jpeg);
+    if (tj) tjDestroy(tj);
+    free(inter);
+    return rc;
+}
