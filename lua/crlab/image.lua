@@ -21,6 +21,11 @@ function M.save(path, img)
   check(C.crl_image_write_png(path, img:contiguous()))
 end
 
+-- JPEG of this quality (default 90); progressive = true for a progressive file.
+function M.saveJpeg(path, img, quality, progressive)
+  check(C.crl_image_write_jpeg(path, img:contiguous(), quality or 90, progressive and 1 or 0))
+end
+
 -- Undoes a normalisation: x * std + mean, per channel, back to uint8.
 function M.denormalize(x, mean, std)
   local out = x:clone()
