@@ -68,6 +68,7 @@ void crl_scratch_free(crl_scratch *s)
 {
     free(s->a);
     free(s->b);
+    free(s->tmp);
     free(s->wbuf);
     memset(s, 0, sizeof *s);
 }

@@ -223,7 +223,7 @@ int crl_dir_list(crl_tensor *out, const char *path, int kind)
     }
     closedir(d);
     if (rc == CRL_OK) {
-        qsort(names, count, sizeof *names, cmp_names);
+        if (count > 1) qsort(names, count, sizeof *names, cmp_names);
         int64_t nbytes = (int64_t)(total > 0 ? total - 1 : 0);
         rc = crl_prepare(out, CRL_UINT8, CRL_CPU, 1, &nbytes);
         if (rc == CRL_OK) {
