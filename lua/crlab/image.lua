@@ -35,18 +35,59 @@ function M.denormalize(x, mean, std)
   return (out * 255 + 0.5):clamp(0, 255):byte()
 end
 
--- Tiles N images (N, C, H, W) uint8 into one (C, rows*(H+pad)+pad, ...) image.
-function M.grid(images, cols, pad)
-  pad = pad or 2
+-- Tiles N images (N, C, H, W) uint8 into one (C, H', W') image with pad
+-- pixels between cells (padTop extra above each row, for captions).
+function M.grid(images, cols, pad, padTop)
+  pad, padTop = pad or 2, padTop or 0
   local n, c, h, w = images:size(1), images:size(2), images:size(3), images:size(4)
   cols = math.min(cols or 8, n)
   local rows = math.ceil(n / cols)
-  local out = T.new(C.CRL_UINT8, C.CRL_CPU, {c, rows * (h + pad) + pad, cols * (w + pad) + pad}):fill(255)
+  local ch, cw = h + pad + padTop, w + pad
+  local out = T.new(C.CRL_UINT8, C.CRL_CPU, {c, rows * ch + pad, cols * cw + pad}):fill(255)
   for i = 0, n - 1 do
     local r, q = math.floor(i / cols), i % cols
-    out:narrow(2, pad + r * (h + pad) + 1, h):narrow(3, pad + q * (w + pad) + 1, w):copy(images[i + 1])
+    out:narrow(2, pad + padTop + r * ch + 1, h):narrow(3, pad + q * cw + 1, w):copy(images[i + 1])
   end
-  return out
+  return out, {rows = rows, cols = cols, cell_h = ch, cell_w = cw, pad = pad, padTop = padTop, h = h, w = w}
+end
+
+-- Writes a grid with a caption above each image, through gnuplot (which
+-- draws the text); without gnuplot, the grid alone. Returns true when the
+-- captions were drawn.
+function M.saveCaptioned(path, images, captions, cols, scale)
+  scale = scale or math.max(1, math.floor(96 / images:size(3)))
+  local grid, g = M.grid(images, cols, 2, math.ceil(14 / scale))
+  local raw = path .. '.grid.png'
+  M.save(raw, grid)
+  local plot = require 'crlab.plot'
+  if not plot.available() then
+    os.rename(raw, path)
+    return false
+  end
+  local H, W = grid:size(2), grid:size(3)
+  local lines = {
+    string.format('set terminal pngcairo size %d,%d noenhanced', W * scale, H * scale),
+    string.format('set output "%s"', path:gsub('"', '\\"')),
+    'unset border', 'unset tics', 'unset key', 'set margins 0,0,0,0',
+    string.format('set xrange [0:%d]', W), string.format('set yrange [0:%d]', H),
+  }
+  for i, cap in ipairs(captions) do
+    local r, q = math.floor((i - 1) / g.cols), (i - 1) % g.cols
+    local x = g.pad + q * g.cell_w + g.w / 2
+    local ytop = g.pad + r * g.cell_h -- from the top, in image rows
+    lines[#lines + 1] = string.format('set label %d "%s" at %g,%g center front font ",%d"', i,
+                                      tostring(cap):gsub('"', "'"), x, H - ytop - g.padTop / 2, math.max(6, 2 * scale + 3))
+  end
+  lines[#lines + 1] = string.format('plot "%s" binary filetype=png with rgbimage', raw)
+  local script = os.tmpname()
+  local f = assert(io.open(script, 'w'))
+  f:write(table.concat(lines, '\n'), '\n')
+  f:close()
+  local ok = os.execute('gnuplot ' .. script .. ' 2>/dev/null')
+  os.remove(script)
+  os.remove(raw)
+  if ok ~= 0 and ok ~= true then error('crlab.image: gnuplot could not draw ' .. path, 2) end
+  return true
 end
 
 return M

@@ -29,9 +29,11 @@ crlab.cuda = {
 }
 
 -- The larger parts load on first use: crlab.nn, crlab.models, crlab.optim,
--- crlab.data, crlab.train, crlab.checkpoint, crlab.json.
+-- crlab.data, crlab.train, crlab.checkpoint, crlab.json, crlab.image,
+-- crlab.transforms.
 local lazy = {nn = 'crlab.nn', models = 'crlab.models', optim = 'crlab.optim', data = 'crlab.data',
-              train = 'crlab.train', checkpoint = 'crlab.checkpoint', json = 'crlab.json'}
+              train = 'crlab.train', checkpoint = 'crlab.checkpoint', json = 'crlab.json',
+              image = 'crlab.image', transforms = 'crlab.transforms'}
 setmetatable(crlab, {__index = function(t, k)
   local mod = lazy[k]
   if mod then
