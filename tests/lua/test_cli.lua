@@ -75,4 +75,19 @@ t.ok(out:find(' 1  2\n 3  4\n[crlab.FloatTensor of size 2x2]', 1, true),
      'the prompt goes on after an error and pretty-prints a tensor')
 t.ok(out:find('a : 1', 1, true), 'a table result is listed')
 t.ok(out:find('\n40\n', 1, true), '=expr prints the expression')
+-- show.lua on the real Fashion-MNIST and on a generated CIFAR-format fixture
+local dir = os.tmpname()
+os.remove(dir)
+out, rc = sh(crlab_cmd .. ' ' .. root .. '/scripts/make_fixture.lua ' .. dir .. ' 20')
+t.ok(rc == 0 and out:find('CIFAR-10 binary layout'), 'make_fixture.lua writes a CIFAR-format fixture')
+local image = require('crlab.image')
+for _, ds in ipairs({{'fashion-mnist', ''}, {'cifar10', ' --data ' .. dir}}) do
+  local png = dir .. '-' .. ds[1] .. '.png'
+  out, rc = sh(crlab_cmd .. ' ' .. root .. '/scripts/show.lua --dataset ' .. ds[1] .. ds[2] .. ' --n 8 --cols 4 --out ' .. png)
+  local ok, img = pcall(image.load, png)
+  t.ok(rc == 0 and ok and img:size(1) == 3 and img:size(2) > 56 and out:find('with class names'),
+       'show.lua writes a captioned sample grid for ' .. ds[1] .. ': ' .. out:gsub('\n', ' '))
+  os.remove(png)
+end
+os.execute('rm -rf ' .. dir)
 t.done()
