@@ -79,7 +79,7 @@ t.ok(out:find('\n40\n', 1, true), '=expr prints the expression')
 local dir = os.tmpname()
 os.remove(dir)
 out, rc = sh(crlab_cmd .. ' ' .. root .. '/scripts/make_fixture.lua ' .. dir .. ' 20')
-t.ok(rc == 0 and out:find('CIFAR-10 binary layout'), 'make_fixture.lua writes a CIFAR-format fixture')
+t.ok(rc == 0 and out:find('CIFAR-10 binary layout', 1, true), 'make_fixture.lua writes a CIFAR-format fixture')
 local image = require('crlab.image')
 for _, ds in ipairs({{'fashion-mnist', ''}, {'cifar10', ' --data ' .. dir}}) do
   local png = dir .. '-' .. ds[1] .. '.png'
