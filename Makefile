@@ -93,9 +93,10 @@ run: all
 demo: all
 	scripts/crlab scripts/loss_demo.lua
 
-# Throughput against PyTorch (when installed) on the same threads.
+# Throughput against PyTorch / torchvision (when installed) on the same threads.
 bench: all
 	scripts/crlab scripts/bench.lua
+	scripts/crlab scripts/bench_loader.lua
 
 PREFIX ?= /usr/local
 install: all
