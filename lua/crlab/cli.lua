@@ -14,9 +14,10 @@ usage: crlab [options] [script.lua [args...]]
   -h          this help
 With no script and no -e, crlab starts the interactive prompt.]=]
 
+-- Exits closing the Lua state, so every tensor's finaliser runs.
 local function fail(msg)
   io.stderr:write('crlab: ', msg, '\n')
-  os.exit(1)
+  os.exit(1, true)
 end
 
 local function main(argv)
