@@ -15,6 +15,14 @@
 
 #define COUNTER_STRIDE 256 /* Philox blocks reserved per sample */
 
+struct crl_loader;
+/* Made before the threads start, so a worker allocates nothing of its own
+ * at start-up (the decode buffer is grown in place afterwards). */
+struct worker_arg {
+    struct crl_loader *l;
+    crl_tensor *buf;
+};
+
 struct crl_loader {
     crl_loader_config cfg;
     crl_transform *transforms;
@@ -26,6 +34,7 @@ struct crl_loader {
     int32_t *order;                      /* this epoch's sample order */
     uint64_t seed, base;
     pthread_t *threads;
+    struct worker_arg *args;             /* one per thread: its index and decode buffer */
     int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t work, ready;
@@ -132,8 +141,8 @@ static int fill_batch(crl_loader *l, int64_t b, int slot, crl_tensor *buf, crl_s
 
 static void *worker(void *arg)
 {
-    crl_loader *l = arg;
-    crl_tensor *buf = crl_tensor_new(CRL_UINT8, CRL_CPU, 0, NULL);
+    crl_loader *l = ((struct worker_arg *)arg)->l;
+    crl_tensor *buf = ((struct worker_arg *)arg)->buf;
     crl_scratch scratch = {0};
     pthread_mutex_lock(&l->mu);
     for (;;) {
@@ -146,7 +155,7 @@ static void *worker(void *arg)
         int slot = (int)(b % l->cfg.prefetch);
         l->in_flight++;
         pthread_mutex_unlock(&l->mu);
-        int rc = buf ? fill_batch(l, b, slot, buf, &scratch) : crl_fail(CRL_ERR_NOMEM, "crl_loader", "out of memory");
+        int rc = fill_batch(l, b, slot, buf, &scratch);
         pthread_mutex_lock(&l->mu);
         l->in_flight--;
         if (rc != CRL_OK) {
@@ -158,7 +167,6 @@ static void *worker(void *arg)
         pthread_cond_broadcast(&l->ready);
     }
     pthread_mutex_unlock(&l->mu);
-    crl_tensor_free(buf);
     crl_scratch_free(&scratch);
     return NULL;
 }
@@ -198,6 +206,8 @@ void crl_loader_free(crl_loader *l)
         for (int i = 0; i < l->nthreads; i++) pthread_join(l->threads[i], NULL);
         free(l->threads);
     }
+    for (int i = 0; l->args && i < l->cfg.threads; i++) crl_tensor_free(l->args[i].buf);
+    free(l->args);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->work);
     pthread_cond_destroy(&l->ready);
@@ -303,7 +313,19 @@ crl_loader *crl_loader_new(const crl_loader_config *cfg)
     l->slot_y = calloc((size_t)cfg->prefetch, sizeof *l->slot_y);
     l->slot_batch = malloc(sizeof(int64_t) * (size_t)cfg->prefetch);
     l->threads = calloc((size_t)cfg->threads, sizeof(pthread_t));
-    if (!l->labels || !l->transforms || !l->order || !l->slot_x || !l->slot_y || !l->slot_batch || !l->threads) {
+    l->args = calloc((size_t)cfg->threads, sizeof *l->args);
+    for (int i = 0; l->args && i < cfg->threads; i++) {
+        l->args[i].l = l;
+        l->args[i].buf = crl_tensor_new(CRL_UINT8, CRL_CPU, 0, NULL);
+        if (l->args[i].buf == NULL) {
+            for (int j = 0; j < i; j++) crl_tensor_free(l->args[j].buf);
+            free(l->args);
+            l->args = NULL;
+            break;
+        }
+    }
+    if (!l->labels || !l->transforms || !l->order || !l->slot_x || !l->slot_y || !l->slot_batch || !l->threads ||
+        !l->args) {
         crl_fail(CRL_ERR_NOMEM, func, "out of memory");
         free(l->threads);
         l->threads = NULL;
@@ -326,7 +348,7 @@ crl_loader *crl_loader_new(const crl_loader_config *cfg)
         }
     }
     for (int i = 0; i < cfg->threads; i++) {
-        if (pthread_create(&l->threads[i], NULL, worker, l) != 0) {
+        if (pthread_create(&l->threads[i], NULL, worker, &l->args[i]) != 0) {
             crl_fail(CRL_ERR_NOMEM, func, "cannot start worker thread %d", i);
             l->nthreads = i;
             crl_loader_free(l);
