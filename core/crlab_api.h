@@ -59,7 +59,7 @@ typedef struct crl_storage {
     int32_t refcount;    /* updated atomically */
     int32_t device;      /* CRL_CPU or CRL_CUDA */
     int32_t device_index;
-    int32_t owns_data;   /* 0 when data belongs to someone else */
+    int32_t owns_data;   /* 0: data belongs to someone else; 1: owned; 2: owned, page-locked */
 } crl_storage;
 
 /* ---- tensor: a strided view of a storage --------------------------------- */

@@ -40,3 +40,12 @@ int crl_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int kind)
     (void)dst; (void)src; (void)nbytes; (void)kind;
     return no_cuda(__func__);
 }
+
+int crl_cuda_host_alloc(void **ptr, int64_t nbytes)
+{
+    (void)nbytes;
+    *ptr = NULL;
+    return no_cuda(__func__);
+}
+
+void crl_cuda_host_free(void *ptr) { (void)ptr; }

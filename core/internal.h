@@ -90,6 +90,14 @@ void crl_cuda_free(void *ptr);
 int crl_cuda_memset_zero(void *ptr, int64_t nbytes);
 /* kind: 0 host->device, 1 device->host, 2 device->device */
 int crl_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int kind);
+/* Page-locked host memory (fast, asynchronous copies to the GPU); fails
+ * without a device, and the caller then uses ordinary memory. */
+int crl_cuda_host_alloc(void **ptr, int64_t nbytes);
+void crl_cuda_host_free(void *ptr);
+
+/* A CPU tensor in page-locked memory when a CUDA device is present, in
+ * ordinary memory otherwise (the storage remembers which, for freeing). */
+crl_tensor *crl_tensor_new_pinned(int dtype, int ndim, const int64_t *size);
 
 #ifdef __cplusplus
 }

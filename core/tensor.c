@@ -88,10 +88,9 @@ void crl_storage_release(crl_storage *s)
 {
     if (s == NULL) return;
     if (__atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
-    if (s->owns_data) {
-        if (s->device == CRL_CPU) free(s->data);
-        else crl_cuda_free(s->data);
-    }
+    if (s->owns_data == 2) crl_cuda_host_free(s->data);
+    else if (s->owns_data && s->device == CRL_CPU) free(s->data);
+    else if (s->owns_data) crl_cuda_free(s->data);
     free(s);
 }
 
@@ -168,6 +167,22 @@ crl_tensor *crl_tensor_new(int dtype, int device, int ndim, const int64_t *size)
         free(t);
         return NULL;
     }
+    return t;
+}
+
+crl_tensor *crl_tensor_new_pinned(int dtype, int ndim, const int64_t *size)
+{
+    crl_tensor *t = crl_tensor_new(dtype, CRL_CPU, ndim, size);
+    if (t == NULL || crl_cuda_device_count() == 0) return t;
+    void *p = NULL;
+    if (crl_cuda_host_alloc(&p, t->storage->nbytes) != CRL_OK) {
+        crl_clear_error();
+        return t; /* ordinary memory still works */
+    }
+    memset(p, 0, (size_t)t->storage->nbytes);
+    free(t->storage->data);
+    t->storage->data = p;
+    t->storage->owns_data = 2;
     return t;
 }
 

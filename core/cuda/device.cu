@@ -81,3 +81,20 @@ extern "C" int crl_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int k
     cudaError_t err = cudaMemcpy(dst, src, (size_t)nbytes, kinds[kind]);
     return err == cudaSuccess ? CRL_OK : cuda_fail(err, __func__, "cudaMemcpy");
 }
+
+extern "C" int crl_cuda_host_alloc(void **ptr, int64_t nbytes)
+{
+    if (crl_cuda_device_count() == 0)
+        return crl_fail(CRL_ERR_DEVICE, __func__, "no CUDA device for page-locked memory");
+    cudaError_t err = cudaHostAlloc(ptr, (size_t)nbytes, cudaHostAllocDefault);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        return cuda_fail(err, __func__, "cudaHostAlloc");
+    }
+    return CRL_OK;
+}
+
+extern "C" void crl_cuda_host_free(void *ptr)
+{
+    if (ptr) cudaFreeHost(ptr);
+}

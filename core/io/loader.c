@@ -337,8 +337,9 @@ crl_loader *crl_loader_new(const crl_loader_config *cfg)
     l->nbatches = cfg->drop_last ? l->n / cfg->batch : (l->n + cfg->batch - 1) / cfg->batch;
     int64_t xs[4] = {cfg->batch, cfg->channels, cfg->out_h, cfg->out_w}, ys[1] = {cfg->batch};
     for (int i = 0; i < cfg->prefetch; i++) {
-        l->slot_x[i] = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 4, xs);
-        l->slot_y[i] = crl_tensor_new(CRL_INT32, CRL_CPU, 1, ys);
+        /* page-locked when a GPU is present, so batches copy to it quickly */
+        l->slot_x[i] = crl_tensor_new_pinned(CRL_FLOAT32, 4, xs);
+        l->slot_y[i] = crl_tensor_new_pinned(CRL_INT32, 1, ys);
         l->slot_batch[i] = -1;
         if (!l->slot_x[i] || !l->slot_y[i]) {
             free(l->threads);

@@ -9,6 +9,12 @@ if not crlab.cuda.available() then
   local expect = crlab.cuda.compiled() and 'no CUDA device is available' or 'built without CUDA'
   t.errors(function() return crlab.zeros(2, 2):cuda() end, expect, ':cuda() without a device')
   t.errors(function() crlab.cuda.synchronize() end, expect:sub(1, 8), 'synchronize without a device')
+  local data, T = require 'crlab.data', require 'crlab.transforms'
+  local split = {images = crlab.zeros({8, 1, 4, 4}, 'uint8'), labels = crlab.zeros({8}, 'int32')}
+  local L = data.loader(split, {batch = 4, transform = T.compose{}, threads = 1})
+  local _, xb = L:epoch()()
+  t.eq(xb.storage.owns_data, 1, 'without a GPU, loader batches live in ordinary memory')
+  L:close()
   t.skip('host<->device round trips need a GPU')
   t.done()
 end
@@ -39,6 +45,13 @@ t.eq(d2d:float():sum(), g:float():sum(), 'device -> device copy')
 t.ok(tostring(g:narrow(1, 1, 2)):find('[crlab.CudaFloatTensor of size 2x129]', 1, true),
      'a CUDA tensor prints through a host copy')
 t.errors(function() return g + 1 end, 'no CUDA kernel yet', 'arithmetic on CUDA is refused clearly for now')
-crlab.cuda.synchronize()
-t.ok(true, 'synchronize')
+-- the loader's batch buffers are page-locked when a GPU is present
+local data, T = require 'crlab.data', require 'crlab.transforms'
+local split = {images = crlab.zeros({8, 1, 4, 4}, 'uint8'), labels = crlab.zeros({8}, 'int32')}
+local L = data.loader(split, {batch = 4, transform = T.compose{}, threads = 1})
+local _, xb = L:epoch()()
+t.eq(xb.storage.owns_data, 2, 'loader batches live in page-locked memory')
+t.eq((xb:cuda():float() - xb):abs():max(), 0, 'and copy to the GPU')
+L:close()
+t.eq(crlab.C.crl_cuda_synchronize(), 0, 'synchronize')
 t.done()
