@@ -21,9 +21,19 @@ local from_st = {F32 = C.CRL_FLOAT32, I32 = C.CRL_INT32, U8 = C.CRL_UINT8}
 
 ffi.cdef [[
   int rename(const char *oldpath, const char *newpath);
+  int open(const char *pathname, int flags, ...);
   int fsync(int fd);
-  int fileno(void *stream);
+  int close(int fd);
 ]]
+
+-- Flushes a closed file's data to disk before it is renamed into place.
+local function sync_file(path)
+  local fd = ffi.C.open(path, 0) -- O_RDONLY
+  if fd >= 0 then
+    ffi.C.fsync(fd)
+    ffi.C.close(fd)
+  end
+end
 
 -- tensors: an array of {name, tensor}; metadata: string -> string.
 function M.save(path, tensors, metadata)
@@ -58,8 +68,8 @@ function M.save(path, tensors, metadata)
     if b[2] > 0 then ok, werr = f:write(ffi.string(C.crl_tensor_data(b[1]), b[2])) end
   end
   if ok then ok, werr = f:flush() end
-  if ok then ffi.C.fsync(ffi.C.fileno(f)) end
   f:close()
+  if ok then sync_file(tmp) end
   if not ok then
     os.remove(tmp)
     error('checkpoint: writing ' .. tmp .. ' failed: ' .. tostring(werr) .. ' (nothing was replaced)', 2)
