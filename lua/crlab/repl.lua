@@ -80,6 +80,8 @@ function M.traceback(msg)
     end
     if #out >= 8 then break end
   end
+  -- nothing of the user's left under the header: drop it
+  if out[#out] == 'stack traceback:' then out[#out] = nil end
   return table.concat(out, '\n')
 end
 
