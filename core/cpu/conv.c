@@ -198,6 +198,13 @@ static conv_plan plan(const conv_shape *s, int64_t extra_per_thread)
     return pl;
 }
 
+/* Thread t's private weight gradient (F * CKK), after its columns and
+ * permuted output gradient in the workspace. */
+static float *private_grad(float *ws, int t, const conv_plan *pl, const conv_shape *s)
+{
+    return ws + t * pl->per + (s->ckk + s->f) * pl->nb * s->ohw;
+}
+
 /* Thread t's images: [*first, *last). */
 static void slice_of(int64_t *first, int64_t *last, int t, const conv_plan *pl, int64_t n)
 {
@@ -308,7 +315,7 @@ int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
         slice_of(&first, &last, t, &pl, s.n);
         float *col = ws + t * pl.per;
         float *gperm = col + s.ckk * pl.nb * s.ohw;
-        float *gw_t = gperm + s.f * pl.nb * s.ohw;
+        float *gw_t = private_grad(ws, t, &pl, &s);
         if (gw) memset(gw_t, 0, (size_t)wsize * sizeof(float));
         for (int64_t n0 = first; n0 < last; n0 += pl.nb) {
             int64_t cnt = last - n0 < pl.nb ? last - n0 : pl.nb;
@@ -336,7 +343,7 @@ int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < wsize; i++) {
             float acc = gw[i];
-            for (int t = 0; t < pl.nt; t++) acc += ws[t * pl.per + (s.ckk + s.f) * pl.nb * s.ohw + i];
+            for (int t = 0; t < pl.nt; t++) acc += private_grad(ws, t, &pl, &s)[i];
             gw[i] = acc;
         }
     }

@@ -34,7 +34,6 @@ local function list_dir(path, kind)
   for name in s:gmatch('[^\n]+') do out[#out + 1] = name end
   return out
 end
-M.listDir = list_dir
 
 local function lines(path)
   local f = io.open(path, 'r')
@@ -101,7 +100,6 @@ function Split:head(n)
   return file_split(paths, labels, boxes)
 end
 
-function M.subset(split, n) return split:head(n) end
 
 ---------------------------------------------------------------------------
 -- idx: MNIST, Fashion-MNIST

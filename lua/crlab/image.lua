@@ -79,15 +79,9 @@ function M.saveCaptioned(path, images, captions, cols, scale)
                                       tostring(cap):gsub('"', "'"), x, H - ytop - g.padTop / 2, math.max(6, 2 * scale + 3))
   end
   lines[#lines + 1] = string.format('plot "%s" binary filetype=png with rgbimage', raw)
-  local script = os.tmpname()
-  local f = assert(io.open(script, 'w'))
-  f:write(table.concat(lines, '\n'), '\n')
-  f:close()
-  -- (a sanitizer runtime preloaded by `make asan` must not reach gnuplot)
-  local ok = os.execute('env -u LD_PRELOAD gnuplot ' .. script .. ' 2>/dev/null')
-  os.remove(script)
+  local out, ok = plot.run(lines)
   os.remove(raw)
-  if ok ~= 0 and ok ~= true then error('crlab.image: gnuplot could not draw ' .. path, 2) end
+  if not ok then error('crlab.image: gnuplot could not draw ' .. path .. ': ' .. out, 2) end
   return true
 end
 

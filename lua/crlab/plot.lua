@@ -17,19 +17,40 @@ function M.available()
   return out ~= ''
 end
 
+-- Runs a gnuplot script (a list of lines); returns what gnuplot printed
+-- and whether it exited cleanly. Every plot in crlab goes through here.
+function M.run(lines)
+  if not M.available() then
+    error('crlab.plot: gnuplot was not found (apt-get install gnuplot-nox)', 3)
+  end
+  local script = os.tmpname()
+  local f = assert(io.open(script, 'w'))
+  f:write(table.concat(lines, '\n'), '\n')
+  f:close()
+  -- (a sanitizer runtime preloaded by `make asan` must not reach gnuplot)
+  local p = io.popen('env -u LD_PRELOAD gnuplot ' .. script .. ' 2>&1')
+  local out = p:read('*a')
+  local ok = p:close()
+  os.remove(script)
+  return out, ok == true or ok == 0
+end
+
 function M.lines(opts)
   assert(type(opts) == 'table' and type(opts.series) == 'table' and #opts.series > 0,
          'crlab.plot.lines needs a table with a non-empty series list')
   if not M.available() then
     error('crlab.plot: gnuplot was not found (apt-get install gnuplot-nox)', 2)
   end
-  local data = os.tmpname()
-  local f = assert(io.open(data, 'w'))
   for _, s in ipairs(opts.series) do
     if #s.x ~= #s.y then
       error('crlab.plot: series ' .. tostring(s.name) .. ' has ' .. #s.x .. ' x values and ' ..
             #s.y .. ' y values', 2)
     end
+  end
+  if not opts.terminal and not opts.file then error('crlab.plot: give file = "out.png" or terminal = true', 2) end
+  local data = os.tmpname()
+  local f = assert(io.open(data, 'w'))
+  for _, s in ipairs(opts.series) do
     for i = 1, #s.x do f:write(string.format('%.10g %.10g\n', s.x[i], s.y[i])) end
     f:write('\n\n')
   end
@@ -38,7 +59,6 @@ function M.lines(opts)
   if opts.terminal then
     script[#script + 1] = string.format('set terminal dumb %d %d', opts.width or 79, opts.height or 24)
   else
-    if not opts.file then error('crlab.plot: give file = "out.png" or terminal = true', 2) end
     script[#script + 1] = string.format('set terminal pngcairo size %d,%d noenhanced',
                                         opts.width or 800, opts.height or 500)
     script[#script + 1] = 'set output ' .. quote(opts.file)
@@ -60,19 +80,11 @@ function M.lines(opts)
                              s.style or 'lines', quote(s.name or ('series ' .. i)))
   end
   script[#script + 1] = 'plot ' .. table.concat(plots, ', ')
-  local gp = os.tmpname()
-  f = assert(io.open(gp, 'w'))
-  f:write(table.concat(script, '\n'), '\n')
-  f:close()
-  -- (a sanitizer runtime preloaded by `make asan` must not reach gnuplot)
-  local p = io.popen('env -u LD_PRELOAD gnuplot ' .. gp .. ' 2>&1')
-  local out = p:read('*a')
-  local ok = p:close()
+  local out, ok = M.run(script)
   os.remove(data)
-  os.remove(gp)
   if opts.terminal then io.write(out) return end
   local check = io.open(opts.file, 'rb')
-  if not check or (out:find('error') or out:find('Error')) then
+  if not check or not ok or out:find('error') or out:find('Error') then
     if check then check:close() end
     error('crlab.plot: gnuplot failed writing ' .. opts.file .. ': ' .. out, 2)
   end

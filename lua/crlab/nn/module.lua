@@ -1,5 +1,4 @@
 -- nn.Module: the contract every layer follows, and the parameter slab.
-local ffi = require 'ffi'
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'
 local C, check = core.C, core.check
@@ -111,5 +110,4 @@ return function(nn)
     return flatP, flatG, ranges
   end
 
-  Module.ffi = ffi
 end

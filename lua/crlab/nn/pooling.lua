@@ -33,10 +33,11 @@ return function(nn)
     return self.gradInput
   end
 
-  function MaxPool2d:__repr()
+  local function repr(self)
     local p = self.params
-    return string.format('nn.MaxPool2d(%dx%d, stride %d, pad %d)', p.kernel_h, p.kernel_w, p.stride_h, p.pad_h)
+    return string.format('%s(%dx%d, stride %d, pad %d)', self.__typename, p.kernel_h, p.kernel_w, p.stride_h, p.pad_h)
   end
+  MaxPool2d.__repr = repr
 
   local AvgPool2d = nn.class('AvgPool2d', nn.Module)
 
@@ -55,10 +56,7 @@ return function(nn)
     return self.gradInput
   end
 
-  function AvgPool2d:__repr()
-    local p = self.params
-    return string.format('nn.AvgPool2d(%dx%d, stride %d, pad %d)', p.kernel_h, p.kernel_w, p.stride_h, p.pad_h)
-  end
+  AvgPool2d.__repr = repr
 
   local GlobalAvgPool2d = nn.class('GlobalAvgPool2d', nn.Module)
 
