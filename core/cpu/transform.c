@@ -119,9 +119,11 @@ static int taps(crl_scratch *s, int64_t in, int64_t out, int64_t **start, int64_
     return 0;
 }
 
-/* dst (c, oh, ow) = resize of the region [y0, y0 + rh) x [x0, x0 + rw) of src (c, h, w). */
-static int resample(crl_scratch *s, float *dst, int64_t oh, int64_t ow, const float *src, int64_t c, int64_t h,
-                    int64_t w, int64_t y0, int64_t x0, int64_t rh, int64_t rw)
+/* dst (c, oh, ow) = resize of the region [y0, y0 + rh) x [x0, x0 + rw) of
+ * src (c, h, w): float, or uint8 (src8, scaled by 1/255) so a decoded image
+ * need not be converted whole when only a crop of it is used. */
+static int resample(crl_scratch *s, float *dst, int64_t oh, int64_t ow, const float *src, const uint8_t *src8,
+                    int64_t c, int64_t h, int64_t w, int64_t y0, int64_t x0, int64_t rh, int64_t rw)
 {
     float *tmp = s->tmp;
     int64_t *st, *cn, k;
@@ -130,13 +132,23 @@ static int resample(crl_scratch *s, float *dst, int64_t oh, int64_t ow, const fl
     if (taps(s, rw, ow, &st, &cn, &wt, &k)) return -1;
     for (int64_t ch = 0; ch < c; ch++)
         for (int64_t y = 0; y < rh; y++) {
-            const float *row = src + (ch * h + y0 + y) * w + x0;
             float *o = tmp + (ch * rh + y) * ow;
-            for (int64_t i = 0; i < ow; i++) {
-                const float *ww = wt + i * k;
-                float acc = 0;
-                for (int64_t j = 0; j < cn[i]; j++) acc += ww[j] * row[st[i] + j];
-                o[i] = acc;
+            if (src8) {
+                const uint8_t *row = src8 + (ch * h + y0 + y) * w + x0;
+                for (int64_t i = 0; i < ow; i++) {
+                    const float *ww = wt + i * k;
+                    float acc = 0;
+                    for (int64_t j = 0; j < cn[i]; j++) acc += ww[j] * row[st[i] + j];
+                    o[i] = acc * (1.0f / 255.0f);
+                }
+            } else {
+                const float *row = src + (ch * h + y0 + y) * w + x0;
+                for (int64_t i = 0; i < ow; i++) {
+                    const float *ww = wt + i * k;
+                    float acc = 0;
+                    for (int64_t j = 0; j < cn[i]; j++) acc += ww[j] * row[st[i] + j];
+                    o[i] = acc;
+                }
             }
         }
     /* vertical: dst (c, oh, ow) */
@@ -170,10 +182,11 @@ int crl_transform_run(float **result, int64_t *oc, int64_t *oh, int64_t *ow, con
                       int64_t h, int64_t w, const crl_transform *t, int count, uint64_t seed, uint64_t counter,
                       crl_scratch *s, const char *func, const char *name)
 {
-    if (ensure(s, 0, (size_t)(c * h * w))) return crl_fail(CRL_ERR_NOMEM, func, "out of memory for '%s'", name);
-    float *cur = s->a;
+    /* The image stays uint8 until a transform needs floats; a leading
+     * resize or random-resized crop reads the bytes directly. */
+    const uint8_t *cur8 = img;
+    float *cur = NULL;
     int cur_is_a = 1;
-    for (int64_t i = 0; i < c * h * w; i++) cur[i] = img[i] * (1.0f / 255.0f);
     for (int j = 0; j < count; j++) {
         const crl_transform *tr = &t[j];
         draws d;
@@ -182,6 +195,13 @@ int crl_transform_run(float **result, int64_t *oc, int64_t *oh, int64_t *ow, con
         /* transforms that change the size write into the other buffer */
         int64_t y0 = 0, x0 = 0, rh = h, rw = w;
         int resize = 0;
+        if (cur8 && tr->kind != CRL_T_RESIZE && tr->kind != CRL_T_RANDOM_RESIZED_CROP) {
+            if (ensure(s, 0, (size_t)(c * h * w))) return crl_fail(CRL_ERR_NOMEM, func, "out of memory for '%s'", name);
+            cur = s->a;
+            for (int64_t i = 0; i < c * h * w; i++) cur[i] = cur8[i] * (1.0f / 255.0f);
+            cur8 = NULL;
+            cur_is_a = 1;
+        }
         switch (tr->kind) {
         case CRL_T_RANDOM_CROP:
         case CRL_T_CENTER_CROP: {
@@ -354,13 +374,19 @@ int crl_transform_run(float **result, int64_t *oc, int64_t *oh, int64_t *ow, con
             if (ensure(s, cur_is_a, (size_t)(c * nh * nw)))
                 return crl_fail(CRL_ERR_NOMEM, func, "out of memory for '%s'", name);
             float *dst = cur_is_a ? s->b : s->a;
-            if (resample(s, dst, nh, nw, cur, c, h, w, y0, x0, rh, rw))
+            if (resample(s, dst, nh, nw, cur, cur8, c, h, w, y0, x0, rh, rw))
                 return crl_fail(CRL_ERR_NOMEM, func, "out of memory for '%s'", name);
             cur = dst;
             cur_is_a = !cur_is_a;
+            cur8 = NULL;
         }
         h = nh;
         w = nw;
+    }
+    if (cur8) { /* no transforms used floats: convert now */
+        if (ensure(s, 0, (size_t)(c * h * w))) return crl_fail(CRL_ERR_NOMEM, func, "out of memory for '%s'", name);
+        cur = s->a;
+        for (int64_t i = 0; i < c * h * w; i++) cur[i] = cur8[i] * (1.0f / 255.0f);
     }
     *result = cur;
     *oc = c;

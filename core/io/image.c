@@ -20,12 +20,24 @@ static int check_channels(int channels, const char *func)
     return CRL_OK;
 }
 
-/* interleaved (H, W, C) -> planes (C, H, W) */
+/* interleaved (H, W, C) -> planes (C, H, W); one pass per pixel, the
+ * common 1 and 3 channel cases without an inner channel loop */
 static void to_planes(uint8_t *dst, const uint8_t *src, int64_t h, int64_t w, int64_t c)
 {
-    for (int64_t y = 0; y < h; y++)
-        for (int64_t x = 0; x < w; x++)
-            for (int64_t k = 0; k < c; k++) dst[(k * h + y) * w + x] = src[(y * w + x) * c + k];
+    int64_t n = h * w;
+    if (c == 1) {
+        memcpy(dst, src, (size_t)n);
+    } else if (c == 3) {
+        uint8_t *r = dst, *g = dst + n, *b = dst + 2 * n;
+        for (int64_t i = 0; i < n; i++) {
+            r[i] = src[3 * i];
+            g[i] = src[3 * i + 1];
+            b[i] = src[3 * i + 2];
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < c; k++) dst[k * n + i] = src[i * c + k];
+    }
 }
 
 /* ---- PNG ------------------------------------------------------------------------- */
