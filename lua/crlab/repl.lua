@@ -67,22 +67,30 @@ local function show(v, depth, seen)
 end
 M.show = show
 
--- A message plus the part of the traceback that is the user's code.
+-- A message plus the part of the traceback that is the user's code. The
+-- message is kept whole, whatever it contains (a message raised inside
+-- the binding begins with a lua/crlab/*.lua location); only the frames
+-- below the traceback header are filtered.
 function M.traceback(msg)
-  local tb = debug.traceback(tostring(msg), 2)
+  local tb = debug.traceback('', 2)
   local out = {}
   for line in tb:gmatch('[^\n]+') do
-    if line:find('lua/crlab/[%w_]+%.lua') or line:find("in function 'xpcall'") or line:find('%[C%]: in function .error.')
-       or line:find('%[C%]: at 0x') or line:find('%[builtin#') then
-      -- the prompt's own frames say nothing to the user
+    if line == 'stack traceback:' or line:find('lua/crlab/[%w_/]+%.lua') or line:find("in function 'xpcall'")
+       or line:find('%[C%]: in function .error.') or line:find('%[C%]: at 0x') or line:find('%[builtin#') then
+      -- the header is added back below; the prompt's own frames say nothing to the user
     else
       out[#out + 1] = line
     end
     if #out >= 8 then break end
   end
-  -- nothing of the user's left under the header: drop it
-  if out[#out] == 'stack traceback:' then out[#out] = nil end
-  return table.concat(out, '\n')
+  local text = tostring(msg)
+  -- a message located inside the binding is relocated to the user's line
+  local user_loc = out[1] and out[1]:match('^%s*(.-:%d+):')
+  local rest = text:match('^[^\n]-lua/crlab/[%w_/]+%.lua:%d+: (.*)$')
+  if user_loc and rest then text = user_loc .. ': ' .. rest end
+  -- nothing of the user's left: no empty header
+  if #out == 0 then return text end
+  return text .. '\nstack traceback:\n' .. table.concat(out, '\n')
 end
 
 local function incomplete(err)

@@ -44,6 +44,35 @@ os.remove(script)
 out, rc = sh(crlab_cmd .. ' -e ' .. q('local x = crlab.zeros(2) + crlab.zeros(3)'))
 t.ok(rc == 1 and out:find('do not broadcast', 1, true) and out:find('stack traceback', 1, true),
      'an error in -e code prints the message and a traceback and exits 1')
+-- The library's own message survives whatever location it carries, and
+-- points at the user's line rather than the binding (issue: a message
+-- beginning with a lua/crlab/*.lua location used to be dropped).
+out, rc = sh(crlab_cmd .. ' -e ' .. q('local t = crlab.tensor{1,2}; print(t[3])'))
+t.ok(rc == 1 and out:find('crlab: (-e):1: index 3 is out of range for dimension 1 of size 2', 1, true)
+     and not out:find('lua/crlab/', 1, true), 'an out-of-range index reports its message at the user line: ' .. out:gsub('\n', ' | '))
+local train = root .. '/scripts/train.lua'
+for _, case in ipairs({{'--epochs 0', 'cosine needs epochs > 0'}, {'--model nope', "unknown model 'nope'"},
+                       {'--schedule nope', 'nope'}}) do
+  out, rc = sh(crlab_cmd .. ' ' .. train .. ' ' .. case[1] .. ' --out /nonexistent-dir/x')
+  t.ok(rc == 1 and out:find(case[2], 1, true) and out:find('stack traceback', 1, true),
+       'train.lua ' .. case[1] .. ' prints the message, then the traceback: ' .. out:gsub('\n', ' | '))
+end
+do
+  local d = os.tmpname()
+  os.remove(d)
+  os.execute('mkdir -p ' .. d)
+  local f = io.open(d .. '/checkpoint.safetensors', 'wb')
+  f:write(string.rep('x', 5))
+  f:close()
+  out, rc = sh(crlab_cmd .. ' ' .. train .. ' --out ' .. d .. ' --resume --epochs 1')
+  t.ok(rc == 1 and out:find('checkpoint.safetensors', 1, true) and not out:find('^crlab: stack traceback'),
+       'a truncated checkpoint on --resume is named in the message: ' .. out:gsub('\n', ' | '))
+  os.execute('rm -rf ' .. d)
+end
+local session0 = 't = crlab.tensor{1,2}\nt[5]\nprint("after")\n'
+out, rc = sh(crlab_cmd, session0)
+t.ok(out:find('stdin:1: index 5 is out of range for dimension 1 of size 2', 1, true) and out:find('after', 1, true),
+     'the prompt keeps the message of an out-of-range index and goes on: ' .. out:gsub('\n', ' | '))
 out, rc = sh(crlab_cmd .. ' /nonexistent/file.lua')
 t.ok(rc == 1 and out:find('/nonexistent/file.lua', 1, true), 'a missing script is named: ' .. out:gsub('\n', ' '))
 out, rc = sh(crlab_cmd .. ' --bogus')
