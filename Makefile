@@ -14,17 +14,24 @@ endif
 BUILD   ?= core/build
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ALLCFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fopenmp $(WARN) $(CFLAGS) $(XCFLAGS)
-LDLIBS  := -lopenblas -lpng -lturbojpeg -lmatio -lz -lm -lpthread -fopenmp
+LDLIBS  := -ldnnl -lopenblas -lpng -lturbojpeg -lmatio -lz -lm -lpthread -fopenmp
 NVFLAGS := -O2 -Xcompiler -fPIC -std=c++17 \
            -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
            -gencode arch=compute_90,code=compute_90
 
 CORE_SRC := core/error.c core/tensor.c core/random.c core/process.c \
             core/cpu/elementwise.c core/cpu/reduce.c core/cpu/linalg.c core/cpu/loss.c \
-            core/cpu/conv.c core/cpu/nn.c core/cpu/optim.c core/io/idx.c \
+            core/cpu/conv.c core/cpu/conv_plan.c core/cpu/blocked.c core/cpu/nn.c core/cpu/optim.c core/io/idx.c \
             core/io/image.c core/io/datasets.c core/io/loader.c core/cpu/transform.c
-CORE_HDR := core/crlab.h core/crlab_api.h core/internal.h core/cpu/transform.h
+CORE_HDR := core/crlab.h core/crlab_api.h core/internal.h core/cpu/transform.h core/cpu/blocked.h
 CUDA_SRC := core/cuda/device.cu
+
+# oneDNN 2.x runs the CPU convolutions; say what to install when it is missing.
+DNNL_HEADER := $(firstword $(wildcard /usr/include/oneapi/dnnl/dnnl.h /usr/local/include/oneapi/dnnl/dnnl.h) \
+                 $(shell echo '\#include <oneapi/dnnl/dnnl.h>' | $(CC) -E -x c - >/dev/null 2>&1 && echo found))
+ifeq ($(DNNL_HEADER),)
+  $(error oneDNN was not found (oneapi/dnnl/dnnl.h): install Debian's libdnnl-dev, e.g. sh scripts/setup.sh)
+endif
 
 ifeq ($(CUDA),1)
   ifeq ($(NVCC),)

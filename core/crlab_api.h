@@ -72,8 +72,19 @@ typedef struct crl_tensor {
     int32_t ndim;               /* 0..5; 0 is a scalar with one element */
     int32_t dtype;              /* CRL_FLOAT32, CRL_INT32, CRL_UINT8 */
     int32_t device;             /* CRL_CPU or CRL_CUDA; equals storage->device */
-    int32_t pad_;
+    int32_t layout;             /* CRL_LAYOUT_*: how the elements lie in the storage */
 } crl_tensor;
+
+/* Layouts. PLAIN: the strides say where each element is. NCHW8C / NCHW16C
+ * (oneDNN's nChw8c / nChw16c, chosen for the machine's vector width): a
+ * 4-d float32 (N, C, H, W) tensor whose channels are grouped in blocks of
+ * 8 or 16, element (n, c, h, w) at ((n * CB + c / B) * H * W + h * W + w) *
+ * B + c % B with CB = ceil(C / B); the channels past C are zeros. sizes are
+ * the logical (N, C, H, W); strides mean nothing then. Element access,
+ * copies, fills and crl_tensor_reorder understand every layout; the layers
+ * that work on blocked tensors say so below; every other operation refuses
+ * a blocked tensor with a message saying to convert it (Lua: t:plain()). */
+enum { CRL_LAYOUT_PLAIN = 0, CRL_LAYOUT_NCHW8C = 8, CRL_LAYOUT_NCHW16C = 16 };
 
 /* A new contiguous tensor, zero-filled. size may be NULL when ndim is 0. */
 crl_tensor *crl_tensor_new(int dtype, int device, int ndim, const int64_t *size);
@@ -120,6 +131,14 @@ int crl_tensor_squeeze(crl_tensor *out, const crl_tensor *src, int dim);
 int crl_tensor_expand(crl_tensor *out, const crl_tensor *src, int ndim, const int64_t *size);
 
 /* ---- copies and fills ----------------------------------------------------- */
+
+/* out = src in the given layout (CRL_LAYOUT_*), resized; a blocked layout
+ * needs a 4-d float32 CPU tensor. out must not share src's storage. */
+int crl_tensor_reorder(crl_tensor *out, const crl_tensor *src, int layout);
+/* The blocked layout convolutions use on this machine (NCHW16C with
+ * AVX-512, NCHW8C otherwise). */
+int crl_layout_preferred(void);
+const char *crl_layout_name(int layout);
 
 /* dst and src hold the same number of elements. Converts dtype on the CPU;
  * copies between CPU and CUDA memory when the devices differ. */
@@ -231,11 +250,16 @@ int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tens
 typedef struct crl_conv2d_params {
     int32_t stride_h, stride_w;
     int32_t pad_h, pad_w;
+    int32_t dilation_h, dilation_w; /* 1 (or 0, read as 1): a dense kernel */
+    int32_t groups;                 /* 1 (or 0, read as 1); C and F divisible by it */
+    int32_t pad_;
 } crl_conv2d_params;
 
-/* out (N, F, OH, OW) = conv(in (N, C, H, W), weight (F, C, KH, KW)) + bias (F)
- * bias may be NULL. workspace: any float32 tensor, grown as needed (im2col
- * buffer); pass the same one every step so nothing is reallocated. */
+/* The reference convolution: im2col + OpenBLAS sgemm on plain tensors.
+ * out (N, F, OH, OW) = conv(in (N, C, H, W), weight (F, C/groups, KH, KW))
+ * + bias (F); bias may be NULL. workspace: any float32 tensor, grown as
+ * needed (im2col buffer); pass the same one every step so nothing is
+ * reallocated. Layers use a crl_conv2d_plan (below), which runs oneDNN. */
 int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                        const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace);
 int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
@@ -245,6 +269,37 @@ int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
  * 64 MiB); returns the previous value. Smaller bounds memory, larger gives
  * BLAS bigger products. */
 int64_t crl_conv2d_workspace_limit(int64_t floats);
+
+/* A convolution plan: what one convolution layer keeps between calls --
+ * the oneDNN primitives for each input shape it has seen (a small cache),
+ * the algorithm chosen per pass, the weights reordered for the library
+ * (refreshed at every forward, so an optimiser step is always seen), and
+ * its workspaces. One plan per layer; crl_conv2d_plan_free releases all.
+ * The backend CRL_CONV_REFERENCE runs the im2col path above instead (for
+ * tests and as a fallback). Inputs and gradients may be plain or blocked:
+ * the output and grad_out of a oneDNN plan are blocked in
+ * crl_layout_preferred() (or plain when asked with plain_output = 1);
+ * grad_in takes the layout of in. Weights, bias and their gradients are
+ * plain: the parameter slab never changes layout. A deterministic plan (the
+ * default) gives bitwise-equal results for equal inputs and thread counts. */
+enum { CRL_CONV_ONEDNN = 0, CRL_CONV_REFERENCE = 1 };
+enum { CRL_CONV_ALGO_AUTO = 0, CRL_CONV_ALGO_DIRECT = 1, CRL_CONV_ALGO_WINOGRAD = 2 };
+typedef struct crl_conv2d_plan crl_conv2d_plan;
+crl_conv2d_plan *crl_conv2d_plan_new(const crl_conv2d_params *p, int backend);
+void crl_conv2d_plan_free(crl_conv2d_plan *plan);
+/* CRL_CONV_ALGO_AUTO: winograd where it measured faster on this family of
+ * CPUs (3x3, stride 1, at least 32 channels; backward-weights from 16), direct elsewhere;
+ * or force one (winograd falls back to direct where oneDNN refuses it). */
+int crl_conv2d_plan_set_algorithm(crl_conv2d_plan *plan, int algo);
+/* out = conv(in) + bias; plain_output = 1 asks for a plain out. */
+int crl_conv2d_plan_forward(crl_conv2d_plan *plan, crl_tensor *out, const crl_tensor *in,
+                            const crl_tensor *weight, const crl_tensor *bias, int plain_output);
+/* grad_in overwritten, grad_weight / grad_bias accumulated; any may be NULL. */
+int crl_conv2d_plan_backward(crl_conv2d_plan *plan, crl_tensor *grad_in, crl_tensor *grad_weight,
+                             crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in,
+                             const crl_tensor *weight);
+/* What the plan ran last, e.g. "onednn fwd jit:avx512_core direct | bwd_data ...". */
+const char *crl_conv2d_plan_describe(const crl_conv2d_plan *plan);
 
 /* out (N, O) = in (N, I) weight (O, I)^T + bias (O); bias may be NULL. */
 int crl_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
@@ -293,6 +348,18 @@ int crl_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, cons
 int crl_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p);
 int crl_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in,
                            const crl_pool2d_params *p);
+
+/* out (N, C) = the mean of each (H, W) plane of in (N, C, H, W), plain or
+ * blocked; backward spreads grad_out (N, C) evenly (grad_in in in's layout). */
+int crl_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in);
+int crl_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in);
+
+/* The parameter-free shortcut of the CIFAR ResNets (option A): in (N, C, H,
+ * W) subsampled by stride and zero-padded to out_channels (half before,
+ * half after); out in in's layout, plain or blocked. Backward takes the
+ * matching slice of grad_out back to in's shape and layout. */
+int crl_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_channels, int stride);
+int crl_shortcut_pad_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in, int stride);
 
 /* Dropout with keep probability 1 - p: mask (same shape, float32) holds
  * 0 or 1 / (1 - p), drawn from the generator; out = in * mask. */

@@ -49,7 +49,7 @@ int crl_require_cpu(const crl_tensor *t, const char *func, const char *name)
         return crl_fail(CRL_ERR_UNSUPPORTED, func,
                         "'%s' is a CUDA tensor %s; this operation has no CUDA kernel yet "
                         "(copy it to the CPU with :float())", name, crl_shape(t));
-    return CRL_OK;
+    return crl_require_plain(t, func, name);
 }
 
 int crl_require_dtype(const crl_tensor *t, int dtype, const char *func, const char *name)

@@ -73,6 +73,17 @@ static inline void crl_write_elem(void *base, int dtype, int64_t off, double v)
  * its storage when the dtype or device differ (the callee-resizes rule). */
 int crl_prepare(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size);
 
+/* Layouts (see CRL_LAYOUT_* in crlab_api.h). */
+static inline int64_t crl_layout_blocks(int64_t c, int64_t b) { return (c + b - 1) / b; }
+/* Elements the storage spans from the tensor's offset (padding included). */
+int64_t crl_tensor_span(const crl_tensor *t);
+/* crl_prepare for a layout: blocked needs float32 (N, C, H, W). */
+int crl_prepare_layout(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size, int layout);
+/* Fails naming the argument when t is not plain (the gate of plain-only kernels). */
+int crl_require_plain(const crl_tensor *t, const char *func, const char *name);
+/* oneDNN's vector block on this CPU: 16 with AVX-512, else 8. */
+int crl_dnnl_block_size(void);
+
 /* Requirements checked at the top of most kernels. */
 int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
 int crl_require_dtype(const crl_tensor *t, int dtype, const char *func, const char *name);

@@ -219,7 +219,7 @@ int64_t crl_tensor_numel(const crl_tensor *t)
 
 int crl_tensor_is_contiguous(const crl_tensor *t)
 {
-    if (t == NULL) return 0;
+    if (t == NULL || t->layout != CRL_LAYOUT_PLAIN) return 0;
     int64_t s = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->sizes[d] != 1 && t->strides[d] != s) return 0;
@@ -251,6 +251,11 @@ void *crl_tensor_data(const crl_tensor *t)
 
 int64_t crl_linear_to_offset(const crl_tensor *t, int64_t i)
 {
+    if (t->layout != CRL_LAYOUT_PLAIN) {
+        int64_t b = t->layout, c = t->sizes[1], hw = t->sizes[2] * t->sizes[3];
+        int64_t q = i % hw, ch = (i / hw) % c, n = i / (hw * c);
+        return t->offset + ((n * crl_layout_blocks(c, b) + ch / b) * hw + q) * b + ch % b;
+    }
     int64_t off = t->offset;
     for (int d = t->ndim - 1; d >= 0; d--) {
         int64_t n = t->sizes[d];
@@ -260,24 +265,70 @@ int64_t crl_linear_to_offset(const crl_tensor *t, int64_t i)
     return off;
 }
 
-int crl_tensor_resize(crl_tensor *t, int ndim, const int64_t *size)
+/* Elements the storage must hold for this shape in this layout. */
+static int64_t span_of(int ndim, const int64_t *size, int64_t numel, int layout)
 {
-    CHECK_TENSOR(t, "t");
-    int64_t numel;
-    int rc = check_sizes(__func__, ndim, size, &numel);
-    if (rc) return rc;
-    int64_t need = (t->offset + numel) * crl_dtype_size(t->dtype);
+    if (layout == CRL_LAYOUT_PLAIN || ndim != 4) return numel;
+    return size[0] * crl_layout_blocks(size[1], layout) * layout * size[2] * size[3];
+}
+
+static int resize_layout(crl_tensor *t, int ndim, const int64_t *size, int64_t numel, int layout)
+{
+    int64_t span = span_of(ndim, size, numel, layout);
+    int64_t need = (t->offset + span) * crl_dtype_size(t->dtype);
     if (t->storage == NULL || t->storage->nbytes < need) {
-        crl_storage *s = crl_storage_new(numel * crl_dtype_size(t->dtype), t->device);
+        crl_storage *s = crl_storage_new(span * crl_dtype_size(t->dtype), t->device);
         if (s == NULL) return CRL_ERR_NOMEM;
         crl_storage_release(t->storage);
         t->storage = s;
         t->offset = 0;
     }
     t->ndim = ndim;
+    t->layout = layout;
     for (int d = 0; d < ndim; d++) t->sizes[d] = size[d];
     set_contiguous_strides(t);
     return CRL_OK;
+}
+
+int64_t crl_tensor_span(const crl_tensor *t)
+{
+    return span_of(t->ndim, t->sizes, crl_tensor_numel(t), t->layout);
+}
+
+int crl_prepare_layout(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size, int layout)
+{
+    if (layout != CRL_LAYOUT_PLAIN && (ndim != 4 || dtype != CRL_FLOAT32))
+        return crl_fail(CRL_ERR_ARG, __func__, "a blocked layout needs a float32 (N, C, H, W) tensor");
+    if (out->dtype != dtype || out->device != device) {
+        crl_storage_release(out->storage);
+        out->storage = NULL;
+        out->offset = 0;
+        out->dtype = dtype;
+        out->device = device;
+    }
+    int64_t numel;
+    int rc = check_sizes(__func__, ndim, size, &numel);
+    if (rc) return rc;
+    return resize_layout(out, ndim, size, numel, layout);
+}
+
+int crl_require_plain(const crl_tensor *t, const char *func, const char *name)
+{
+    if (t->layout != CRL_LAYOUT_PLAIN)
+        return crl_fail(CRL_ERR_UNSUPPORTED, func,
+                        "'%s' %s is in the blocked layout %s, which this operation does not read; "
+                        "convert it first (Lua: t:plain(), C: crl_tensor_reorder)",
+                        name, crl_shape(t), crl_layout_name(t->layout));
+    return CRL_OK;
+}
+
+int crl_tensor_resize(crl_tensor *t, int ndim, const int64_t *size)
+{
+    CHECK_TENSOR(t, "t");
+    int64_t numel;
+    int rc = check_sizes(__func__, ndim, size, &numel);
+    if (rc) return rc;
+    return resize_layout(t, ndim, size, numel, CRL_LAYOUT_PLAIN);
 }
 
 int crl_tensor_resize_as(crl_tensor *t, const crl_tensor *src)
@@ -304,6 +355,7 @@ int crl_tensor_narrow(crl_tensor *out, const crl_tensor *src, int dim, int64_t s
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(src, "src");
+    if (src->layout != CRL_LAYOUT_PLAIN) return crl_require_plain(src, __func__, "src");
     int rc = crl_normalize_dim(&dim, src->ndim, __func__, "dim");
     if (rc) return rc;
     if (start < 0 || length < 0 || start + length > src->sizes[dim])
@@ -322,6 +374,7 @@ int crl_tensor_select(crl_tensor *out, const crl_tensor *src, int dim, int64_t i
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(src, "src");
+    if (src->layout != CRL_LAYOUT_PLAIN) return crl_require_plain(src, __func__, "src");
     int rc = crl_normalize_dim(&dim, src->ndim, __func__, "dim");
     if (rc) return rc;
     if (index < 0 || index >= src->sizes[dim])
@@ -342,6 +395,7 @@ int crl_tensor_transpose(crl_tensor *out, const crl_tensor *src, int dim0, int d
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(src, "src");
+    if (src->layout != CRL_LAYOUT_PLAIN) return crl_require_plain(src, __func__, "src");
     int rc = crl_normalize_dim(&dim0, src->ndim, __func__, "dim0");
     if (rc == CRL_OK) rc = crl_normalize_dim(&dim1, src->ndim, __func__, "dim1");
     if (rc) return rc;
@@ -393,6 +447,7 @@ int crl_tensor_view(crl_tensor *out, const crl_tensor *src, int ndim, const int6
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(src, "src");
+    if (src->layout != CRL_LAYOUT_PLAIN) return crl_require_plain(src, __func__, "src");
     if (ndim < 0 || ndim > CRL_MAX_DIM)
         return crl_fail(CRL_ERR_ARG, __func__, "ndim %d is outside 0..%d", ndim, CRL_MAX_DIM);
     if (ndim > 0 && size == NULL)
@@ -446,6 +501,7 @@ int crl_tensor_unsqueeze(crl_tensor *out, const crl_tensor *src, int dim)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(src, "src");
+    if (src->layout != CRL_LAYOUT_PLAIN) return crl_require_plain(src, __func__, "src");
     if (src->ndim >= CRL_MAX_DIM)
         return crl_fail(CRL_ERR_SHAPE, __func__, "%s already has %d dimensions", crl_shape(src),
                         CRL_MAX_DIM);
@@ -466,6 +522,7 @@ int crl_tensor_squeeze(crl_tensor *out, const crl_tensor *src, int dim)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(src, "src");
+    if (src->layout != CRL_LAYOUT_PLAIN) return crl_require_plain(src, __func__, "src");
     int rc = crl_normalize_dim(&dim, src->ndim, __func__, "dim");
     if (rc) return rc;
     if (src->sizes[dim] != 1)
@@ -478,6 +535,7 @@ int crl_tensor_expand(crl_tensor *out, const crl_tensor *src, int ndim, const in
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(src, "src");
+    if (src->layout != CRL_LAYOUT_PLAIN) return crl_require_plain(src, __func__, "src");
     if (ndim < src->ndim || ndim > CRL_MAX_DIM || (ndim > 0 && size == NULL))
         return crl_fail(CRL_ERR_ARG, __func__, "cannot expand %s to %d dimensions", crl_shape(src),
                         ndim);
@@ -625,7 +683,8 @@ static void copy_cpu(crl_tensor *dst, const crl_tensor *src)
         memmove(crl_tensor_data(dst), crl_tensor_data(src), (size_t)(n * crl_dtype_size(dst->dtype)));
         return;
     }
-    if (dst->dtype == CRL_FLOAT32 && src->dtype == CRL_FLOAT32 && dst->ndim == src->ndim) {
+    if (dst->dtype == CRL_FLOAT32 && src->dtype == CRL_FLOAT32 && dst->ndim == src->ndim &&
+        dst->layout == CRL_LAYOUT_PLAIN && src->layout == CRL_LAYOUT_PLAIN) {
         /* same shape: walk rows of the last dimension with both strides */
         int same = 1;
         for (int d = 0; d < dst->ndim; d++) same &= dst->sizes[d] == src->sizes[d];
@@ -674,9 +733,15 @@ int crl_tensor_copy(crl_tensor *dst, const crl_tensor *src)
     if (rc == CRL_OK) rc = check_storage(src, __func__, "src");
     if (rc) return rc;
     if (dst->device == CRL_CPU && src->device == CRL_CPU) {
-        copy_cpu(dst, src);
+        if (dst->layout != CRL_LAYOUT_PLAIN && dst->layout == src->layout && dst->ndim == 4 &&
+            src->ndim == 4 && memcmp(dst->sizes, src->sizes, sizeof dst->sizes[0] * 4) == 0)
+            memmove(crl_tensor_data(dst), crl_tensor_data(src), (size_t)crl_tensor_span(src) * sizeof(float));
+        else
+            copy_cpu(dst, src);
         return CRL_OK;
     }
+    if (dst->layout != CRL_LAYOUT_PLAIN || src->layout != CRL_LAYOUT_PLAIN)
+        return crl_fail(CRL_ERR_UNSUPPORTED, __func__, "copies between devices need plain tensors; convert first");
     /* At least one side is on the GPU: copy contiguous blocks of equal
      * dtype, staging through a host tensor when needed. */
     if (dst->device == CRL_CUDA && !crl_tensor_is_contiguous(dst))
@@ -733,6 +798,75 @@ int crl_tensor_contiguous(crl_tensor *out, const crl_tensor *src)
     return crl_tensor_copy(out, src);
 }
 
+/* ---- layouts ------------------------------------------------------------------ */
+
+int crl_layout_preferred(void) { return crl_dnnl_block_size(); }
+
+const char *crl_layout_name(int layout)
+{
+    switch (layout) {
+    case CRL_LAYOUT_PLAIN: return "plain";
+    case CRL_LAYOUT_NCHW8C: return "nChw8c";
+    case CRL_LAYOUT_NCHW16C: return "nChw16c";
+    default: return "unknown";
+    }
+}
+
+/* plain (N, C, H, W) <-> blocked: one (n, channel block) slab per task. */
+static void reorder_blocked(float *dst, const float *src, int64_t n, int64_t c, int64_t hw, int64_t b,
+                            int to_blocked)
+{
+    int64_t cb = crl_layout_blocks(c, b);
+#pragma omp parallel for schedule(static) if (n * c * hw > 65536)
+    for (int64_t nb = 0; nb < n * cb; nb++) {
+        int64_t i = nb / cb, k = nb % cb, c0 = k * b, lanes = c - c0 < b ? c - c0 : b;
+        float *blk = (to_blocked ? dst : (float *)src) + nb * hw * b;
+        if (to_blocked) {
+            const float *plane = src + (i * c + c0) * hw;
+            for (int64_t q = 0; q < hw; q++) {
+                for (int64_t l = 0; l < lanes; l++) blk[q * b + l] = plane[l * hw + q];
+                for (int64_t l = lanes; l < b; l++) blk[q * b + l] = 0.0f;
+            }
+        } else {
+            float *plane = dst + (i * c + c0) * hw;
+            for (int64_t l = 0; l < lanes; l++)
+                for (int64_t q = 0; q < hw; q++) plane[l * hw + q] = blk[q * b + l];
+        }
+    }
+}
+
+int crl_tensor_reorder(crl_tensor *out, const crl_tensor *src, int layout)
+{
+    CHECK_TENSOR(out, "out");
+    CHECK_TENSOR(src, "src");
+    if (layout != CRL_LAYOUT_PLAIN && layout != CRL_LAYOUT_NCHW8C && layout != CRL_LAYOUT_NCHW16C)
+        return crl_fail(CRL_ERR_ARG, __func__, "unknown layout %d", layout);
+    if (out == src || (out->storage != NULL && out->storage == src->storage))
+        return crl_fail(CRL_ERR_ARG, __func__, "out must not share src's storage");
+    int rc = check_storage(src, __func__, "src");
+    if (rc) return rc;
+    if (layout != CRL_LAYOUT_PLAIN || src->layout != CRL_LAYOUT_PLAIN) {
+        if (src->device != CRL_CPU || src->dtype != CRL_FLOAT32 || src->ndim != 4)
+            return crl_fail(CRL_ERR_ARG, __func__, "src %s must be a float32 (N, C, H, W) CPU tensor for layout %s",
+                            crl_shape(src), crl_layout_name(layout != CRL_LAYOUT_PLAIN ? layout : src->layout));
+    }
+    rc = crl_prepare_layout(out, src->dtype, src->device, src->ndim, src->sizes, layout);
+    if (rc) return rc;
+    int64_t hw = src->ndim == 4 ? src->sizes[2] * src->sizes[3] : 0;
+    if (layout == src->layout) {
+        if (layout == CRL_LAYOUT_PLAIN) return crl_tensor_copy(out, src);
+        memcpy(crl_tensor_data(out), crl_tensor_data(src), (size_t)crl_tensor_span(src) * sizeof(float));
+    } else if (src->layout == CRL_LAYOUT_PLAIN && crl_tensor_is_contiguous(src)) {
+        reorder_blocked(crl_tensor_data(out), crl_tensor_data(src), src->sizes[0], src->sizes[1], hw, layout, 1);
+    } else if (layout == CRL_LAYOUT_PLAIN) {
+        reorder_blocked(crl_tensor_data(out), crl_tensor_data(src), src->sizes[0], src->sizes[1], hw, src->layout, 0);
+    } else { /* strided plain, or blocked to another block size: element by element */
+        if (src->layout != CRL_LAYOUT_PLAIN || layout != CRL_LAYOUT_PLAIN) rc = crl_tensor_fill(out, 0);
+        if (rc == CRL_OK) copy_cpu(out, src);
+    }
+    return rc;
+}
+
 int crl_tensor_fill(crl_tensor *t, double value)
 {
     CHECK_TENSOR(t, "t");
@@ -752,6 +886,10 @@ int crl_tensor_fill(crl_tensor *t, double value)
         if (rc == CRL_OK) rc = crl_tensor_copy(t, h);
         crl_tensor_free(h);
         return rc;
+    }
+    if (t->layout != CRL_LAYOUT_PLAIN && value == 0.0) {
+        memset(crl_tensor_data(t), 0, (size_t)crl_tensor_span(t) * sizeof(float));
+        return CRL_OK;
     }
     if (t->dtype == CRL_FLOAT32 && crl_tensor_is_contiguous(t)) {
         float *p = crl_tensor_data(t);

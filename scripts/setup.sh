@@ -4,7 +4,7 @@
 # installed here: when /usr/local/cuda (or nvcc on PATH) is present the
 # build uses it, otherwise the CPU build is made.
 set -e
-PKGS="build-essential perl gzip luajit libluajit-5.1-dev libopenblas-dev libreadline8 libpng-dev libturbojpeg0-dev libmatio-dev \
+PKGS="build-essential perl gzip luajit libluajit-5.1-dev libopenblas-dev libdnnl-dev libreadline8 libpng-dev libturbojpeg0-dev libmatio-dev \
 zlib1g-dev gnuplot-nox dataset-fashion-mnist"
 missing=""
 for p in $PKGS; do

@@ -1,4 +1,4 @@
-/* cpu/conv.c -- 2-D convolution as im2col + one OpenBLAS sgemm per chunk
+/* cpu/conv.c -- the reference 2-D convolution: im2col + one OpenBLAS sgemm per chunk
  * of images. The images of a chunk are unrolled side by side into
  * col (C*KH*KW, nb*OH*OW), so each GEMM is large enough for BLAS to thread
  * well; the (F, nb*OH*OW) product is then permuted into (nb, F, OH, OW).
@@ -27,6 +27,7 @@ int64_t crl_conv2d_workspace_limit(int64_t floats)
 typedef struct {
     int64_t n, c, h, w, f, kh, kw, oh, ow;
     int64_t ckk, ohw;
+    int64_t dh, dw; /* dilation */
 } conv_shape;
 
 static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *weight,
@@ -51,12 +52,17 @@ static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *wei
     if (p->stride_h < 1 || p->stride_w < 1 || p->pad_h < 0 || p->pad_w < 0)
         return crl_fail(CRL_ERR_ARG, func, "stride (%d, %d) must be >= 1 and padding (%d, %d) >= 0",
                         p->stride_h, p->stride_w, p->pad_h, p->pad_w);
+    if (p->groups > 1)
+        return crl_fail(CRL_ERR_UNSUPPORTED, func, "groups = %d: grouped convolutions run through a crl_conv2d_plan",
+                        p->groups);
+    s->dh = p->dilation_h > 1 ? p->dilation_h : 1;
+    s->dw = p->dilation_w > 1 ? p->dilation_w : 1;
     s->n = in->sizes[0]; s->c = in->sizes[1]; s->h = in->sizes[2]; s->w = in->sizes[3];
     s->f = weight->sizes[0]; s->kh = weight->sizes[2]; s->kw = weight->sizes[3];
-    int64_t eh = s->h + 2 * p->pad_h - s->kh, ew = s->w + 2 * p->pad_w - s->kw;
+    int64_t eh = s->h + 2 * p->pad_h - s->dh * (s->kh - 1) - 1, ew = s->w + 2 * p->pad_w - s->dw * (s->kw - 1) - 1;
     if (eh < 0 || ew < 0)
-        return crl_fail(CRL_ERR_SHAPE, func, "kernel %lldx%lld is larger than the padded input %s",
-                        (long long)s->kh, (long long)s->kw, crl_shape(in));
+        return crl_fail(CRL_ERR_SHAPE, func, "kernel %lldx%lld (dilation %lld, %lld) is larger than the padded input %s",
+                        (long long)s->kh, (long long)s->kw, (long long)s->dh, (long long)s->dw, crl_shape(in));
     s->oh = eh / p->stride_h + 1;
     s->ow = ew / p->stride_w + 1;
     s->ckk = s->c * s->kh * s->kw;
@@ -91,13 +97,13 @@ static void im2col(float *col, const float *x, int64_t nb, const conv_shape *s, 
         for (int64_t ki = 0; ki < s->kh; ki++)
             for (int64_t kj = 0; kj < s->kw; kj++) {
                 int64_t lo, hi;
-                valid_range(&lo, &hi, kj, s->ow, s->w, p->stride_w, p->pad_w);
-                int64_t off = kj - p->pad_w;
+                valid_range(&lo, &hi, kj * s->dw, s->ow, s->w, p->stride_w, p->pad_w);
+                int64_t off = kj * s->dw - p->pad_w;
                 float *row = col + ((c * s->kh + ki) * s->kw + kj) * ld;
                 for (int64_t b = 0; b < nb; b++) {
                     const float *plane = x + (b * s->c + c) * s->h * s->w;
                     for (int64_t oy = 0; oy < s->oh; oy++) {
-                        int64_t iy = oy * p->stride_h - p->pad_h + ki;
+                        int64_t iy = oy * p->stride_h - p->pad_h + ki * s->dh;
                         float *dst = row + b * s->ohw + oy * s->ow;
                         if (iy < 0 || iy >= s->h) {
                             memset(dst, 0, (size_t)s->ow * sizeof(float));
@@ -125,13 +131,13 @@ static void col2im(float *gx, const float *gcol, int64_t nb, const conv_shape *s
         for (int64_t ki = 0; ki < s->kh; ki++)
             for (int64_t kj = 0; kj < s->kw; kj++) {
                 int64_t lo, hi;
-                valid_range(&lo, &hi, kj, s->ow, s->w, p->stride_w, p->pad_w);
-                int64_t off = kj - p->pad_w;
+                valid_range(&lo, &hi, kj * s->dw, s->ow, s->w, p->stride_w, p->pad_w);
+                int64_t off = kj * s->dw - p->pad_w;
                 const float *row = gcol + ((c * s->kh + ki) * s->kw + kj) * ld;
                 for (int64_t b = 0; b < nb; b++) {
                     float *plane = gx + (b * s->c + c) * s->h * s->w;
                     for (int64_t oy = 0; oy < s->oh; oy++) {
-                        int64_t iy = oy * p->stride_h - p->pad_h + ki;
+                        int64_t iy = oy * p->stride_h - p->pad_h + ki * s->dh;
                         if (iy < 0 || iy >= s->h) continue;
                         float *dst = plane + iy * s->w;
                         const float *src = row + b * s->ohw + oy * s->ow;

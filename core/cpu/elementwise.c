@@ -2,6 +2,7 @@
  * PyTorch broadcasting, comparisons, unary maths and clamp. Any strides;
  * out may be one of the inputs when it already has the result's shape. */
 #include <math.h>
+#include <string.h>
 
 #include "../internal.h"
 
@@ -136,13 +137,37 @@ static int check_op(int op, const char *func)
     return CRL_OK;
 }
 
+/* a + b for two blocked tensors of one shape and layout (the residual sum
+ * between convolutions): over the whole span, padding lanes 0 + 0. out may
+ * be a or b. */
+static int add_blocked(crl_tensor *out, const crl_tensor *a, const crl_tensor *b)
+{
+    if (b->layout != a->layout || a->ndim != 4 || b->ndim != 4 || a->dtype != CRL_FLOAT32 ||
+        b->dtype != CRL_FLOAT32 || memcmp(a->sizes, b->sizes, 4 * sizeof a->sizes[0]) != 0)
+        return crl_fail(CRL_ERR_SHAPE, "crl_tensor_binary",
+                        "a %s (%s) and b %s (%s): a blocked tensor adds only to one of its shape and layout",
+                        crl_shape(a), crl_layout_name(a->layout), crl_shape(b), crl_layout_name(b->layout));
+    int rc = CRL_OK;
+    if (out != a && out != b) rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, 4, a->sizes, a->layout);
+    if (rc) return rc;
+    int64_t n = crl_tensor_span(a);
+    const float *pa = crl_tensor_data(a), *pb = crl_tensor_data(b);
+    float *po = crl_tensor_data(out);
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) po[i] = pa[i] + pb[i];
+    return CRL_OK;
+}
+
 int crl_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int op)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
     CHECK_TENSOR(b, "b");
     int rc = check_op(op, __func__);
-    if (rc == CRL_OK) rc = crl_require_cpu(a, __func__, "a");
+    if (rc) return rc;
+    if (a->layout != CRL_LAYOUT_PLAIN && op == CRL_OP_ADD && a->device == CRL_CPU && b->device == CRL_CPU)
+        return add_blocked(out, a, b);
+    rc = crl_require_cpu(a, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
     if (rc) return rc;
     int is_compare = op >= CRL_OP_EQ;

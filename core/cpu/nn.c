@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "blocked.h"
 
 static int need_f32(const crl_tensor *t, const char *func, const char *name)
 {
@@ -17,6 +18,18 @@ static int need_f32(const crl_tensor *t, const char *func, const char *name)
         return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a contiguous float32 tensor (got %s%s)", name,
                         crl_shape(t), crl_dtype_name(t->dtype),
                         crl_tensor_is_contiguous(t) ? "" : ", not contiguous");
+    return CRL_OK;
+}
+
+/* A float32 CPU tensor in this layout: contiguous when plain, or blocked
+ * with the same block size (the layers between convolutions accept both). */
+static int need_f32_as(const crl_tensor *t, int layout, const char *func, const char *name)
+{
+    if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
+    if (t->layout == CRL_LAYOUT_PLAIN && layout == CRL_LAYOUT_PLAIN) return need_f32(t, func, name);
+    if (t->device != CRL_CPU || t->dtype != CRL_FLOAT32 || t->ndim != 4 || t->layout != layout)
+        return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a float32 CPU tensor in the %s layout, got %s", name,
+                        crl_shape(t), crl_layout_name(layout), crl_layout_name(t->layout));
     return CRL_OK;
 }
 
@@ -118,7 +131,8 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
                           float momentum, float eps, int relu)
 {
     CHECK_TENSOR(out, "out");
-    int rc = need_f32(in, __func__, "in");
+    CHECK_TENSOR(in, "in");
+    int rc = need_f32_as(in, in->layout, __func__, "in");
     if (rc) return rc;
     int64_t n, c, hw;
     if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
@@ -143,7 +157,7 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
         ((rc = crl_prepare(save_mean, CRL_FLOAT32, CRL_CPU, 1, &c)) ||
          (rc = crl_prepare(save_invstd, CRL_FLOAT32, CRL_CPU, 1, &c))))
         return rc;
-    if (out != in && (rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
+    if (out != in && (rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes, in->layout))) return rc;
     const float *x = crl_tensor_data(in);
     float *y = crl_tensor_data(out);
     const float *w = weight ? crl_tensor_data(weight) : NULL, *b = bias ? crl_tensor_data(bias) : NULL;
@@ -151,6 +165,11 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
     float *rv = running_var ? crl_tensor_data(running_var) : NULL;
     float *sm = save_mean && save_invstd ? crl_tensor_data(save_mean) : NULL;
     float *si = save_mean && save_invstd ? crl_tensor_data(save_invstd) : NULL;
+    if (in->layout != CRL_LAYOUT_PLAIN) {
+        blk_shape bs;
+        blk_shape_of(&bs, in);
+        return blk_batchnorm_forward(y, sm, si, rm, rv, x, w, b, training, momentum, eps, relu, &bs);
+    }
     double m_count = (double)(n * hw);
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < c; ch++) {
@@ -208,8 +227,9 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
                            const crl_tensor *save_mean, const crl_tensor *save_invstd, int training,
                            const crl_tensor *relu_out)
 {
-    int rc = need_f32(in, __func__, "in");
-    if (rc == CRL_OK) rc = need_f32(grad_out, __func__, "grad_out");
+    CHECK_TENSOR(in, "in");
+    int rc = need_f32_as(in, in->layout, __func__, "in");
+    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
     if (rc == CRL_OK) rc = need_f32(save_mean, __func__, "save_mean");
     if (rc == CRL_OK) rc = need_f32(save_invstd, __func__, "save_invstd");
     if (rc) return rc;
@@ -217,7 +237,7 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
     if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
     if (crl_tensor_numel(grad_out) != crl_tensor_numel(in))
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and in %s differ", crl_shape(grad_out), crl_shape(in));
-    if (relu_out && ((rc = need_f32(relu_out, __func__, "relu_out")) ||
+    if (relu_out && ((rc = need_f32_as(relu_out, in->layout, __func__, "relu_out")) ||
                      (rc = same_numel(relu_out, crl_tensor_numel(in), __func__, "relu_out", "like in"))))
         return rc;
     const float *ro = relu_out ? crl_tensor_data(relu_out) : NULL;
@@ -229,7 +249,7 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
             return rc;
     if (grad_in) {
         if (grad_in == in || grad_in == grad_out) return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be its own tensor");
-        if ((rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
+        if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes, in->layout))) return rc;
     }
     const float *x = crl_tensor_data(in), *gy = crl_tensor_data(grad_out);
     const float *w = weight ? crl_tensor_data(weight) : NULL;
@@ -237,6 +257,11 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
     float *gw = grad_weight ? crl_tensor_data(grad_weight) : NULL;
     float *gb = grad_bias ? crl_tensor_data(grad_bias) : NULL;
     float *gx = grad_in ? crl_tensor_data(grad_in) : NULL;
+    if (in->layout != CRL_LAYOUT_PLAIN) {
+        blk_shape bs;
+        blk_shape_of(&bs, in);
+        return blk_batchnorm_backward(gx, gw, gb, gy, x, w, sm, si, training, ro, &bs);
+    }
     double m_count = (double)(n * hw);
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < c; ch++) {
@@ -292,10 +317,11 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
 int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
 {
     CHECK_TENSOR(out, "out");
-    int rc = need_f32(in, __func__, "in");
+    CHECK_TENSOR(in, "in");
+    int rc = need_f32_as(in, in->layout, __func__, "in");
     if (rc) return rc;
-    if (out != in && (rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes))) return rc;
-    int64_t n = crl_tensor_numel(in);
+    if (out != in && (rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes, in->layout))) return rc;
+    int64_t n = crl_tensor_span(in); /* blocked: the padding lanes stay zero */
     const float *x = crl_tensor_data(in);
     float *y = crl_tensor_data(out);
 #pragma omp parallel for schedule(static) if (n > 32768)
@@ -306,13 +332,15 @@ int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
 int crl_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out)
 {
     CHECK_TENSOR(grad_in, "grad_in");
-    int rc = need_f32(grad_out, __func__, "grad_out");
-    if (rc == CRL_OK) rc = need_f32(out, __func__, "out");
+    CHECK_TENSOR(out, "out");
+    int rc = need_f32_as(out, out->layout, __func__, "out");
+    if (rc == CRL_OK) rc = need_f32_as(grad_out, out->layout, __func__, "grad_out");
     if (rc) return rc;
-    int64_t n = crl_tensor_numel(out);
-    if (crl_tensor_numel(grad_out) != n)
+    int64_t n = crl_tensor_span(out);
+    if (crl_tensor_numel(grad_out) != crl_tensor_numel(out))
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and out %s differ", crl_shape(grad_out), crl_shape(out));
-    if (grad_in != grad_out && (rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, out->ndim, out->sizes)))
+    if (grad_in != grad_out &&
+        (rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, out->ndim, out->sizes, out->layout)))
         return rc;
     const float *g = crl_tensor_data(grad_out), *y = crl_tensor_data(out);
     float *gx = crl_tensor_data(grad_in);
@@ -527,5 +555,145 @@ int crl_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in,
         }
     }
     g->offset += (uint64_t)((n + 3) / 4);
+    return CRL_OK;
+}
+
+/* ---- global average pooling and the padding shortcut, plain or blocked ------------------ */
+
+/* Offset of (n, c, q) with q = h * W + w, in a plain or blocked tensor. */
+static inline int64_t at(const blk_shape *s, int64_t n, int64_t c, int64_t q)
+{
+    if (s->b == 0) return (n * s->c + c) * s->hw + q;
+    return ((n * s->cb + c / s->b) * s->hw + q) * s->b + c % s->b;
+}
+
+static void shape_any(blk_shape *s, const crl_tensor *t)
+{
+    if (t->layout != CRL_LAYOUT_PLAIN) {
+        blk_shape_of(s, t);
+        return;
+    }
+    s->n = t->sizes[0];
+    s->c = t->sizes[1];
+    s->hw = t->sizes[2] * t->sizes[3];
+    s->b = 0;
+    s->cb = s->c;
+}
+
+static int need_nchw(const crl_tensor *t, const char *func, const char *name)
+{
+    int rc = need_f32_as(t, t ? t->layout : 0, func, name);
+    if (rc == CRL_OK && t->ndim != 4)
+        rc = crl_fail(CRL_ERR_SHAPE, func, "'%s' %s must be (N, C, H, W)", name, crl_shape(t));
+    return rc;
+}
+
+int crl_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in)
+{
+    CHECK_TENSOR(out, "out");
+    int rc = need_nchw(in, __func__, "in");
+    if (rc) return rc;
+    int64_t osz[2] = {in->sizes[0], in->sizes[1]};
+    if ((rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 2, osz))) return rc;
+    blk_shape s;
+    shape_any(&s, in);
+    const float *x = crl_tensor_data(in);
+    float *y = crl_tensor_data(out);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < s.n; i++)
+        for (int64_t c = 0; c < s.c; c++) {
+            float acc = 0;
+            for (int64_t q = 0; q < s.hw; q++) acc += x[at(&s, i, c, q)];
+            y[i * s.c + c] = s.hw ? acc / (float)s.hw : 0.0f;
+        }
+    return CRL_OK;
+}
+
+int crl_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in)
+{
+    CHECK_TENSOR(grad_in, "grad_in");
+    int rc = need_nchw(in, __func__, "in");
+    if (rc == CRL_OK) rc = need_f32(grad_out, __func__, "grad_out");
+    if (rc) return rc;
+    if (crl_tensor_numel(grad_out) != in->sizes[0] * in->sizes[1])
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s must hold (N, C) for in %s", crl_shape(grad_out),
+                        crl_shape(in));
+    if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
+    if (in->layout != CRL_LAYOUT_PLAIN) memset(crl_tensor_data(grad_in), 0, (size_t)crl_tensor_span(in) * 4);
+    blk_shape s;
+    shape_any(&s, in);
+    const float *g = crl_tensor_data(grad_out);
+    float *gx = crl_tensor_data(grad_in);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < s.n; i++)
+        for (int64_t c = 0; c < s.c; c++) {
+            float v = g[i * s.c + c] / (float)s.hw;
+            for (int64_t q = 0; q < s.hw; q++) gx[at(&s, i, c, q)] = v;
+        }
+    return CRL_OK;
+}
+
+static int shortcut_check(const crl_tensor *in, int out_channels, int stride, const char *func)
+{
+    int rc = need_nchw(in, func, "in");
+    if (rc) return rc;
+    if (stride < 1 || out_channels < in->sizes[1])
+        return crl_fail(CRL_ERR_ARG, func, "stride %d must be >= 1 and out_channels %d at least in's %lld", stride,
+                        out_channels, (long long)in->sizes[1]);
+    return CRL_OK;
+}
+
+/* The one loop of both passes: out channel co = ci + pad, pixel (y*s, x*s). */
+static void shortcut_walk(float *big, float *small, const blk_shape *sb, const blk_shape *ss, int64_t pad,
+                          int64_t ow, int64_t w, int stride, int to_big)
+{
+    int64_t oh = sb->hw / ow;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < ss->n; i++)
+        for (int64_t c = 0; c < ss->c; c++)
+            for (int64_t y = 0; y < oh; y++)
+                for (int64_t x = 0; x < ow; x++) {
+                    int64_t ob = at(sb, i, c + pad, y * ow + x), os = at(ss, i, c, y * stride * w + x * stride);
+                    if (to_big) big[ob] = small[os];
+                    else small[os] = big[ob];
+                }
+}
+
+int crl_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_channels, int stride)
+{
+    CHECK_TENSOR(out, "out");
+    int rc = shortcut_check(in, out_channels, stride, __func__);
+    if (rc) return rc;
+    int64_t h = in->sizes[2], w = in->sizes[3], oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1;
+    int64_t osz[4] = {in->sizes[0], out_channels, oh, ow};
+    if ((rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, 4, osz, in->layout))) return rc;
+    if ((rc = crl_tensor_fill(out, 0))) return rc;
+    blk_shape sb, ss;
+    shape_any(&sb, out);
+    shape_any(&ss, in);
+    shortcut_walk(crl_tensor_data(out), crl_tensor_data(in), &sb, &ss, (out_channels - in->sizes[1]) / 2, ow, w,
+                  stride, 1);
+    return CRL_OK;
+}
+
+int crl_shortcut_pad_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in, int stride)
+{
+    CHECK_TENSOR(grad_in, "grad_in");
+    CHECK_TENSOR(grad_out, "grad_out");
+    int rc = shortcut_check(in, (int)grad_out->sizes[1], stride, __func__);
+    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
+    if (rc) return rc;
+    int64_t h = in->sizes[2], w = in->sizes[3], oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1;
+    if (grad_out->ndim != 4 || grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[2] != oh ||
+        grad_out->sizes[3] != ow)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s does not fit in %s with stride %d", crl_shape(grad_out),
+                        crl_shape(in), stride);
+    if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
+    if ((rc = crl_tensor_fill(grad_in, 0))) return rc;
+    blk_shape sb, ss;
+    shape_any(&sb, grad_out);
+    shape_any(&ss, in);
+    shortcut_walk((float *)crl_tensor_data(grad_out), crl_tensor_data(grad_in), &sb, &ss,
+                  (grad_out->sizes[1] - in->sizes[1]) / 2, ow, w, stride, 0);
     return CRL_OK;
 }

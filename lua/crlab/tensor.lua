@@ -326,6 +326,16 @@ function Tensor.expand(t, ...)
   return v
 end
 
+-- Layouts (t.layout, t:layoutName()): 'plain', or the blocked 'nChw16c' / 'nChw8c' that convolutions
+-- pass to each other. t:plain() is t when plain, else a plain copy.
+function Tensor.layoutName(t) return ffi.string(C.crl_layout_name(t.layout)) end
+function Tensor.plain(t)
+  if t.layout == 0 then return t end
+  local out = M.new(t.dtype, t.device, {0})
+  check(C.crl_tensor_reorder(out, t, 0))
+  return out
+end
+
 function Tensor.contiguous(t)
   if C.crl_tensor_is_contiguous(t) == 1 then return t end
   local out = out_like(t)

@@ -29,7 +29,7 @@ int main(void)
     FIELD(crl_tensor, ndim);
     FIELD(crl_tensor, dtype);
     FIELD(crl_tensor, device);
-    FIELD(crl_tensor, pad_);
+    FIELD(crl_tensor, layout);
     SIZE(crl_generator);
     FIELD(crl_generator, seed);
     FIELD(crl_generator, offset);
@@ -45,6 +45,9 @@ int main(void)
     FIELD(crl_conv2d_params, stride_w);
     FIELD(crl_conv2d_params, pad_h);
     FIELD(crl_conv2d_params, pad_w);
+    FIELD(crl_conv2d_params, dilation_h);
+    FIELD(crl_conv2d_params, dilation_w);
+    FIELD(crl_conv2d_params, groups);
     SIZE(crl_pool2d_params);
     FIELD(crl_pool2d_params, kernel_h);
     FIELD(crl_pool2d_params, kernel_w);

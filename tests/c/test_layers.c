@@ -26,7 +26,7 @@ static void test_conv_direct(int n, int c, int h, int w, int f, int kh, int kw, 
     int64_t si[4] = {n, c, h, w}, sw[4] = {f, c, kh, kw}, sb[1] = {f};
     crl_tensor *x = randn(4, si, 1), *wt = randn(4, sw, 2), *b = randn(1, sb, 3);
     crl_tensor *y = empty(), *ws = empty(), *gx = empty();
-    crl_conv2d_params p = {stride, stride, pad, pad};
+    crl_conv2d_params p = {stride, stride, pad, pad, 1, 1, 1, 0};
     int64_t old = crl_conv2d_workspace_limit(ws_limit);
     int rc = crl_conv2d_forward(y, x, wt, b, &p, ws);
     int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
@@ -169,12 +169,12 @@ static void test_bad_layers(void)
 {
     int64_t si[4] = {2, 3, 5, 5}, sw[4] = {4, 2, 3, 3}, big[4] = {4, 3, 7, 7};
     crl_tensor *x = randn(4, si, 1), *w = randn(4, sw, 2), *wbig = randn(4, big, 3), *y = empty(), *ws = empty();
-    crl_conv2d_params p = {1, 1, 0, 0};
+    crl_conv2d_params p = {1, 1, 0, 0, 1, 1, 1, 0};
     ok(crl_conv2d_forward(y, x, w, NULL, &p, ws) != 0 && strstr(crl_last_error(), "3 channels"),
        "conv with mismatched channels names both shapes: %s", crl_last_error());
     ok(crl_conv2d_forward(y, x, wbig, NULL, &p, ws) != 0 && strstr(crl_last_error(), "larger than"),
        "a kernel larger than the input fails: %s", crl_last_error());
-    crl_conv2d_params bad = {0, 1, 0, 0};
+    crl_conv2d_params bad = {0, 1, 0, 0, 1, 1, 1, 0};
     crl_tensor *w3 = randn(4, (int64_t[]){4, 3, 3, 3}, 4);
     ok(crl_conv2d_forward(y, x, w3, NULL, &bad, ws) != 0 && strstr(crl_last_error(), "stride"),
        "stride 0 fails: %s", crl_last_error());

@@ -66,6 +66,7 @@ return function(nn)
 
   local BatchNorm2d = nn.class('BatchNorm2d', BatchNorm)
   BatchNorm2d.expectedDim = 4
+  BatchNorm2d.acceptsBlocked = true
   local BatchNorm1d = nn.class('BatchNorm1d', BatchNorm)
   BatchNorm1d.expectedDim = 2
 end

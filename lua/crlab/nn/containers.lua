@@ -36,21 +36,43 @@ return function(nn)
     return gather(self.modules)
   end
 
+  Sequential.acceptsBlocked = true
+
+  -- inputs[i]: what module i was given (its predecessor's output, or that
+  -- converted to plain for a layer that reads only plain tensors).
   function Sequential:updateOutput(input)
     local x = input
-    for _, m in ipairs(self.modules) do x = m:updateOutput(x) end
+    local inputs = self._inputs or {}
+    self._inputs = inputs
+    for i, m in ipairs(self.modules) do
+      x = nn.inputFor(self, i, m, x)
+      inputs[i] = x
+      x = m:updateOutput(x)
+    end
     self.output = x
     return x
   end
 
   function Sequential:backward(input, gradOutput)
     local g = gradOutput
-    for i = #self.modules, 2, -1 do
-      g = self.modules[i]:backward(self.modules[i - 1].output, g)
+    local inputs = self._inputs
+    for i = #self.modules, 1, -1 do
+      local m = self.modules[i]
+      g = nn.asLayout(self, -i, g, m.output.layout)
+      g = m:backward(i == 1 and nn.inputFor(self, 1, m, input) or inputs[i], g)
+      if i > 1 then g = nn.asLayout(self, -i - 0.5, g, inputs[i].layout) end
     end
-    g = self.modules[1]:backward(input, g)
     self.gradInput = g
     return g
+  end
+
+  -- No module before the first needs its input gradient: a model's input
+  -- is data. (Set on the outer container by the trainer and the benchmark.)
+  function Sequential:skipInputGradient()
+    local m = self.modules[1]
+    m.needGradInput = false
+    if m.skipInputGradient then m:skipInputGradient() end
+    return self
   end
 
   function Sequential:__repr()
@@ -79,16 +101,24 @@ return function(nn)
     return gather(self:children())
   end
 
+  Residual.acceptsBlocked = true
+
   function Residual:updateOutput(input)
-    local b = self.branch:updateOutput(input)
-    local s = self.shortcut and self.shortcut:updateOutput(input) or input
-    check(C.crl_tensor_binary(self.output, b, s, C.CRL_OP_ADD))
+    local b = self.branch:updateOutput(nn.inputFor(self, 'bin', self.branch, input))
+    local s = self.shortcut and self.shortcut:updateOutput(nn.inputFor(self, 'sin', self.shortcut, input)) or input
+    check(C.crl_tensor_binary(self.output, b, nn.asLayout(self, 'sout', s, b.layout), C.CRL_OP_ADD))
     return self.output
   end
 
   function Residual:backward(input, gradOutput)
-    local gb = self.branch:backward(input, gradOutput)
-    local gs = self.shortcut and self.shortcut:backward(input, gradOutput) or gradOutput
+    local bo, so = self.branch.output, self.shortcut and self.shortcut.output or input
+    local gb = self.branch:backward(nn.inputFor(self, 'bin', self.branch, input),
+                                    nn.asLayout(self, 'gbo', gradOutput, bo.layout))
+    local gs = self.shortcut and self.shortcut:backward(nn.inputFor(self, 'sin', self.shortcut, input),
+                                                        nn.asLayout(self, 'gso', gradOutput, so.layout))
+               or gradOutput
+    gb = nn.asLayout(self, 'gbi', gb, input.layout)
+    gs = nn.asLayout(self, 'gsi', gs, input.layout)
     check(C.crl_tensor_binary(self.gradInput, gb, gs, C.CRL_OP_ADD))
     return self.gradInput
   end
@@ -120,7 +150,7 @@ return function(nn)
   function Concat:updateOutput(input)
     local outs, total = {}, 0
     for i, m in ipairs(self.modules) do
-      outs[i] = m:updateOutput(input)
+      outs[i] = nn.asLayout(self, 'out' .. i, m:updateOutput(nn.inputFor(self, 'in' .. i, m, input)), 0)
       total = total + outs[i]:size(self.dim)
     end
     local size = outs[1]:size()
@@ -143,7 +173,9 @@ return function(nn)
     for i, m in ipairs(self.modules) do
       local n = m.output:size(self.dim)
       check(C.crl_tensor_contiguous(self.gradSlices[i], gradOutput:narrow(self.dim, off + 1, n)))
-      local g = m:backward(input, self.gradSlices[i])
+      local g = m:backward(nn.inputFor(self, 'in' .. i, m, input),
+                           nn.asLayout(self, 'gout' .. i, self.gradSlices[i], m.output.layout))
+      g = nn.asLayout(self, 'gin' .. i, g, input.layout)
       if i == 1 then
         check(C.crl_tensor_contiguous(self.gradInput, g))
       else

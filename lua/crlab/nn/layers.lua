@@ -58,6 +58,7 @@ return function(nn)
   -- backward, its gradOutput (safe when nothing else reads them, e.g.
   -- after a residual sum).
   local ReLU = nn.class('ReLU', Module)
+  ReLU.acceptsBlocked = true
 
   function ReLU:__init(inplace)
     Module.__init(self)
@@ -134,6 +135,7 @@ return function(nn)
 
   ---------------------------------------------------------------------------
   local Identity = nn.class('Identity', Module)
+  Identity.acceptsBlocked = true
 
   function Identity:updateOutput(input)
     self.output = input
@@ -154,34 +156,17 @@ return function(nn)
     Module.__init(self)
     self.inC, self.outC, self.stride = inC, outC, stride or 1
     self.pad = math.floor((outC - inC) / 2)
-    self.sub = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
-    self.sz = sizes_ct()
   end
 
-  -- A strided view of x that keeps every stride-th row and column.
-  local function subsample(view, x, s)
-    check(C.crl_tensor_set(view, x))
-    view.sizes[2] = math.floor((tonumber(x.sizes[2]) - 1) / s) + 1
-    view.sizes[3] = math.floor((tonumber(x.sizes[3]) - 1) / s) + 1
-    view.strides[2] = x.strides[2] * s
-    view.strides[3] = x.strides[3] * s
-  end
+  ShortcutPad.acceptsBlocked = true
 
   function ShortcutPad:updateOutput(input)
-    subsample(self.sub, input, self.stride)
-    local sz = self.sz
-    sz[0], sz[1], sz[2], sz[3] = input.sizes[0], self.outC, self.sub.sizes[2], self.sub.sizes[3]
-    check(C.crl_tensor_resize(self.output, 4, sz))
-    check(C.crl_tensor_fill(self.output, 0))
-    check(C.crl_tensor_copy(self.output:narrow(2, self.pad + 1, self.inC), self.sub))
+    check(C.crl_shortcut_pad_forward(self.output, input, self.outC, self.stride))
     return self.output
   end
 
   function ShortcutPad:updateGradInput(input, gradOutput)
-    check(C.crl_tensor_resize(self.gradInput, input.ndim, input.sizes))
-    check(C.crl_tensor_fill(self.gradInput, 0))
-    subsample(self.sub, self.gradInput, self.stride)
-    check(C.crl_tensor_copy(self.sub, gradOutput:narrow(2, self.pad + 1, self.inC)))
+    check(C.crl_shortcut_pad_backward(self.gradInput, gradOutput, input, self.stride))
     return self.gradInput
   end
 

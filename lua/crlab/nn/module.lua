@@ -19,8 +19,33 @@ return function(nn)
   function Module:updateGradInput(input, gradOutput) error(self.__typename .. ' has no updateGradInput', 2) end
   function Module:accGradParameters(input, gradOutput) end
 
+  -- Layouts. Layers that read blocked (nChw16c) tensors say so with
+  -- acceptsBlocked; the containers give every other layer a plain input and
+  -- every layer a gradOutput in the layout of its output; forward, the
+  -- public entry, returns a plain tensor. nn.asLayout(owner, key, x, layout)
+  -- is x itself when it already has that layout, else x converted into a
+  -- buffer owner[key] that is reused from call to call.
+  Module.acceptsBlocked = false
+  function nn.asLayout(owner, key, x, layout)
+    if x.layout == layout then return x end
+    local buf = owner[key]
+    if buf == nil then
+      buf = nn.buffer()
+      owner[key] = buf
+    end
+    check(C.crl_tensor_reorder(buf, x, layout))
+    return buf
+  end
+  -- the input a child should see
+  function nn.inputFor(owner, key, child, x)
+    if x.layout == 0 or child.acceptsBlocked then return x end
+    return nn.asLayout(owner, key, x, 0)
+  end
+
   function Module:forward(input)
-    return self:updateOutput(input)
+    local out = self:updateOutput(input)
+    if out.layout ~= 0 then return nn.asLayout(self, '_plainOutput', out, 0) end
+    return out
   end
 
   function Module:backward(input, gradOutput)

@@ -60,31 +60,18 @@ return function(nn)
 
   local GlobalAvgPool2d = nn.class('GlobalAvgPool2d', nn.Module)
 
-  function GlobalAvgPool2d:__init()
-    nn.Module.__init(self)
-    self.params = ffi.new('crl_pool2d_params', 1, 1, 1, 1, 0, 0, 1)
-    self.pooled = nn.buffer()
-    self.gradPooled = nn.buffer()
-    self.sz = ffi.new('int64_t[4]')
-  end
+  GlobalAvgPool2d.acceptsBlocked = true
 
   function GlobalAvgPool2d:updateOutput(input)
     if input:dim() ~= 4 then
       error('nn.GlobalAvgPool2d expects (N, C, H, W), got size ' .. tostring(input:size()), 3)
     end
-    local p = self.params
-    p.kernel_h, p.kernel_w, p.stride_h, p.stride_w = input.sizes[2], input.sizes[3], 1, 1
-    check(C.crl_avgpool2d_forward(self.pooled, input, p))
-    self.sz[0], self.sz[1] = input.sizes[0], input.sizes[1]
-    check(C.crl_tensor_view(self.output, self.pooled, 2, self.sz))
+    check(C.crl_global_avgpool2d_forward(self.output, input))
     return self.output
   end
 
   function GlobalAvgPool2d:updateGradInput(input, gradOutput)
-    local sz = self.sz
-    sz[0], sz[1], sz[2], sz[3] = input.sizes[0], input.sizes[1], 1, 1
-    check(C.crl_tensor_view(self.gradPooled, gradOutput, 4, sz))
-    check(C.crl_avgpool2d_backward(self.gradInput, self.gradPooled, input, self.params))
+    check(C.crl_global_avgpool2d_backward(self.gradInput, gradOutput, input))
     return self.gradInput
   end
 end
