@@ -28,7 +28,7 @@ end
 
 local function measure(name, shape)
   crlab.manualSeed(0)
-  local model = models.build(name, {channels = shape[2], classes = 10, size = shape[3]})
+  local model = models.build(name, {channels = shape[2], classes = 10, size = shape[3]}):skipInputGradient()
   local params, grads, ranges = model:getParameters()
   local opt = optim.sgd(params, grads, {momentum = 0.9, weightDecay = 5e-4}, ranges)
   local crit = crlab.loss.ce()

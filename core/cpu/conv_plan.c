@@ -79,6 +79,7 @@ typedef struct {
     int has_bias, used;
     uint64_t stamp;
     int algo[3];                   /* per pass: fwd, bwd_data, bwd_weights */
+    int ref[3];                    /* 1: oneDNN offered only its slow `ref` kernel: im2col instead */
     dnnl_memory_desc_t src_md, dst_md, wplain_md, bias_md;
     dnnl_primitive_desc_t pd[3];
     dnnl_primitive_t prim[3];
@@ -297,6 +298,13 @@ static int make_pd(conv_entry *e, int pass, const crl_conv2d_plan *pl, const sha
     }
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) return dnnl_fail(st, func, "convolution primitive descriptor");
+    const char *impl = "";
+    dnnl_primitive_desc_query(e->pd[pass], dnnl_query_impl_info_str, 0, &impl);
+    if (strncmp(impl, "ref", 3) == 0) {
+        /* oneDNN's reference loops are orders of magnitude slower than im2col */
+        e->ref[pass] = 1;
+        return CRL_OK;
+    }
     DN(dnnl_primitive_create(&e->prim[pass], e->pd[pass]), "convolution primitive");
     return CRL_OK;
 }
@@ -369,7 +377,8 @@ static int find_entry(conv_entry **out, crl_conv2d_plan *pl, const shape *s, int
     e->used = 1;
     e->stamp = pl->clock;
     rc = make_pd(e, 0, pl, s, func);
-    if (rc == CRL_OK) rc = make_reorder(&e->wreorder[0], &e->wplain_md, pd_md(e, 0, dnnl_query_weights_md), 0, func);
+    if (rc == CRL_OK && !e->ref[0])
+        rc = make_reorder(&e->wreorder[0], &e->wplain_md, pd_md(e, 0, dnnl_query_weights_md), 0, func);
     if (rc) {
         entry_clear(e);
         return rc;
@@ -381,14 +390,14 @@ static int find_entry(conv_entry **out, crl_conv2d_plan *pl, const shape *s, int
 static int ensure_backward(conv_entry *e, crl_conv2d_plan *pl, const shape *s, const char *func)
 {
     int rc = CRL_OK;
-    if (e->prim[1] == NULL) {
+    if (e->pd[1] == NULL) {
         rc = make_pd(e, 1, pl, s, func);
-        if (rc == CRL_OK)
+        if (rc == CRL_OK && !e->ref[1])
             rc = make_reorder(&e->wreorder[1], &e->wplain_md, pd_md(e, 1, dnnl_query_weights_md), 0, func);
     }
-    if (rc == CRL_OK && e->prim[2] == NULL) {
+    if (rc == CRL_OK && e->pd[2] == NULL) {
         rc = make_pd(e, 2, pl, s, func);
-        if (rc == CRL_OK)
+        if (rc == CRL_OK && !e->ref[2])
             rc = make_reorder(&e->dwreorder, pd_md(e, 2, dnnl_query_diff_weights_md), &e->wplain_md, 1, func);
     }
     if (rc) entry_clear(e);
@@ -464,9 +473,11 @@ static const char *impl_of(const conv_entry *e, int pass)
 static void describe(crl_conv2d_plan *pl, const conv_entry *e)
 {
     static const char *an[] = {"auto", "direct", "winograd"};
+    const char *im = "im2col (oneDNN had only ref)";
     snprintf(pl->describe, sizeof pl->describe, "onednn fwd %s %s | bwd_data %s %s | bwd_weights %s %s",
-             impl_of(e, 0), an[e->algo[0]], e->pd[1] ? impl_of(e, 1) : "-", e->pd[1] ? an[e->algo[1]] : "",
-             e->pd[2] ? impl_of(e, 2) : "-", e->pd[2] ? an[e->algo[2]] : "");
+             e->ref[0] ? im : impl_of(e, 0), e->ref[0] ? "" : an[e->algo[0]],
+             e->ref[1] ? im : e->pd[1] ? impl_of(e, 1) : "-", e->pd[1] && !e->ref[1] ? an[e->algo[1]] : "",
+             e->ref[2] ? im : e->pd[2] ? impl_of(e, 2) : "-", e->pd[2] && !e->ref[2] ? an[e->algo[2]] : "");
 }
 
 /* The layout a plain input is given to oneDNN in: the stem's few channels
@@ -507,6 +518,14 @@ int crl_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tens
     int sl = src_layout_for(in), dl = plain_output ? CRL_LAYOUT_PLAIN : crl_layout_preferred();
     conv_entry *e;
     if ((rc = find_entry(&e, pl, &s, sl, dl, bias != NULL, func))) return rc;
+    if (e->ref[0]) {
+        describe(pl, e);
+        const crl_tensor *xp;
+        if ((rc = src_view(&xp, pl, in, CRL_LAYOUT_PLAIN))) return rc;
+        if (dl == CRL_LAYOUT_PLAIN) return reference_forward(pl, out, xp, weight, bias);
+        if ((rc = reference_forward(pl, &pl->dout_tmp, xp, weight, bias))) return rc;
+        return crl_tensor_reorder(out, &pl->dout_tmp, dl);
+    }
     const crl_tensor *src;
     if ((rc = src_view(&src, pl, in, sl))) return rc;
     int64_t osz[4] = {s.n, s.f, s.oh, s.ow};
@@ -553,6 +572,23 @@ int crl_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tenso
     if ((rc = find_entry(&e, pl, &s, sl, dl, grad_bias != NULL, func))) return rc;
     if ((rc = ensure_backward(e, pl, &s, func))) return rc;
     const crl_tensor *gy = grad_out;
+    int ref_in = grad_in && e->ref[1], ref_w = (grad_weight || grad_bias) && e->ref[2];
+    if (ref_in || ref_w) {
+        /* the passes oneDNN has no fast kernel for, on plain copies */
+        const crl_tensor *xp, *gyp = grad_out;
+        crl_tensor *gxp = in->layout == CRL_LAYOUT_PLAIN ? grad_in : &pl->din_tmp;
+        if ((rc = src_view(&xp, pl, in, CRL_LAYOUT_PLAIN))) return rc;
+        if (grad_out->layout != CRL_LAYOUT_PLAIN) {
+            if ((rc = crl_tensor_reorder(&pl->dout_tmp, grad_out, CRL_LAYOUT_PLAIN))) return rc;
+            gyp = &pl->dout_tmp;
+        }
+        rc = reference_backward(pl, ref_in ? gxp : NULL, ref_w ? grad_weight : NULL, ref_w ? grad_bias : NULL, gyp,
+                                xp, weight);
+        if (rc == CRL_OK && ref_in && gxp != grad_in) rc = crl_tensor_reorder(grad_in, gxp, in->layout);
+        if (rc) return rc;
+        if (ref_in) grad_in = NULL;
+        if (ref_w) grad_weight = grad_bias = NULL;
+    }
     if (grad_in) {
         /* diff_src in the src layout; back to in's layout when they differ */
         crl_tensor *gx = in->layout == sl ? grad_in : &pl->din_tmp;
@@ -611,7 +647,9 @@ static int reference_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_ten
     if (rc) return rc;
     snprintf(pl->describe, sizeof pl->describe, "reference im2col + sgemm");
     int groups = pl->p.groups;
-    if (groups == 1) return crl_conv2d_forward(out, in, weight, bias, &pl->p, &pl->ws);
+    crl_conv2d_params one = pl->p;
+    one.groups = 1;
+    if (groups == 1) return crl_conv2d_forward(out, in, weight, bias, &one, &pl->ws);
     /* per group: slices in, weight, bias; the group's output copied into out */
     crl_tensor xi = {0}, wi = {0}, bi = {0}, yi = {0}, ov = {0};
     for (int g = 0; g < groups && rc == CRL_OK; g++) {
@@ -628,7 +666,7 @@ static int reference_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_ten
                 if (rc == CRL_OK) rc = crl_tensor_contiguous(&bi, &bv);
                 crl_tensor_release(&bv);
             }
-            if (rc == CRL_OK) rc = crl_conv2d_forward(&yi, &xi, &wi, bias ? &bi : NULL, &pl->p, &pl->ws);
+            if (rc == CRL_OK) rc = crl_conv2d_forward(&yi, &xi, &wi, bias ? &bi : NULL, &one, &pl->ws);
             if (rc == CRL_OK && g == 0) {
                 int64_t osz[4] = {yi.sizes[0], weight->sizes[0], yi.sizes[2], yi.sizes[3]};
                 rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz);
@@ -649,7 +687,9 @@ static int reference_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tens
     if (rc == CRL_OK) rc = crl_require_plain(grad_out, __func__, "grad_out");
     if (rc) return rc;
     int groups = pl->p.groups;
-    if (groups == 1) return crl_conv2d_backward(grad_in, grad_weight, grad_bias, grad_out, in, weight, &pl->p, &pl->ws);
+    crl_conv2d_params one = pl->p;
+    one.groups = 1;
+    if (groups == 1) return crl_conv2d_backward(grad_in, grad_weight, grad_bias, grad_out, in, weight, &one, &pl->ws);
     if (grad_in && (rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes))) return rc;
     int64_t fpg = weight->sizes[0] / groups, cpg = in->sizes[1] / groups;
     crl_tensor xi = {0}, wi = {0}, gyi = {0}, gxi = {0}, gwi = {0}, gbi = {0}, v = {0};
@@ -665,7 +705,7 @@ static int reference_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tens
         if (rc == CRL_OK) rc = crl_tensor_fill(&gbi, 0);
         if (rc == CRL_OK)
             rc = crl_conv2d_backward(grad_in ? &gxi : NULL, grad_weight ? &gwi : NULL, grad_bias ? &gbi : NULL, &gyi,
-                                     &xi, &wi, &pl->p, &pl->ws);
+                                     &xi, &wi, &one, &pl->ws);
         if (rc == CRL_OK && grad_in) {
             rc = crl_tensor_narrow(&v, grad_in, 1, g * cpg, cpg);
             if (rc == CRL_OK) rc = crl_tensor_copy(&v, &gxi);

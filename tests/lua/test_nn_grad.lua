@@ -32,6 +32,10 @@ local convs = {
   {'Conv2d(2 -> 3, 3x3, stride 2, pad 1)', nn.Conv2d(2, 3, 3, {stride = 2, padding = 1}), {2, 2, 7, 6}},
   {'Conv2d(3 -> 2, 1x1)', nn.Conv2d(3, 2, 1), {2, 3, 4, 4}},
   {'Conv2d(2 -> 2, 5x3 kernel, stride 2, no bias)', nn.Conv2d(2, 2, {5, 3}, {stride = 2, bias = false}), {1, 2, 9, 7}},
+  {'Conv2d(4 -> 6, 3x3, groups 2, pad 1)', nn.Conv2d(4, 6, 3, {groups = 2, padding = 1}), {2, 4, 5, 5}},
+  {'Conv2d(3 -> 2, 3x3, dilation 2, pad 2)', nn.Conv2d(3, 2, 3, {dilation = 2, padding = 2}), {2, 3, 6, 6}},
+  {'Conv2d(4 -> 4, 3x3, reference, groups 4 (depthwise), dilation 2)',
+   nn.Conv2d(4, 4, 3, {groups = 4, dilation = 2, padding = 2, backend = 'reference'}), {2, 4, 6, 5}},
 }
 for _, c in ipairs(convs) do report(c[1], gc.check(c[2], crlab.randn(c[3]))) end
 
