@@ -1,9 +1,10 @@
--- scripts/bench.lua -- training and inference throughput (images/s) of the
--- CIFAR ResNet-20 (batch 128, 3x32x32) and of the default Fashion-MNIST
--- model ('cnn', batch 128, 1x28x28), measured here and, when PyTorch is
--- installed, in PyTorch on the same threads in the same run, with the
--- ratio. Training = forward + backward + SGD step.
---   crlab scripts/bench.lua [--threads N] [--iters N]
+-- scripts/bench.lua -- training and inference throughput (images/s) of
+-- the CIFAR ResNet-20 and -56, WRN-16-4, DenseNet-BC-40-12 (3x32x32),
+-- ResNet-18 (3x224x224, batch 32) and the default Fashion-MNIST model
+-- ('cnn', 1x28x28), measured here and, when PyTorch is installed, in
+-- PyTorch on the same threads in the same run, NCHW and channels_last, with
+-- the ratio against the better. Training = forward + backward + SGD step.
+--   crlab scripts/bench.lua [--threads N] [--iters N] [--models a,b] [--profile]
 local ffi = require 'ffi'
 local crlab = require 'crlab'
 local models = require 'crlab.models'
@@ -33,8 +34,7 @@ local function measure(name, shape)
   local opt = optim.sgd(params, grads, {momentum = 0.9, weightDecay = 5e-4}, ranges)
   local crit = crlab.loss.ce()
   local x = crlab.randn(shape)
-  local y = crlab.tensor({0, 1, 2, 3, 4, 5, 6, 7}, 'int32')
-  y = crlab.randperm(shape[1]):int()
+  local y = crlab.randperm(shape[1]):int()
   for i = 1, shape[1] do y[i] = y[i] % 10 end
   local function step()
     local out = model:forward(x)
@@ -56,10 +56,10 @@ local function measure(name, shape)
   return train, infer
 end
 
-local function torch_measure(name, batch)
+local function torch_measure(name, batch, layout)
   for _, py in ipairs({'python3', '/usr/bin/python3'}) do
-    local p = io.popen(string.format('%s scripts/bench_torch.py %s %d %d %d %d 2>/dev/null', py, name, batch,
-                                     threads, iters, iters * 3))
+    local p = io.popen(string.format('%s scripts/bench_torch.py %s %d %d %d %d %s 2>/dev/null', py, name, batch,
+                                     threads, iters, iters * 3, layout))
     local out = p:read('*a')
     p:close()
     local line = out:match('{.-}')
@@ -68,16 +68,81 @@ local function torch_measure(name, batch)
   return nil
 end
 
-print(string.format('machine: %s, %d threads; batch 128; %d training and %d inference iterations', cpu_name(),
-                    threads, iters, iters * 3))
-print(string.format('%-10s %-9s %12s %12s %8s', 'model', 'pass', 'crlab img/s', 'torch img/s', 'ratio'))
-for _, cfg in ipairs({{'resnet20', {128, 3, 32, 32}}, {'cnn', {128, 1, 28, 28}}}) do
-  local tr, inf = measure(cfg[1], cfg[2])
-  local pt = torch_measure(cfg[1], cfg[2][1])
-  for _, row in ipairs({{'train', tr, pt and pt.train_ips}, {'inference', inf, pt and pt.infer_ips}}) do
-    print(string.format('%-10s %-9s %12.0f %12s %8s', cfg[1], row[1], row[2],
-                        row[3] and string.format('%.0f', row[3]) or 'n/a',
-                        row[3] and string.format('%.2fx', row[2] / row[3]) or 'n/a'))
+-- A per-layer time profile of one training step (forward and backward of
+-- each leaf module, summed by kind), for finding the next bottleneck.
+local function profile(name, shape)
+  crlab.manualSeed(0)
+  local model = models.build(name, {channels = shape[2], classes = 10, size = shape[3]}):skipInputGradient()
+  local x = crlab.randn(shape)
+  local times, order = {}, {}
+  local function wrap(m)
+    local kids = m:children()
+    if #kids > 0 then
+      for _, k in ipairs(kids) do wrap(k) end
+      return
+    end
+    local key = tostring(m):match('^nn%.([%w]+)') or m.__typename
+    if key == 'Conv2d' then key = string.format('Conv2d %d->%d s%d', m.inC, m.outC, m.params.stride_h) end
+    if not times[key] then times[key] = {0, 0}; order[#order + 1] = key end
+    local uo, bw = m.updateOutput, m.backward
+    m.updateOutput = function(self, i)
+      local t0 = C.crl_time_seconds(); local r = uo(self, i); times[key][1] = times[key][1] + C.crl_time_seconds() - t0
+      return r
+    end
+    m.backward = function(self, i, g)
+      local t0 = C.crl_time_seconds(); local r = bw(self, i, g); times[key][2] = times[key][2] + C.crl_time_seconds() - t0
+      return r
+    end
   end
-  if pt then print(string.format('           (PyTorch %s)', pt.torch)) end
+  wrap(model)
+  local crit = crlab.loss.ce()
+  local y = crlab.randperm(shape[1]):int()
+  for i = 1, shape[1] do y[i] = y[i] % 10 end
+  local steps = 3
+  for s = 0, steps do
+    if s == 1 then for _, k in ipairs(order) do times[k] = {0, 0} end end
+    local out = model:forward(x)
+    crit:forward(out, y)
+    model:backward(x, crit:backward(out, y))
+  end
+  print(string.format('\nper-layer profile of %s (batch %d, ms per step, forward / backward):', name, shape[1]))
+  local total = 0
+  for _, k in ipairs(order) do total = total + times[k][1] + times[k][2] end
+  table.sort(order, function(a, b) return times[a][1] + times[a][2] > times[b][1] + times[b][2] end)
+  for _, k in ipairs(order) do
+    local f, b = times[k][1] * 1e3 / steps, times[k][2] * 1e3 / steps
+    print(string.format('  %-22s %8.2f %8.2f  %5.1f%%', k, f, b, 100 * (times[k][1] + times[k][2]) / total))
+  end
 end
+
+local configs = {
+  {'resnet20', {128, 3, 32, 32}}, {'resnet56', {128, 3, 32, 32}}, {'wrn-16-4', {128, 3, 32, 32}},
+  {'densenet-bc-40-12', {64, 3, 32, 32}}, {'resnet18', {32, 3, 224, 224}}, {'cnn', {128, 1, 28, 28}},
+}
+local only = nil
+for i = 1, #arg do
+  if arg[i] == '--models' then only = {} for m in arg[i + 1]:gmatch('[^,]+') do only[m] = true end end
+  if arg[i] == '--profile' then profile('resnet20', {128, 3, 32, 32}) return end
+end
+
+print(string.format('machine: %s, %d threads; %d training and %d inference iterations; PyTorch: NCHW and ' ..
+                    'channels_last, the ratio is against the better of the two', cpu_name(), threads, iters, iters * 3))
+print(string.format('%-18s %5s %-9s %9s %9s %9s %7s', 'model', 'batch', 'pass', 'crlab', 'pt NCHW', 'pt NHWC', 'ratio'))
+local torch_version
+for _, cfg in ipairs(configs) do
+  if only == nil or only[cfg[1]] then
+    local tr, inf = measure(cfg[1], cfg[2])
+    local pn = torch_measure(cfg[1], cfg[2][1], 'nchw')
+    local pc = pn and torch_measure(cfg[1], cfg[2][1], 'channels_last')
+    torch_version = pn and pn.torch or torch_version
+    for _, row in ipairs({{'train', tr, 'train_ips'}, {'inference', inf, 'infer_ips'}}) do
+      local a, b = pn and pn[row[3]], pc and pc[row[3]]
+      local best = (a or b) and math.max(a or 0, b or 0)
+      print(string.format('%-18s %5d %-9s %9.0f %9s %9s %7s', cfg[1], cfg[2][1], row[1], row[2],
+                          a and string.format('%.0f', a) or 'n/a', b and string.format('%.0f', b) or 'n/a',
+                          best and string.format('%.2fx', row[2] / best) or 'n/a'))
+    end
+    io.stdout:flush()
+  end
+end
+print('(images/s; PyTorch ' .. (torch_version or 'not installed') .. ')')

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""The PyTorch side of scripts/bench.lua: the same networks (CIFAR ResNet-20
-with zero-padding shortcuts, and crlab's default 'cnn'), the same batch, the
-same number of threads; prints one JSON line with images/s for training
+"""The PyTorch side of scripts/bench.lua: the same networks (CIFAR ResNets
+with zero-padding shortcuts, Wide ResNets, torchvision's ResNet-18, and crlab's default 'cnn'), the same batch, the
+same number of threads, NCHW or channels_last (argument 6); prints one JSON line with images/s for training
 (forward + backward + SGD step) and inference. Needs only torch."""
 import json
 import sys
@@ -30,14 +30,64 @@ class Block(nn.Module):
         return F.relu(y + s)
 
 
-def resnet20(channels, classes):
+def resnet_cifar(channels, classes, depth=20):
+    n = (depth - 2) // 6
     layers = [nn.Conv2d(channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
     i = 16
     for stage, w in enumerate((16, 32, 64)):
-        for b in range(3):
+        for b in range(n):
             layers.append(Block(i, w, 2 if stage > 0 and b == 0 else 1))
             i = w
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
+    return nn.Sequential(*layers)
+
+
+class PreAct(nn.Module):
+    """Wide ResNet block: BN-ReLU-conv twice, 1x1 projection where the shape changes."""
+    def __init__(self, i, o, stride):
+        super().__init__()
+        self.b1, self.c1 = nn.BatchNorm2d(i), nn.Conv2d(i, o, 3, stride, 1, bias=False)
+        self.b2, self.c2 = nn.BatchNorm2d(o), nn.Conv2d(o, o, 3, 1, 1, bias=False)
+        self.sc = nn.Conv2d(i, o, 1, stride, bias=False) if stride != 1 or i != o else None
+
+    def forward(self, x):
+        y = self.c2(F.relu(self.b2(self.c1(F.relu(self.b1(x))))))
+        return y + (self.sc(x) if self.sc is not None else x)
+
+
+def wrn(channels, classes, depth, k):
+    n = (depth - 4) // 6
+    layers, i = [nn.Conv2d(channels, 16, 3, 1, 1, bias=False)], 16
+    for stage, w in enumerate((16 * k, 32 * k, 64 * k)):
+        for b in range(n):
+            layers.append(PreAct(i, w, 2 if stage > 0 and b == 0 else 1))
+            i = w
+    layers += [nn.BatchNorm2d(i), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(i, classes)]
+    return nn.Sequential(*layers)
+
+
+class Basic(nn.Module):
+    """ImageNet basic block with a 1x1 conv + BN projection where the shape changes (torchvision's)."""
+    def __init__(self, i, o, stride):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(i, o, 3, stride, 1, bias=False), nn.BatchNorm2d(o)
+        self.c2, self.b2 = nn.Conv2d(o, o, 3, 1, 1, bias=False), nn.BatchNorm2d(o)
+        self.sc = (nn.Sequential(nn.Conv2d(i, o, 1, stride, bias=False), nn.BatchNorm2d(o))
+                   if stride != 1 or i != o else None)
+
+    def forward(self, x):
+        y = self.b2(self.c2(F.relu(self.b1(self.c1(x)))))
+        return F.relu(y + (self.sc(x) if self.sc is not None else x))
+
+
+def resnet18(channels, classes):
+    layers = [nn.Conv2d(channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    i = 64
+    for stage, w in enumerate((64, 128, 256, 512)):
+        for b in range(2):
+            layers.append(Basic(i, w, 2 if stage > 0 and b == 0 else 1))
+            i = w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(i, classes)]
     return nn.Sequential(*layers)
 
 
@@ -49,14 +99,27 @@ def cnn(channels, classes, size):
         nn.Flatten(), nn.Linear(64 * s * s, 128), nn.ReLU(), nn.Linear(128, classes))
 
 
-def measure(model_name, batch, threads, train_iters, infer_iters):
+def build(model_name, batch):
+    if model_name.startswith("resnet") and model_name[6:] not in ("18", "34", "50"):
+        return resnet_cifar(3, 10, int(model_name[6:])), (batch, 3, 32, 32)
+    if model_name.startswith("wrn-"):
+        _, d, k = model_name.split("-")
+        return wrn(3, 10, int(d), int(k)), (batch, 3, 32, 32)
+    if model_name == "resnet18":
+        return resnet18(3, 10), (batch, 3, 224, 224)
+    if model_name == "cnn":
+        return cnn(1, 10, 28), (batch, 1, 28, 28)
+    raise SystemExit("bench_torch.py: no PyTorch definition of " + model_name)
+
+
+def measure(model_name, batch, threads, train_iters, infer_iters, channels_last=False):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    if model_name == "resnet20":
-        model, shape = resnet20(3, 10), (batch, 3, 32, 32)
-    else:
-        model, shape = cnn(1, 10, 28), (batch, 1, 28, 28)
+    model, shape = build(model_name, batch)
     x = torch.randn(*shape)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
@@ -86,4 +149,5 @@ def measure(model_name, batch, threads, train_iters, infer_iters):
 
 if __name__ == "__main__":
     name, batch, threads, ti, ii = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    print(json.dumps(measure(name, batch, threads, ti, ii)))
+    cl = len(sys.argv) > 6 and sys.argv[6] == "channels_last"
+    print(json.dumps(measure(name, batch, threads, ti, ii, cl)))

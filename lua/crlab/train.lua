@@ -305,6 +305,7 @@ function M.run(o)
   local K = #ds.classes
   local model = models.build(o.model, {channels = ds.channels, classes = K,
                                        size = ds.size == 224 and o['image-size'] or ds.size})
+  model:skipInputGradient() -- the images need no gradient
   local params, grads, ranges = model:getParameters()
   local crit, crit_sum = make_loss(o, 'mean'), make_loss(o, 'sum')
   local opt = make_optimizer(o, params, grads, ranges)
