@@ -443,6 +443,15 @@ int64_t crl_rss_bytes(void);
 void crl_set_num_threads(int n);
 int crl_get_num_threads(void);
 
+/* ---- storage accounting ---------------------------------------------------- */
+
+/* Bytes held right now by the storages of one device (CRL_CPU, which
+ * includes page-locked host memory, or CRL_CUDA); -1 for an unknown device.
+ * Counted atomically when a storage is made or freed, on any thread. The
+ * Lua binding reads it to run the garbage collector when C memory grows,
+ * since the collector sees only the small tensor headers. */
+int64_t crl_storage_live_bytes(int device);
+
 /* ---- CUDA devices ---------------------------------------------------------- */
 
 /* 1 when this library was built with CUDA. */
