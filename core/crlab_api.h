@@ -443,6 +443,14 @@ int64_t crl_rss_bytes(void);
 void crl_set_num_threads(int n);
 int crl_get_num_threads(void);
 
+/* ---- losses, results left in tensors --------------------------------------- */
+
+/* As crl_loss_forward (the same code), with the value written into a
+ * one-element float32 tensor, value (1), on the logits' device, so a
+ * training loop can keep it there and read it back only when it prints. */
+int crl_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits,
+                          const crl_tensor *labels, const crl_loss_spec *spec);
+
 /* ---- storage accounting ---------------------------------------------------- */
 
 /* Bytes held right now by the storages of one device (CRL_CPU, which
