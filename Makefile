@@ -22,7 +22,8 @@ NVFLAGS := -O2 -Xcompiler -fPIC -std=c++17 \
 CORE_SRC := core/error.c core/tensor.c core/random.c core/process.c \
             core/cpu/elementwise.c core/cpu/reduce.c core/cpu/linalg.c core/cpu/loss.c \
             core/cpu/conv.c core/cpu/conv_plan.c core/cpu/blocked.c core/cpu/nn.c core/cpu/optim.c core/io/idx.c \
-            core/io/image.c core/io/datasets.c core/io/loader.c core/cpu/transform.c
+            core/io/image.c core/io/datasets.c core/io/loader.c core/cpu/transform.c \
+            core/cpu/metrics.c
 CORE_HDR := core/crlab.h core/crlab_api.h core/internal.h core/cpu/transform.h core/cpu/blocked.h
 CUDA_SRC := core/cuda/device.cu
 

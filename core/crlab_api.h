@@ -510,6 +510,70 @@ int64_t crl_rss_bytes(void);
 void crl_set_num_threads(int n);
 int crl_get_num_threads(void);
 
+/* ---- losses, results left in tensors --------------------------------------- */
+
+/* As crl_loss_forward (the same code), with the value written into a
+ * one-element float32 tensor, value (1), on the logits' device, so a
+ * training loop can keep it there and read it back only when it prints. */
+int crl_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits,
+                          const crl_tensor *labels, const crl_loss_spec *spec);
+
+/* ---- batch statistics: loss, top-1, top-k, calibration -------------------------
+ * Sums over the batches of an epoch, kept in a float32 tensor stats
+ * (CRL_STAT_BINS + 3 nbins, 2) the caller owns, on the device that computes
+ * them, and read back only when wanted. Entry i is the pair stats[i][0] +
+ * stats[i][1] (a float and its rounding error: about 48 bits, so counts are
+ * exact and sums keep what a double would). Ranks come from the logits; a
+ * tie ranks the lower class index first (argmax's first maximum). Top-k
+ * uses k = min(5, K). The confidence is the largest softmax probability as
+ * crl_tensor_softmax computes it; bin b of nbins holds confidences in
+ * [b / nbins, (b + 1) / nbins), with 1.0 in the last bin. */
+
+enum { CRL_STAT_BATCHES = 0,       /* batches added */
+       CRL_STAT_EXAMPLES = 1,      /* examples N summed */
+       CRL_STAT_TOP1 = 2,          /* examples whose label is the first maximum */
+       CRL_STAT_TOPK = 3,          /* examples whose label ranks below k = min(5, K) */
+       CRL_STAT_LOSS_EXAMPLES = 4, /* examples that came with a loss */
+       CRL_STAT_LOSS_SUM = 5,      /* sum of their per-example losses */
+       CRL_STAT_NAN_BATCH = 6,     /* 1-based number of the first batch whose loss was NaN; 0: none */
+       CRL_STAT_BINS = 7 };        /* then per bin b: count, sum of confidence, sum of top-1 hits */
+
+typedef struct crl_batch_summary {
+    int64_t batches;
+    int64_t examples;
+    int64_t nan_batch;   /* as CRL_STAT_NAN_BATCH */
+    int32_t nbins;
+    int32_t pad_;
+    double loss;         /* mean per-example loss (NaN when no loss was added) */
+    double top1;         /* fraction of top-1 hits (NaN for no examples) */
+    double topk;         /* fraction of top-k hits, k = min(5, K) */
+    double ece;          /* sum_b |acc_b - conf_b| n_b / n (NaN without bins or examples) */
+} crl_batch_summary;
+
+/* Makes stats a zeroed (CRL_STAT_BINS + 3 nbins, 2) float32 tensor,
+ * 0 <= nbins <= 256 (0: no calibration bins, no confidence computed). */
+int crl_batch_stats_reset(crl_tensor *stats, int nbins);
+/* Adds one batch: logits (N, K) float32, labels (N) int32, loss (N) float32
+ * per-example losses or NULL. nbins must be the one stats were reset for.
+ * Fails, adding nothing, on a bad label or (nbins > 0) a NaN confidence,
+ * i.e. NaN or infinite logits, naming the example and the shapes. Without
+ * bins a row holding NaN counts as a miss. */
+int crl_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_tensor *labels,
+                    const crl_tensor *loss, int nbins);
+/* The sums turned into means, accuracies and ECE: the one place of that rule. */
+int crl_batch_stats_summary(crl_batch_summary *out, const crl_tensor *stats);
+/* The n = CRL_STAT_BINS + 3 nbins entries as doubles (for per-bin plots). */
+int crl_batch_stats_read(double *values, const crl_tensor *stats, int64_t n);
+
+/* ---- storage accounting ---------------------------------------------------- */
+
+/* Bytes held right now by the storages of one device (CRL_CPU, which
+ * includes page-locked host memory, or CRL_CUDA); -1 for an unknown device.
+ * Counted atomically when a storage is made or freed, on any thread. The
+ * Lua binding reads it to run the garbage collector when C memory grows,
+ * since the collector sees only the small tensor headers. */
+int64_t crl_storage_live_bytes(int device);
+
 /* ---- CUDA devices ---------------------------------------------------------- */
 
 /* 1 when this library was built with CUDA. */

@@ -35,10 +35,22 @@ const char *crl_dtype_name(int dtype)
 /* ---- storage ---------------------------------------------------------------- */
 
 static int64_t storage_allocations;
+/* Bytes held by live storages, per device (CRL_CPU, CRL_CUDA). Storages are
+ * made and freed on loader threads too, hence the atomics. */
+static int64_t storage_live_bytes[2];
 
 int64_t crl_storage_allocations(void)
 {
     return __atomic_load_n(&storage_allocations, __ATOMIC_RELAXED);
+}
+
+int64_t crl_storage_live_bytes(int device)
+{
+    if (device != CRL_CPU && device != CRL_CUDA) {
+        crl_fail(CRL_ERR_ARG, __func__, "unknown device %d (CRL_CPU or CRL_CUDA)", device);
+        return -1;
+    }
+    return __atomic_load_n(&storage_live_bytes[device], __ATOMIC_RELAXED);
 }
 
 crl_storage *crl_storage_new(int64_t nbytes, int device)
@@ -76,6 +88,8 @@ crl_storage *crl_storage_new(int64_t nbytes, int device)
     s->device = device;
     s->device_index = 0;
     s->owns_data = 1;
+    __atomic_add_fetch(&storage_live_bytes[device == CRL_CPU ? CRL_CPU : CRL_CUDA], rounded,
+                       __ATOMIC_RELAXED);
     return s;
 }
 
@@ -88,6 +102,8 @@ void crl_storage_release(crl_storage *s)
 {
     if (s == NULL) return;
     if (__atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
+    __atomic_sub_fetch(&storage_live_bytes[s->device == CRL_CPU ? CRL_CPU : CRL_CUDA], s->nbytes,
+                       __ATOMIC_RELAXED);
     if (s->owns_data == 2) crl_cuda_host_free(s->data);
     else if (s->owns_data && s->device == CRL_CPU) free(s->data);
     else if (s->owns_data) crl_cuda_free(s->data);

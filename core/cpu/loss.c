@@ -142,14 +142,15 @@ static double row_loss(const row_stats *r, const crl_loss_spec *spec, int64_t k)
     }
 }
 
-int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits,
-                     const crl_tensor *labels, const crl_loss_spec *spec)
+/* The one forward path: validates, fills per_example (when given) and
+ * returns the reduced value through *value. */
+static int forward(double *value, crl_tensor *per_example, const crl_tensor *logits,
+                   const crl_tensor *labels, const crl_loss_spec *spec, const char *func)
 {
-    if (value == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'value' is NULL");
-    int rc = check_inputs(logits, labels, spec, __func__);
+    int rc = check_inputs(logits, labels, spec, func);
     if (rc) return rc;
     if (per_example == logits || per_example == labels)
-        return crl_fail(CRL_ERR_ARG, __func__, "per_example must be a tensor of its own");
+        return crl_fail(CRL_ERR_ARG, func, "per_example must be a tensor of its own");
     int64_t n = logits->sizes[0], k = logits->sizes[1];
     if (per_example && (rc = crl_prepare(per_example, CRL_FLOAT32, CRL_CPU, 1, &n)) != CRL_OK)
         return rc;
@@ -166,6 +167,27 @@ int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *l
     }
     *value = spec->reduction == CRL_REDUCE_MEAN ? (n ? total / (double)n : NAN) : total;
     return CRL_OK;
+}
+
+int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits,
+                     const crl_tensor *labels, const crl_loss_spec *spec)
+{
+    if (value == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'value' is NULL");
+    return forward(value, per_example, logits, labels, spec, __func__);
+}
+
+int crl_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits,
+                          const crl_tensor *labels, const crl_loss_spec *spec)
+{
+    CHECK_TENSOR(value, "value");
+    if (value == logits || value == labels || (per_example != NULL && value == per_example))
+        return crl_fail(CRL_ERR_ARG, __func__, "value must be a tensor of its own");
+    double v;
+    int rc = forward(&v, per_example, logits, labels, spec, __func__);
+    int64_t one = 1;
+    if (rc == CRL_OK) rc = crl_prepare(value, CRL_FLOAT32, logits->device, 1, &one);
+    if (rc == CRL_OK) rc = crl_tensor_put(value, 0, v);
+    return rc;
 }
 
 int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels,

@@ -30,10 +30,10 @@ crlab.cuda = {
 
 -- The larger parts load on first use: crlab.nn, crlab.models, crlab.optim,
 -- crlab.data, crlab.train, crlab.checkpoint, crlab.json, crlab.image,
--- crlab.transforms.
+-- crlab.transforms, crlab.metrics.
 local lazy = {nn = 'crlab.nn', models = 'crlab.models', optim = 'crlab.optim', data = 'crlab.data',
               train = 'crlab.train', checkpoint = 'crlab.checkpoint', json = 'crlab.json',
-              image = 'crlab.image', transforms = 'crlab.transforms'}
+              image = 'crlab.image', transforms = 'crlab.transforms', metrics = 'crlab.metrics'}
 setmetatable(crlab, {__index = function(t, k)
   local mod = lazy[k]
   if mod then

@@ -4,6 +4,7 @@
 --   local crl = crlab.loss.crl{alpha = 1.5, beta = 1}      -- reduction 'mean'
 --   local value = crl:forward(logits, {0, 2, 1})           -- a Lua number
 --   local grad = crl:backward(logits, {0, 2, 1})           -- (N, K) tensor
+--   local v, per = crl:forwardTensor(logits, labels)       -- (1) and (N) tensors
 --
 -- With reduction = 'none', forward returns the (N) per-example losses.
 -- Like nn criteria, each object owns its output and gradient buffers and
@@ -54,6 +55,17 @@ function Criterion:forward(logits, labels)
     self.output = v[0]
   end
   return self.output
+end
+
+-- Like forward, but nothing is read back into Lua: returns the value as a
+-- one-element tensor and the (N) per-example losses, both owned by the
+-- criterion and overwritten by the next call (a training loop sums them
+-- with crlab.metrics and reads the sums only when it prints).
+function Criterion:forwardTensor(logits, labels)
+  if not T.isTensor(logits) then error('logits must be a tensor, got ' .. type(logits), 2) end
+  local y = labels_tensor(self, labels)
+  check(C.crl_loss_forward_into(self.value, self.output_buffer, logits, y, self.spec))
+  return self.value, self.output_buffer
 end
 
 -- grad_output: optional, a number (mean/sum) or an (N) tensor (none).
@@ -113,6 +125,7 @@ local function make(name, kind, defaults, param_names)
     self.spec = ffi.new('crl_loss_spec', kind, reductions[self.reduction],
                         self.alpha or 0, self.beta or 1, self.gamma or 0, self.smoothing or 0)
     self.output_buffer = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+    self.value = T.new(C.CRL_FLOAT32, C.CRL_CPU, {1})
     self.gradInput = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
     -- the C side validates alpha/beta/gamma/smoothing; surface it now
     local z = T.zeros(1, 2)

@@ -47,12 +47,63 @@ local function dtype_of(name, level)
 end
 M.dtype_of = dtype_of
 
+---------------------------------------------------------------------------
+-- C memory and the collector
+--
+-- The collector sees a tensor as its ~100-byte header, not as the
+-- megabytes of storage behind it, so a loop that makes a new tensor per
+-- iteration would otherwise pile up gigabytes before a cycle runs. As
+-- Torch7 did from its allocator, a full collection runs when the C
+-- storage of a device has grown by more than an allowance since the last
+-- one: every header about to get new storage reads the live byte count of
+-- its device (one FFI call, an atomic load), and only when the count has
+-- left [low, high] does anything else happen. The allowance is
+-- max(gc.minStep, gc.fraction * live): a working set that is large for
+-- good reasons is not collected over and over, and a training step, which
+-- makes no new storage, never triggers a collection.
+
+local live_bytes = C.crl_storage_live_bytes
+M.gc = {minStep = 256 * 2^20, fraction = 0.25, collections = 0}
+local gc = M.gc
+local gc_low, gc_high = {[0] = 0, [1] = 0}, {[0] = 0, [1] = 0}
+
+local function gc_rebase(device)
+  local live = tonumber(live_bytes(device))
+  local step = math.max(gc.minStep, gc.fraction * live)
+  gc_low[device], gc_high[device] = live - step, live + step
+end
+
+local function gc_check(device)
+  local live = live_bytes(device)
+  if live > gc_high[device] then
+    collectgarbage('collect')
+    gc.collections = gc.collections + 1
+    gc_rebase(C.CRL_CPU)
+    gc_rebase(C.CRL_CUDA)
+  elseif live < gc_low[device] then
+    gc_rebase(device) -- much was freed: measure the allowance from here
+  end
+end
+gc_rebase(C.CRL_CPU)
+gc_rebase(C.CRL_CUDA)
+
+-- Sets the allowance (minStep in bytes, fraction of the live bytes) and
+-- measures it from the current live bytes.
+function M.setGCStep(minStep, fraction)
+  gc.minStep, gc.fraction = minStep or gc.minStep, fraction or gc.fraction
+  gc_rebase(C.CRL_CPU)
+  gc_rebase(C.CRL_CUDA)
+end
+
+---------------------------------------------------------------------------
+
 -- A Lua tensor is a crl_tensor struct that LuaJIT allocates and owns (a
 -- struct, not a pointer: FFI pointers have built-in arithmetic that would
 -- shadow the + and - operators). The metatype's __gc drops the storage
 -- reference when the header is collected, so every tensor, view or not, is
 -- released exactly once.
 local function new_sized(dtype, device, ndim, sz)
+  gc_check(device)
   local t = tensor_ct()
   t.ndim = 1 -- an empty tensor until init succeeds
   check(C.crl_tensor_init(t, dtype, device, ndim, sz))
@@ -76,6 +127,7 @@ M.new = new
 
 -- An output for a C op to resize: an empty tensor of this dtype/device.
 local function out_like(t, dtype)
+  gc_check(t.device)
   local o = tensor_ct()
   o.ndim, o.dtype, o.device = 1, dtype or t.dtype, t.device
   return o

@@ -8,17 +8,15 @@
 -- epoch, generator state, options) and the best model by test accuracy
 -- kept apart. resume = true continues from the checkpoint to the same
 -- result as an uninterrupted run.
-local ffi = require 'ffi'
 local crlab = require 'crlab'
 local core = require 'crlab.core'
-local T = require 'crlab.tensor'
-local nn = require 'crlab.nn'
 local models = require 'crlab.models'
 local optim = require 'crlab.optim'
 local data = require 'crlab.data'
 local json = require 'crlab.json'
 local ckpt = require 'crlab.checkpoint'
-local C, check = core.C, core.check
+local metrics = require 'crlab.metrics'
+local C = core.C
 
 local M = {}
 
@@ -159,7 +157,8 @@ local Progress = {}
 Progress.__index = Progress
 
 local function new_progress(quiet)
-  return setmetatable({tty = C.crl_isatty(1) == 1, quiet = quiet, last = 0}, Progress)
+  local tty = C.crl_isatty(1) == 1
+  return setmetatable({tty = tty, quiet = quiet, last = 0, period = tty and 0.2 or 15}, Progress)
 end
 
 local function fmt_time(s)
@@ -168,12 +167,18 @@ local function fmt_time(s)
   return string.format('%d:%02d', s / 60, s % 60)
 end
 
+-- True when a progress line is due: every 0.2 s on a terminal, 15 s
+-- otherwise, and at the end. Quiet runs keep the rhythm too, since that is
+-- when the trainer reads its sums back (and checks the loss).
+function Progress:due(final)
+  local now = C.crl_time_seconds()
+  if not final and now - self.last < self.period then return false end
+  self.last = now
+  return true
+end
+
 function Progress:update(epoch, epochs, i, n, loss, acc, ips, elapsed, final)
   if self.quiet then return end
-  local now = C.crl_time_seconds()
-  local period = self.tty and 0.2 or 15
-  if not final and now - self.last < period then return end
-  self.last = now
   local eta = i > 0 and elapsed / i * (n - i) or 0
   if self.tty then
     local width = 24
@@ -191,49 +196,24 @@ function Progress:update(epoch, epochs, i, n, loss, acc, ips, elapsed, final)
 end
 
 ---------------------------------------------------------------------------
--- evaluation: loss, top-1, top-5, ECE (15 equal-width confidence bins)
+-- evaluation: loss, top-1, top-5, ECE (15 equal-width confidence bins),
+-- summed in C batch by batch (crlab.metrics) and read back once
 
 local ECE_BINS = 15
 
-function M.evaluate(model, crit_sum, batches)
+-- crit: any criterion (its per-example losses are summed, whatever its
+-- reduction).
+function M.evaluate(model, crit, batches)
   model:evaluate()
-  local n, loss, correct, top5 = 0, 0, 0, 0
-  local bin_n, bin_conf, bin_acc = {}, {}, {}
-  for b = 1, ECE_BINS do bin_n[b], bin_conf[b], bin_acc[b] = 0, 0, 0 end
-  local probs = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+  local stats = metrics.new{bins = ECE_BINS}
   for _, x, y in batches:epoch() do
     local out = model:forward(x)
-    loss = loss + crit_sum:forward(out, y)
-    check(C.crl_tensor_softmax(probs, out, 1))
-    local k = probs:size(2)
-    local p = ffi.cast('float *', C.crl_tensor_data(probs))
-    local yl = ffi.cast('int32_t *', C.crl_tensor_data(y))
-    for r = 0, probs:size(1) - 1 do
-      local row = p + r * k
-      local label = yl[r]
-      local best, arg, above = -1, 0, 0
-      local py = row[label]
-      for j = 0, k - 1 do
-        local v = row[j]
-        if v > best then best, arg = v, j end
-        if v > py or (v == py and j < label) then above = above + 1 end
-      end
-      local hit = arg == label and 1 or 0
-      correct = correct + hit
-      if above < 5 then top5 = top5 + 1 end
-      local bin = math.min(ECE_BINS, math.floor(best * ECE_BINS) + 1)
-      bin_n[bin] = bin_n[bin] + 1
-      bin_conf[bin] = bin_conf[bin] + best
-      bin_acc[bin] = bin_acc[bin] + hit
-    end
-    n = n + probs:size(1)
+    local _, per = crit:forwardTensor(out, y)
+    stats:add(out, y, per)
   end
   model:training()
-  local ece = 0
-  for b = 1, ECE_BINS do
-    if bin_n[b] > 0 then ece = ece + math.abs(bin_acc[b] - bin_conf[b]) / n end
-  end
-  return {loss = loss / n, acc = correct / n, top5 = top5 / n, ece = ece, n = n}
+  local s = stats:summary()
+  return {loss = s.loss, acc = s.acc, top5 = s.top5, ece = s.ece, n = s.n}
 end
 
 ---------------------------------------------------------------------------
@@ -307,7 +287,7 @@ function M.run(o)
                                        size = ds.size == 224 and o['image-size'] or ds.size})
   model:skipInputGradient() -- the images need no gradient
   local params, grads, ranges = model:getParameters()
-  local crit, crit_sum = make_loss(o, 'mean'), make_loss(o, 'sum')
+  local crit = make_loss(o, 'mean')
   local opt = make_optimizer(o, params, grads, ranges)
   local train_batches = data.loader(train_split, {batch = o.batch, transform = ds.recipe.train,
                                                  threads = o.workers, channels = ds.channels, skipBad = o['skip-bad']})
@@ -352,37 +332,45 @@ function M.run(o)
   end
 
   local progress = new_progress(o.quiet)
-  local pred = T.new(C.CRL_INT32, C.CRL_CPU, {0})
-  local hits = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
-  local sum = ffi.new('double[1]')
+  -- the epoch's loss and accuracy are summed in C, step by step, and read
+  -- back only for a progress line and at the end of the epoch
+  local train_stats = metrics.new{bins = 0}
   local nb = train_batches:count()
   local last = o.epochs
   if o['stop-after'] > 0 then last = math.min(o.epochs, start + o['stop-after'] - 1) end
   for epoch = start, last do
     local t0 = C.crl_time_seconds()
-    local loss_sum, correct, seen, lr = 0, 0, 0, 0
+    local lr = 0
+    train_stats:reset()
+    local function read_back()
+      local s = train_stats:summary()
+      if s.nanBatch > 0 then
+        error(string.format('train: the loss became NaN at epoch %d, batch %d (lr %g)', epoch, s.nanBatch,
+                            sched(epoch - 1 + (s.nanBatch - 1) / nb)), 0)
+      end
+      return s
+    end
     for i, x, y in train_batches:epoch() do
       lr = sched(epoch - 1 + (i - 1) / nb)
       local out = model:forward(x)
-      local l = crit:forward(out, y)
+      local _, per = crit:forwardTensor(out, y)
+      train_stats:add(out, y, per)
       grads:zero()
       model:backward(x, crit:backward(out, y))
       if o.clip > 0 then optim.clipGradNorm(grads, o.clip) end
       opt:step(lr)
-      local b = x:size(1)
-      check(C.crl_tensor_max(nil, pred, out, 1, 0))
-      check(C.crl_tensor_binary(hits, pred, y, C.CRL_OP_EQ))
-      check(C.crl_tensor_sum_all(sum, hits))
-      loss_sum, correct, seen = loss_sum + l * b, correct + sum[0], seen + b
-      if l ~= l then error(string.format('train: the loss became NaN at epoch %d, batch %d (lr %g)', epoch, i, lr), 0) end
-      local el = C.crl_time_seconds() - t0
-      progress:update(epoch, o.epochs, i, nb, loss_sum / seen, correct / seen, seen / el, el, i == nb)
+      if progress:due(i == nb) then
+        local s = read_back()
+        local el = C.crl_time_seconds() - t0
+        progress:update(epoch, o.epochs, i, nb, s.loss, s.acc, s.n / el, el, i == nb)
+      end
     end
     local train_time = C.crl_time_seconds() - t0
-    local ev = M.evaluate(model, crit_sum, test_batches)
-    local rec = {epoch = epoch, lr = lr, train_loss = loss_sum / seen, train_acc = correct / seen,
+    local tr = read_back()
+    local ev = M.evaluate(model, crit, test_batches)
+    local rec = {epoch = epoch, lr = lr, train_loss = tr.loss, train_acc = tr.acc,
                  test_loss = ev.loss, test_acc = ev.acc, test_top5 = K > 5 and ev.top5 or nil, test_ece = ev.ece,
-                 epoch_seconds = C.crl_time_seconds() - t0, images_per_sec = seen / train_time}
+                 epoch_seconds = C.crl_time_seconds() - t0, images_per_sec = tr.n / train_time}
     history[#history + 1] = rec
     local jf = assert(io.open(dir .. '/metrics.jsonl', 'a'))
     jf:write(json.encode(rec), '\n')

@@ -90,5 +90,15 @@ int main(void)
     FIELD(crl_loader_config, threads);
     FIELD(crl_loader_config, prefetch);
     FIELD(crl_loader_config, skip_bad);
+    SIZE(crl_batch_summary);
+    FIELD(crl_batch_summary, batches);
+    FIELD(crl_batch_summary, examples);
+    FIELD(crl_batch_summary, nan_batch);
+    FIELD(crl_batch_summary, nbins);
+    FIELD(crl_batch_summary, pad_);
+    FIELD(crl_batch_summary, loss);
+    FIELD(crl_batch_summary, top1);
+    FIELD(crl_batch_summary, topk);
+    FIELD(crl_batch_summary, ece);
     return 0;
 }

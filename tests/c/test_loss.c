@@ -313,6 +313,57 @@ static void test_errors(void)
     crl_tensor_free(zeros); crl_tensor_free(go); crl_tensor_free(go3);
 }
 
+/* forward_into: the same value as forward, left in a (1) float32 tensor
+ * that is reused across calls; a bad call leaves it untouched. */
+static void test_forward_into(void)
+{
+    crl_tensor *z = mat(6, 4);
+    crl_generator g = {11, 0};
+    crl_tensor_normal(z, &g, 0, 2);
+    int32_t yv[6] = {0, 3, 1, 2, 2, 0};
+    crl_tensor *y = labels_of(yv, 6);
+    int64_t zero = 0;
+    crl_tensor *value = crl_tensor_new(CRL_INT32, CRL_CPU, 1, &zero); /* wrong dtype: replaced */
+    crl_tensor *per = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 1, &zero);
+    int all_same = 1;
+    for (int kind = CRL_LOSS_CE; kind <= CRL_LOSS_FOCAL; kind++)
+        for (int red = CRL_REDUCE_MEAN; red <= CRL_REDUCE_NONE; red++) {
+            crl_loss_spec spec = {kind, red, 1.5f, 1.0f, 2.0f, 0.1f};
+            double want, got;
+            crl_loss_forward(&want, NULL, z, y, &spec);
+            int rc = crl_loss_forward_into(value, per, z, y, &spec);
+            crl_tensor_get(&got, value, 0);
+            if (rc != CRL_OK || value->dtype != CRL_FLOAT32 || value->ndim != 1 || value->sizes[0] != 1 ||
+                got != (double)(float)want || per->sizes[0] != 6) {
+                all_same = 0;
+                diag("%s reduction %d: rc %d, got %.9g, want %.9g", kind_name(kind), red, rc, got, want);
+            }
+        }
+    ok(all_same, "forward_into writes forward's value (as float32) into a (1) tensor, for every loss and reduction");
+    void *data = crl_tensor_data(value);
+    crl_loss_spec ce = {CRL_LOSS_CE, CRL_REDUCE_MEAN, 0, 1, 0, 0};
+    crl_loss_forward_into(value, NULL, z, y, &ce);
+    ok(crl_tensor_data(value) == data, "a second call reuses the value's storage");
+    int32_t bad[6] = {0, 3, 1, 9, 2, 0};
+    crl_tensor *yb = labels_of(bad, 6);
+    double before, after;
+    crl_tensor_get(&before, value, 0);
+    int rc = crl_loss_forward_into(value, NULL, z, yb, &ce);
+    crl_tensor_get(&after, value, 0);
+    ok(rc == CRL_ERR_ARG && strstr(crl_last_error(), "crl_loss_forward_into: label 9 of example 3") &&
+       before == after, "a bad label fails naming this function, and the value is left alone: %s",
+       crl_last_error());
+    ok(crl_loss_forward_into(z, NULL, z, y, &ce) == CRL_ERR_ARG &&
+       crl_loss_forward_into(per, per, z, y, &ce) == CRL_ERR_ARG &&
+       crl_loss_forward_into(NULL, NULL, z, y, &ce) == CRL_ERR_ARG,
+       "value may not be the logits, the per-example output or NULL");
+    crl_tensor_free(z);
+    crl_tensor_free(y);
+    crl_tensor_free(yb);
+    crl_tensor_free(value);
+    crl_tensor_free(per);
+}
+
 int main(void)
 {
     test_reference();
@@ -320,5 +371,6 @@ int main(void)
     test_confident();
     test_grad_output_and_strides();
     test_errors();
+    test_forward_into();
     return done_testing();
 }

@@ -135,4 +135,18 @@ t.errors(function() return crlab.loss.byName('hinge') end, "unknown loss 'hinge'
 t.errors(function() return none:backward(z, y, crlab.tensor{1, 1, 1}) end, 'grad_output',
          'a grad_output of the wrong length')
 t.eq(tostring(crl), "crlab.loss.crl{alpha=1.5, beta=1, reduction='mean'}", 'a criterion prints its options')
+
+-- forwardTensor: the value stays in a one-element tensor, per-example losses beside it
+do
+  local zz = crlab.randn(5, 4)
+  local yy = crlab.tensor({0, 3, 1, 2, 2}, 'int32')
+  for _, red in ipairs({'mean', 'sum', 'none'}) do
+    local c = crlab.loss.crl{reduction = red}
+    local v, per = c:forwardTensor(zz, yy)
+    local want = crlab.loss.crl{reduction = red == 'none' and 'sum' or red}:forward(zz, yy)
+    t.ok(v:numel() == 1 and v[1] == tonumber(require('ffi').cast('float', want)) and per:numel() == 5,
+         red .. ': forwardTensor leaves forward\'s value (as a float32) in a (1) tensor')
+  end
+  t.errors(function() crl:forwardTensor(zz, {0, 1, 2, 3, 4}) end, 'label 4 of example 4', 'forwardTensor checks labels')
+end
 t.done()

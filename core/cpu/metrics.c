@@ -1,0 +1,221 @@
+/* cpu/metrics.c -- classification statistics summed over batches where they
+ * are computed: examples, loss, top-1, top-k (k = min(5, K)) and the bins
+ * of the expected calibration error, and the one place that turns the sums
+ * into accuracies and ECE.
+ *
+ * The rules, once:
+ *  - Ranks come from the logits (softmax is monotone, so this is the order
+ *    of the probabilities without their float32 rounding). The rank of the
+ *    label y is the number of classes j with z_j > z_y, or z_j == z_y and
+ *    j < y: equal values rank by lower index first, as argmax's "first
+ *    maximum". Top-1 is rank 0, top-k is rank < k.
+ *  - The confidence is the largest softmax probability, computed as
+ *    crl_tensor_softmax does (a log-sum-exp in double, rounded to float), so
+ *    it is that op's row maximum, bit for bit. Bin b of nbins holds
+ *    confidences in [b / nbins, (b + 1) / nbins); 1.0 goes to the last bin.
+ *  - ECE = sum_b |correct_b - confidence_b| / n, where correct_b and
+ *    confidence_b are the bin's sums: the same as sum_b |acc_b - conf_b| n_b / n.
+ *
+ * Each entry of stats (S, 2) float32 is a pair: value = stats[i][0] +
+ * stats[i][1], a float and the rounding error it leaves, refreshed on each
+ * addition from a double sum. That keeps about 48 bits, so counts are exact
+ * to 2^48 and an epoch's loss sum loses nothing a double would keep, in a
+ * float32 tensor any backend can hold. A batch is validated and summed in
+ * double first and added only when all of it is good. */
+#include <math.h>
+
+#include "../internal.h"
+
+enum { STATS_MAX_BINS = 256, STATS_TOPK = 5 };
+
+static int64_t stats_rows(int nbins) { return CRL_STAT_BINS + 3 * (int64_t)nbins; }
+
+static int check_nbins(int nbins, const char *func)
+{
+    if (nbins < 0 || nbins > STATS_MAX_BINS)
+        return crl_fail(CRL_ERR_ARG, func, "nbins = %d must be in 0..%d", nbins, STATS_MAX_BINS);
+    return CRL_OK;
+}
+
+/* stats must be the (CRL_STAT_BINS + 3 nbins, 2) float32 tensor that
+ * crl_batch_stats_reset made. */
+static int check_stats(const crl_tensor *stats, int nbins, const char *func)
+{
+    CHECK_TENSOR(stats, "stats");
+    int rc = crl_require_cpu(stats, func, "stats");
+    if (rc) return rc;
+    if (stats->dtype != CRL_FLOAT32 || stats->ndim != 2 || stats->sizes[1] != 2 ||
+        stats->sizes[0] < CRL_STAT_BINS || (stats->sizes[0] - CRL_STAT_BINS) % 3 != 0 ||
+        !crl_tensor_is_contiguous(stats))
+        return crl_fail(CRL_ERR_SHAPE, func, "stats must be a contiguous float32 (%d + 3 nbins, 2) tensor "
+                        "made by crl_batch_stats_reset, got %s %s", CRL_STAT_BINS,
+                        crl_dtype_name(stats->dtype), crl_shape(stats));
+    if (nbins >= 0 && stats->sizes[0] != stats_rows(nbins))
+        return crl_fail(CRL_ERR_SHAPE, func, "stats %s were reset for %lld bins, not %d", crl_shape(stats),
+                        (long long)(stats->sizes[0] - CRL_STAT_BINS) / 3, nbins);
+    return CRL_OK;
+}
+
+int crl_batch_stats_reset(crl_tensor *stats, int nbins)
+{
+    CHECK_TENSOR(stats, "stats");
+    int rc = check_nbins(nbins, __func__);
+    if (rc == CRL_OK) rc = crl_require_cpu(stats, __func__, "stats");
+    int64_t size[2] = {stats_rows(nbins), 2};
+    if (rc == CRL_OK) rc = crl_prepare(stats, CRL_FLOAT32, stats->device, 2, size);
+    if (rc == CRL_OK) rc = crl_tensor_fill(stats, 0);
+    return rc;
+}
+
+static double entry(const float *e) { return (double)e[0] + (double)e[1]; }
+
+static void add(float *e, double x)
+{
+    double s = (double)e[0] + (double)e[1] + x;
+    float hi = (float)s;
+    e[0] = hi;
+    e[1] = (float)(s - (double)hi);
+}
+
+/* The row's largest softmax probability, as crl_tensor_softmax computes it. */
+static float confidence(const float *z, int64_t zs, int64_t k, float zmax)
+{
+    float m = zmax;
+    if (m == -INFINITY) m = 0;
+    double s = 0;
+    for (int64_t j = 0; j < k; j++) s += exp((double)z[j * zs] - m);
+    double logz = log(s) + m;
+    return (float)exp((double)zmax - logz);
+}
+
+int crl_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_tensor *labels,
+                    const crl_tensor *loss, int nbins)
+{
+    int rc = check_nbins(nbins, __func__);
+    if (rc == CRL_OK) rc = check_stats(stats, nbins, __func__);
+    if (rc) return rc;
+    CHECK_TENSOR(logits, "logits");
+    CHECK_TENSOR(labels, "labels");
+    if ((rc = crl_require_cpu(logits, __func__, "logits")) || (rc = crl_require_cpu(labels, __func__, "labels")))
+        return rc;
+    if (logits->dtype != CRL_FLOAT32 || logits->ndim != 2)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "logits must be a float32 (N, K) matrix, got %s %s",
+                        crl_dtype_name(logits->dtype), crl_shape(logits));
+    if (labels->dtype != CRL_INT32 || labels->ndim != 1)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "labels must be an int32 (N) vector, got %s %s",
+                        crl_dtype_name(labels->dtype), crl_shape(labels));
+    int64_t n = logits->sizes[0], k = logits->sizes[1];
+    if (labels->sizes[0] != n)
+        return crl_fail(CRL_ERR_SHAPE, __func__, "logits %s hold %lld examples but labels %s hold %lld",
+                        crl_shape(logits), (long long)n, crl_shape(labels), (long long)labels->sizes[0]);
+    if (loss) {
+        if ((rc = crl_require_cpu(loss, __func__, "loss"))) return rc;
+        if (loss->dtype != CRL_FLOAT32 || loss->ndim != 1 || loss->sizes[0] != n)
+            return crl_fail(CRL_ERR_SHAPE, __func__, "loss must be the float32 (N) per-example losses of "
+                            "logits %s, got %s %s", crl_shape(logits), crl_dtype_name(loss->dtype),
+                            crl_shape(loss));
+    }
+    if (stats == logits || stats == labels || stats == loss)
+        return crl_fail(CRL_ERR_ARG, __func__, "stats must be a tensor of its own");
+    if (n == 0) {
+        add(crl_tensor_data(stats), 1.0); /* CRL_STAT_BATCHES */
+        return CRL_OK;
+    }
+    const float *z = logits->storage->data;
+    const int32_t *y = labels->storage->data;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = y[labels->offset + i * labels->strides[0]];
+        if (c < 0 || c >= k)
+            return crl_fail(CRL_ERR_ARG, __func__, "label %d of example %lld (0-based) is outside [0, %lld) "
+                            "for logits %s", c, (long long)i, (long long)k, crl_shape(logits));
+    }
+
+    /* the batch in double, added to stats only once all of it is good */
+    double top1 = 0, topk = 0, loss_sum = 0, bins[3 * STATS_MAX_BINS] = {0};
+    int64_t kk = k < STATS_TOPK ? k : STATS_TOPK;
+    for (int64_t i = 0; i < n; i++) {
+        const float *zi = z + logits->offset + i * logits->strides[0];
+        int64_t zs = logits->strides[1];
+        int32_t c = y[labels->offset + i * labels->strides[0]];
+        float zy = zi[c * zs], zmax = zi[0];
+        int64_t rank = 0;
+        int nan = 0;
+        for (int64_t j = 0; j < k; j++) {
+            float v = zi[j * zs];
+            if (v != v) nan = 1;
+            if (v > zmax) zmax = v;
+            if (v > zy || (v == zy && j < c)) rank++;
+        }
+        int hit = !nan && rank == 0;
+        top1 += hit;
+        topk += !nan && rank < kk;
+        if (nbins > 0) {
+            float conf = nan ? NAN : confidence(zi, zs, k, zmax);
+            if (!(conf >= 0 && conf <= 1))
+                return crl_fail(CRL_ERR_ARG, __func__, "the confidence of example %lld (0-based) is %g: its "
+                                "logits hold NaN or infinite values (logits %s, labels %s)", (long long)i,
+                                (double)conf, crl_shape(logits), crl_shape(labels));
+            int b = (int)floor((double)conf * nbins);
+            if (b >= nbins) b = nbins - 1;
+            bins[3 * b] += 1;
+            bins[3 * b + 1] += conf;
+            bins[3 * b + 2] += hit;
+        }
+    }
+    if (loss) {
+        const float *l = loss->storage->data;
+        for (int64_t i = 0; i < n; i++) loss_sum += l[loss->offset + i * loss->strides[0]];
+    }
+
+    float *s = crl_tensor_data(stats);
+    add(s + 2 * CRL_STAT_BATCHES, 1.0);
+    add(s + 2 * CRL_STAT_EXAMPLES, (double)n);
+    add(s + 2 * CRL_STAT_TOP1, top1);
+    add(s + 2 * CRL_STAT_TOPK, topk);
+    if (loss) {
+        add(s + 2 * CRL_STAT_LOSS_EXAMPLES, (double)n);
+        add(s + 2 * CRL_STAT_LOSS_SUM, loss_sum);
+        if (loss_sum != loss_sum && entry(s + 2 * CRL_STAT_NAN_BATCH) == 0)
+            add(s + 2 * CRL_STAT_NAN_BATCH, entry(s + 2 * CRL_STAT_BATCHES));
+    }
+    for (int b = 0; b < 3 * nbins; b++) add(s + 2 * (CRL_STAT_BINS + b), bins[b]);
+    return CRL_OK;
+}
+
+int crl_batch_stats_read(double *values, const crl_tensor *stats, int64_t n)
+{
+    int rc = check_stats(stats, -1, __func__);
+    if (rc) return rc;
+    if (values == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'values' is NULL");
+    if (n != stats->sizes[0])
+        return crl_fail(CRL_ERR_SHAPE, __func__, "stats %s hold %lld entries, not %lld", crl_shape(stats),
+                        (long long)stats->sizes[0], (long long)n);
+    const float *s = crl_tensor_data(stats);
+    for (int64_t i = 0; i < n; i++) values[i] = entry(s + 2 * i);
+    return CRL_OK;
+}
+
+int crl_batch_stats_summary(crl_batch_summary *out, const crl_tensor *stats)
+{
+    if (out == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'out' is NULL");
+    int rc = check_stats(stats, -1, __func__);
+    if (rc) return rc;
+    const float *s = crl_tensor_data(stats);
+    int nbins = (int)((stats->sizes[0] - CRL_STAT_BINS) / 3);
+    double n = entry(s + 2 * CRL_STAT_EXAMPLES), nl = entry(s + 2 * CRL_STAT_LOSS_EXAMPLES);
+    out->batches = (int64_t)entry(s + 2 * CRL_STAT_BATCHES);
+    out->examples = (int64_t)n;
+    out->nan_batch = (int64_t)entry(s + 2 * CRL_STAT_NAN_BATCH);
+    out->nbins = nbins;
+    out->pad_ = 0;
+    out->loss = nl > 0 ? entry(s + 2 * CRL_STAT_LOSS_SUM) / nl : NAN;
+    out->top1 = n > 0 ? entry(s + 2 * CRL_STAT_TOP1) / n : NAN;
+    out->topk = n > 0 ? entry(s + 2 * CRL_STAT_TOPK) / n : NAN;
+    double ece = 0;
+    for (int b = 0; b < nbins; b++) {
+        const float *e = s + 2 * (CRL_STAT_BINS + 3 * b);
+        ece += fabs(entry(e + 4) - entry(e + 2)) / n;  /* |acc_b - conf_b| n_b / n */
+    }
+    out->ece = nbins > 0 && n > 0 ? ece : NAN;
+    return CRL_OK;
+}
