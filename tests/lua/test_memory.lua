@@ -20,7 +20,7 @@ x, v = nil, nil
 collectgarbage()
 t.eq(live(), before, 'collecting both gives the bytes back')
 
--- 250 iterations of a 4 MiB result: 1 GiB made in all; without the
+-- 200 iterations of a 4 MiB result: 800 MiB made in all; without the
 -- collector's help most of it would still be resident at the end
 local a = crlab.randn(1024 * 1024)
 collectgarbage()
@@ -28,7 +28,7 @@ local rss0 = tonumber(C.crl_rss_bytes())
 local collections = T.gc.collections
 local peak, peak_live = 0, 0
 local function loop()
-  for _ = 1, 250 do
+  for _ = 1, 200 do
     local b = a + 1
     local r = tonumber(C.crl_rss_bytes())
     if r > peak then peak = r end
@@ -37,9 +37,13 @@ local function loop()
   end
 end
 loop()
-local bound = 512 * 2^20 -- the default allowance is 256 MiB; without it the loop grows by ~1000 MiB
-t.ok(peak - rss0 < bound, string.format('250 new 4 MiB tensors: resident memory grew by at most %.0f MiB ' ..
-     '(bound %.0f MiB, from %.0f MiB)', (peak - rss0) / 2^20, bound / 2^20, rss0 / 2^20))
+local bound = 512 * 2^20 -- the default allowance is 256 MiB; without it the loop grows by ~800 MiB
+if os.getenv('CRLAB_ASAN') then
+  t.skip('AddressSanitizer keeps freed memory resident in its quarantine; the live bytes below still count')
+else
+  t.ok(peak - rss0 < bound, string.format('200 new 4 MiB tensors: resident memory grew by at most %.0f MiB ' ..
+       '(bound %.0f MiB, from %.0f MiB)', (peak - rss0) / 2^20, bound / 2^20, rss0 / 2^20))
+end
 t.ok(peak_live - before < 320 * 2^20, string.format('live C storage peaked %.0f MiB above the start',
      (peak_live - before) / 2^20))
 t.ok(T.gc.collections > collections, string.format('the binding ran %d collections on its own',
