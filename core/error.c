@@ -17,7 +17,9 @@ void crl_clear_error(void) { last_error[0] = '\0'; }
 
 int crl_fail(int code, const char *func, const char *fmt, ...)
 {
-    int n = snprintf(last_error, sizeof last_error, "%s: ", func);
+    /* a backend's kernel speaks as the public operation: crl_cpu_x -> crl_x */
+    int cpu = strncmp(func, "crl_cpu_", 8) == 0;
+    int n = snprintf(last_error, sizeof last_error, "%s%s: ", cpu ? "crl_" : "", cpu ? func + 8 : func);
     if (n < 0 || n >= (int)sizeof last_error) n = 0;
     va_list ap;
     va_start(ap, fmt);
@@ -43,13 +45,38 @@ const char *crl_shape(const crl_tensor *t)
     return buf;
 }
 
-int crl_require_cpu(const crl_tensor *t, const char *func, const char *name)
+static const char *device_name(int device) { return device == CRL_CUDA ? "CUDA" : device == CRL_CPU ? "CPU" : "unknown"; }
+
+int crl_op_device(int *device, const char *func, int n, const crl_tensor *const *args, const char *const *names)
+{
+    int first = -1;
+    *device = CRL_CPU;
+    for (int i = 0; i < n; i++) {
+        if (args[i] == NULL) continue;
+        if (first < 0) {
+            first = i;
+            *device = args[i]->device;
+        } else if (args[i]->device != *device) {
+            return crl_fail(CRL_ERR_DEVICE, func, "'%s' %s is on the %s and '%s' %s on the %s; move one of them "
+                            "(:cuda() or :float())", names[first], crl_shape(args[first]), device_name(*device),
+                            names[i], crl_shape(args[i]), device_name(args[i]->device));
+        }
+    }
+    return CRL_OK;
+}
+
+int crl_require_host(const crl_tensor *t, const char *func, const char *name)
 {
     if (t->device != CRL_CPU)
-        return crl_fail(CRL_ERR_UNSUPPORTED, func,
-                        "'%s' is a CUDA tensor %s; this operation has no CUDA kernel yet "
-                        "(copy it to the CPU with :float())", name, crl_shape(t));
+        return crl_fail(CRL_ERR_DEVICE, func, "'%s' %s is on the %s; this reads host memory (copy it with :float())",
+                        name, crl_shape(t), device_name(t->device));
     return crl_require_plain(t, func, name);
+}
+
+int crl_no_kernel(const char *func, int device)
+{
+    return crl_fail(CRL_ERR_UNSUPPORTED, func, "this operation has no %s kernel yet (copy the tensors to the CPU "
+                    "with :float())", device_name(device));
 }
 
 int crl_require_dtype(const crl_tensor *t, int dtype, const char *func, const char *name)

@@ -84,8 +84,15 @@ int crl_require_plain(const crl_tensor *t, const char *func, const char *name);
 /* oneDNN's vector block on this CPU: 16 with AVX-512, else 8. */
 int crl_dnnl_block_size(void);
 
+/* The op layer (ops.c): the device of an operation's arguments (NULLs
+ * skipped; all must agree, or the message names both), and the one error
+ * for a device that has no kernel for it. */
+int crl_op_device(int *device, const char *func, int n, const crl_tensor *const *args, const char *const *names);
+int crl_no_kernel(const char *func, int device);
+/* For functions that read host memory by nature (image files, transforms). */
+int crl_require_host(const crl_tensor *t, const char *func, const char *name);
+
 /* Requirements checked at the top of most kernels. */
-int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
 int crl_require_dtype(const crl_tensor *t, int dtype, const char *func, const char *name);
 int crl_normalize_dim(int *dim, int ndim, const char *func, const char *name);
 

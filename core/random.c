@@ -110,8 +110,9 @@ int crl_tensor_randperm(crl_tensor *t, crl_generator *g)
     CHECK_TENSOR(t, "t");
     if (g == NULL) g = &default_generator;
     int rc = crl_require_dtype(t, CRL_INT32, __func__, "t");
-    if (rc == CRL_OK) rc = crl_require_cpu(t, __func__, "t");
     if (rc) return rc;
+    if (t->device != CRL_CPU) return crl_no_kernel(__func__, t->device);
+    if ((rc = crl_require_plain(t, __func__, "t"))) return rc;
     int64_t n = crl_tensor_numel(t);
     if (n > 0x7fffffff)
         return crl_fail(CRL_ERR_ARG, __func__, "%lld elements exceed the int32 range", (long long)n);

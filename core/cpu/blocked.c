@@ -11,8 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include "../internal.h"
 #include "blocked.h"
+
+/* The per-slab partial sums live in one grow-only buffer, so a training
+ * step allocates nothing here; callers hold the lock while they use it. */
+static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+static double *scratch;
+static size_t scratch_n;
+
+static double *scratch_get(size_t n, const char *func)
+{
+    pthread_mutex_lock(&scratch_lock);
+    if (n > scratch_n) {
+        double *p = realloc(scratch, n * sizeof(double));
+        if (p == NULL) {
+            pthread_mutex_unlock(&scratch_lock);
+            crl_fail(CRL_ERR_NOMEM, func, "out of host memory for %zu partial sums", n);
+            return NULL;
+        }
+        scratch = p;
+        scratch_n = n;
+    }
+    return scratch;
+}
+
+static void scratch_put(void) { pthread_mutex_unlock(&scratch_lock); }
 
 /* (n, cb) slab of a blocked tensor: HW * B floats. */
 static inline const float *slab(const float *base, int64_t i, int64_t k, const blk_shape *s)
@@ -143,13 +169,10 @@ int blk_batchnorm_forward(float *y, float *sm, float *si, float *rm, float *rv, 
                           const float *bias, int training, float momentum, float eps, int relu, const blk_shape *s)
 {
     int64_t cp = s->cb * s->b, b = s->b;
-    double *part = malloc((size_t)(2 * s->n * cp + 2 * cp) * sizeof(double));
-    float *scale = malloc((size_t)(3 * cp) * sizeof(float));
-    if (part == NULL || scale == NULL) {
-        free(part);
-        free(scale);
-        return crl_fail(CRL_ERR_NOMEM, "crl_batchnorm_forward", "out of host memory for the statistics");
-    }
+    /* (3 cp floats of scale, shift, mean fit in 2 cp doubles) */
+    double *part = scratch_get((size_t)(2 * s->n * cp + 4 * cp), "crl_batchnorm_forward");
+    if (part == NULL) return CRL_ERR_NOMEM;
+    float *scale = (float *)(part + 2 * s->n * cp + 2 * cp);
     double *part2 = part + s->n * cp, *tot = part2 + s->n * cp, *mean = tot + cp;
     float *shift = scale + cp, *fmean = shift + cp;
     double m_count = (double)(s->n * s->hw);
@@ -190,8 +213,7 @@ int blk_batchnorm_forward(float *y, float *sm, float *si, float *rm, float *rv, 
         shift[c] = (float)((bias ? bias[c] : 0.0f) - mu * invstd * (w ? w[c] : 1.0f));
     }
     normalise(y, x, scale, shift, relu, s);
-    free(part);
-    free(scale);
+    scratch_put();
     return CRL_OK;
 }
 
@@ -199,13 +221,9 @@ int blk_batchnorm_backward(float *gx, float *gw, float *gb, const float *gy, con
                            const float *sm, const float *si, int training, const float *ro, const blk_shape *s)
 {
     int64_t cp = s->cb * s->b;
-    double *part = malloc((size_t)(2 * s->n * cp + 2 * cp) * sizeof(double));
-    float *coef = malloc((size_t)(4 * cp) * sizeof(float));
-    if (part == NULL || coef == NULL) {
-        free(part);
-        free(coef);
-        return crl_fail(CRL_ERR_NOMEM, "crl_batchnorm_backward", "out of host memory for the sums");
-    }
+    double *part = scratch_get((size_t)(2 * s->n * cp + 4 * cp), "crl_batchnorm_backward");
+    if (part == NULL) return CRL_ERR_NOMEM;
+    float *coef = (float *)(part + 2 * s->n * cp + 2 * cp);
     double *part_gx = part + s->n * cp, *sum_g = part_gx + s->n * cp, *sum_gx = sum_g + cp;
     float *fm = coef, *ca = coef + cp, *cb0 = ca + cp, *cb1 = cb0 + cp;
     for (int64_t c = 0; c < cp; c++) fm[c] = c < s->c ? sm[c] : 0.0f;
@@ -227,7 +245,6 @@ int blk_batchnorm_backward(float *gx, float *gw, float *gb, const float *gy, con
         cb1[c] = training ? (float)(-k * sgx * invstd) : 0.0f;
     }
     if (gx) grad_input(gx, gy, x, ro, fm, ca, cb0, cb1, s);
-    free(part);
-    free(coef);
+    scratch_put();
     return CRL_OK;
 }

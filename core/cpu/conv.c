@@ -12,6 +12,7 @@
 #endif
 
 #include "../internal.h"
+#include "cpu.h"
 
 /* Floats of workspace a chunk may use, so memory stays bounded whatever
  * the batch size (64 MiB by default). */
@@ -36,8 +37,8 @@ static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *wei
     CHECK_TENSOR(in, "in");
     CHECK_TENSOR(weight, "weight");
     if (p == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'p' is NULL");
-    int rc = crl_require_cpu(in, func, "in");
-    if (rc == CRL_OK) rc = crl_require_cpu(weight, func, "weight");
+    int rc = crl_require_plain(in, func, "in");
+    if (rc == CRL_OK) rc = crl_require_plain(weight, func, "weight");
     if (rc) return rc;
     if (in->dtype != CRL_FLOAT32 || in->ndim != 4 || !crl_tensor_is_contiguous(in))
         return crl_fail(CRL_ERR_SHAPE, func, "in must be a contiguous float32 (N, C, H, W) tensor, got %s %s",
@@ -219,7 +220,7 @@ static void slice_of(int64_t *first, int64_t *last, int t, const conv_plan *pl, 
     *last = *first + slice < n ? *first + slice : n;
 }
 
-int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+int crl_cpu_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                        const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace)
 {
     CHECK_TENSOR(out, "out");
@@ -263,7 +264,7 @@ int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *
     return CRL_OK;
 }
 
-int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+int crl_cpu_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                         const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
                         const crl_conv2d_params *p, crl_tensor *workspace)
 {

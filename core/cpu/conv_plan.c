@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "cpu.h"
 
 #if DNNL_VERSION_MAJOR != 2
 #error "crlab's convolutions use the oneDNN 2.x C API (Debian 12: apt-get install libdnnl-dev)"
@@ -85,7 +86,11 @@ typedef struct {
     dnnl_primitive_t prim[3];
     dnnl_primitive_t wreorder[2];  /* plain weights -> fwd / bwd_data format */
     dnnl_primitive_t dwreorder;    /* bwd_weights format -> plain, summed in */
+    /* memory objects of each run site (the 3 passes, 2 weight reorders, the
+     * gradient reorder), made once and pointed at the data of each call */
+    dnnl_memory_t mem[6][5];
 } conv_entry;
+enum { SITE_FWD = 0, SITE_BWD_DATA = 1, SITE_BWD_WEIGHTS = 2, SITE_WREORDER = 3, SITE_DWREORDER = 5 };
 
 struct crl_conv2d_plan {
     crl_conv2d_params p;
@@ -105,6 +110,9 @@ static void entry_clear(conv_entry *e)
     for (int i = 0; i < 2; i++)
         if (e->wreorder[i]) dnnl_primitive_destroy(e->wreorder[i]);
     if (e->dwreorder) dnnl_primitive_destroy(e->dwreorder);
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 5; j++)
+            if (e->mem[i][j]) dnnl_memory_destroy(e->mem[i][j]);
     memset(e, 0, sizeof *e);
 }
 
@@ -421,26 +429,30 @@ typedef struct {
     void *data;
 } exec_arg;
 
-/* Runs one primitive on these buffers, with the shared scratchpad. */
-static int run(dnnl_primitive_t prim, const_dnnl_primitive_desc_t pd, const exec_arg *a, int na, const char *func)
+/* Runs one primitive on these buffers, with the shared scratchpad. The
+ * memory objects of a run site are made at its first run and re-pointed
+ * after that, so a step allocates nothing. */
+static int run(dnnl_memory_t *mem, dnnl_primitive_t prim, const_dnnl_primitive_desc_t pd, const exec_arg *a, int na,
+               const char *func)
 {
-    dnnl_exec_arg_t args[8];
-    dnnl_memory_t mem[8];
+    dnnl_exec_arg_t args[5];
     int n = 0, rc = CRL_OK;
     pthread_mutex_lock(&exec_lock);
     const dnnl_memory_desc_t *spmd = pd ? dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) : NULL;
     size_t sp = spmd ? dnnl_memory_desc_get_size(spmd) : 0;
     if (sp && grow(&scratch, sp)) rc = CRL_ERR_NOMEM;
     for (int i = 0; i < na + 1 && rc == CRL_OK; i++) {
-        const dnnl_memory_desc_t *md = i < na ? a[i].md : spmd;
         if (i == na && sp == 0) break;
-        dnnl_status_t st = dnnl_memory_create(&mem[n], md, engine, i < na ? a[i].data : crl_tensor_data(&scratch));
+        const dnnl_memory_desc_t *md = i < na ? a[i].md : spmd;
+        void *data = i < na ? a[i].data : crl_tensor_data(&scratch);
+        dnnl_status_t st = mem[i] ? dnnl_memory_set_data_handle(mem[i], data)
+                                  : dnnl_memory_create(&mem[i], md, engine, data);
         if (st != dnnl_success) {
             rc = dnnl_fail(st, func, "memory");
             break;
         }
         args[n].arg = i < na ? a[i].arg : DNNL_ARG_SCRATCHPAD;
-        args[n].memory = mem[n];
+        args[n].memory = mem[i];
         n++;
     }
     if (rc == CRL_OK) {
@@ -449,7 +461,6 @@ static int run(dnnl_primitive_t prim, const_dnnl_primitive_desc_t pd, const exec
         if (st != dnnl_success) rc = dnnl_fail(st, func, "execute");
     }
     pthread_mutex_unlock(&exec_lock);
-    for (int i = 0; i < n; i++) dnnl_memory_destroy(mem[i]);
     return rc;
 }
 
@@ -460,7 +471,7 @@ static int reorder_weights(crl_conv2d_plan *pl, conv_entry *e, int pass, const c
     if (grow(&pl->wbuf[pass], dnnl_memory_desc_get_size(wmd))) return CRL_ERR_NOMEM;
     exec_arg a[2] = {{DNNL_ARG_FROM, &e->wplain_md, crl_tensor_data(weight)},
                      {DNNL_ARG_TO, wmd, crl_tensor_data(&pl->wbuf[pass])}};
-    return run(e->wreorder[pass], NULL, a, 2, func);
+    return run(e->mem[SITE_WREORDER + pass], e->wreorder[pass], NULL, a, 2, func);
 }
 
 static const char *impl_of(const conv_entry *e, int pass)
@@ -504,7 +515,7 @@ static int reference_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_ten
 static int reference_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                               const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight);
 
-int crl_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+int crl_cpu_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                             const crl_tensor *bias, int plain_output)
 {
     const char *func = __func__;
@@ -535,12 +546,12 @@ int crl_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tens
                      {DNNL_ARG_WEIGHTS, pd_md(e, 0, dnnl_query_weights_md), crl_tensor_data(&pl->wbuf[0])},
                      {DNNL_ARG_DST, &e->dst_md, crl_tensor_data(out)},
                      {DNNL_ARG_BIAS, &e->bias_md, bias ? crl_tensor_data(bias) : NULL}};
-    rc = run(e->prim[0], e->pd[0], a, bias ? 4 : 3, func);
+    rc = run(e->mem[SITE_FWD], e->prim[0], e->pd[0], a, bias ? 4 : 3, func);
     describe(pl, e);
     return rc;
 }
 
-int crl_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+int crl_cpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                              const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
 {
     const char *func = __func__;
@@ -597,7 +608,7 @@ int crl_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tenso
         exec_arg a[3] = {{DNNL_ARG_DIFF_DST, &e->dst_md, crl_tensor_data(gy)},
                          {DNNL_ARG_WEIGHTS, pd_md(e, 1, dnnl_query_weights_md), crl_tensor_data(&pl->wbuf[1])},
                          {DNNL_ARG_DIFF_SRC, &e->src_md, crl_tensor_data(gx)}};
-        if ((rc = run(e->prim[1], e->pd[1], a, 3, func))) return rc;
+        if ((rc = run(e->mem[SITE_BWD_DATA], e->prim[1], e->pd[1], a, 3, func))) return rc;
         if (gx != grad_in && (rc = crl_tensor_reorder(grad_in, gx, in->layout))) return rc;
     }
     if (grad_weight || grad_bias) {
@@ -610,11 +621,11 @@ int crl_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tenso
                          {DNNL_ARG_DIFF_DST, &e->dst_md, crl_tensor_data(gy)},
                          {DNNL_ARG_DIFF_WEIGHTS, dwmd, crl_tensor_data(&pl->dwbuf)},
                          {DNNL_ARG_DIFF_BIAS, &e->bias_md, crl_tensor_data(&pl->dbias)}};
-        if ((rc = run(e->prim[2], e->pd[2], a, grad_bias ? 4 : 3, func))) return rc;
+        if ((rc = run(e->mem[SITE_BWD_WEIGHTS], e->prim[2], e->pd[2], a, grad_bias ? 4 : 3, func))) return rc;
         if (grad_weight) {
             exec_arg r[2] = {{DNNL_ARG_FROM, dwmd, crl_tensor_data(&pl->dwbuf)},
                              {DNNL_ARG_TO, &e->wplain_md, crl_tensor_data(grad_weight)}};
-            if ((rc = run(e->dwreorder, NULL, r, 2, func))) return rc;
+            if ((rc = run(e->mem[SITE_DWREORDER], e->dwreorder, NULL, r, 2, func))) return rc;
         }
         if (grad_bias) {
             float *gb = crl_tensor_data(grad_bias);

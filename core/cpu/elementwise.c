@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "cpu.h"
 
 /* Walks the elements of a (ndim, size) shape in row-major order, keeping
  * the element offsets of up to three operands in step; the innermost
@@ -158,7 +159,7 @@ static int add_blocked(crl_tensor *out, const crl_tensor *a, const crl_tensor *b
     return CRL_OK;
 }
 
-int crl_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int op)
+int crl_cpu_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int op)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
@@ -167,8 +168,8 @@ int crl_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b,
     if (rc) return rc;
     if (a->layout != CRL_LAYOUT_PLAIN && op == CRL_OP_ADD && a->device == CRL_CPU && b->device == CRL_CPU)
         return add_blocked(out, a, b);
-    rc = crl_require_cpu(a, __func__, "a");
-    if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
+    rc = crl_require_plain(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_plain(b, __func__, "b");
     if (rc) return rc;
     int is_compare = op >= CRL_OP_EQ;
     if (a->dtype != b->dtype || (!is_compare && a->dtype != CRL_FLOAT32))
@@ -204,12 +205,12 @@ int crl_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b,
     return CRL_OK;
 }
 
-int crl_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s, int op, int reverse)
+int crl_cpu_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s, int op, int reverse)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
     int rc = check_op(op, __func__);
-    if (rc == CRL_OK) rc = crl_require_cpu(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_plain(a, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
     if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
     if (rc) return rc;
@@ -260,14 +261,14 @@ static inline float apply_unary(int op, float x)
 /* Checks a float32 CPU input, sizes out like it, and sets up the walk. */
 static int unary_prologue(walk3 *w, crl_tensor *out, const crl_tensor *a, const char *func)
 {
-    int rc = crl_require_cpu(a, func, "a");
+    int rc = crl_require_plain(a, func, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, func, "a");
     if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
     if (rc == CRL_OK) walk3_init(w, out, a, NULL);
     return rc;
 }
 
-int crl_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
+int crl_cpu_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
@@ -285,7 +286,7 @@ int crl_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
     return CRL_OK;
 }
 
-int crl_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double hi)
+int crl_cpu_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double hi)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");

@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include "../internal.h"
+#include "cpu.h"
 
 /* How a 2-D view can be handed to row-major BLAS: trans 0 with ld = rows'
  * stride, trans 1 (it is the transpose of a row-major matrix) with ld =
@@ -43,14 +44,14 @@ static int operand(const crl_tensor *t, crl_tensor **tmp, const float **ptr,
     return CRL_OK;
 }
 
-int crl_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *b,
+int crl_cpu_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *b,
                     int transpose_a, int transpose_b, float alpha, float beta)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
     CHECK_TENSOR(b, "b");
-    int rc = crl_require_cpu(a, __func__, "a");
-    if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
+    int rc = crl_require_plain(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_plain(b, __func__, "b");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(b, CRL_FLOAT32, __func__, "b");
     if (rc) return rc;

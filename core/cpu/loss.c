@@ -21,6 +21,7 @@
 #include <math.h>
 
 #include "../internal.h"
+#include "cpu.h"
 
 static const char *loss_name(int kind)
 {
@@ -49,8 +50,8 @@ static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
     CHECK_TENSOR(logits, "logits");
     CHECK_TENSOR(labels, "labels");
     if (spec == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'spec' is NULL");
-    int rc = crl_require_cpu(logits, func, "logits");
-    if (rc == CRL_OK) rc = crl_require_cpu(labels, func, "labels");
+    int rc = crl_require_plain(logits, func, "logits");
+    if (rc == CRL_OK) rc = crl_require_plain(labels, func, "labels");
     if (rc) return rc;
     if (logits->dtype != CRL_FLOAT32 || logits->ndim != 2)
         return crl_fail(CRL_ERR_SHAPE, func, "logits must be a float32 (N, K) matrix, got %s %s",
@@ -169,14 +170,14 @@ static int forward(double *value, crl_tensor *per_example, const crl_tensor *log
     return CRL_OK;
 }
 
-int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits,
+int crl_cpu_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits,
                      const crl_tensor *labels, const crl_loss_spec *spec)
 {
     if (value == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'value' is NULL");
     return forward(value, per_example, logits, labels, spec, __func__);
 }
 
-int crl_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits,
+int crl_cpu_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits,
                           const crl_tensor *labels, const crl_loss_spec *spec)
 {
     CHECK_TENSOR(value, "value");
@@ -190,7 +191,7 @@ int crl_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_
     return rc;
 }
 
-int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels,
+int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels,
                       const crl_tensor *grad_output, const crl_loss_spec *spec)
 {
     CHECK_TENSOR(grad, "grad");
@@ -200,7 +201,7 @@ int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tens
         return crl_fail(CRL_ERR_ARG, __func__, "grad must be a tensor of its own");
     int64_t n = logits->sizes[0], k = logits->sizes[1];
     if (grad_output) {
-        rc = crl_require_cpu(grad_output, __func__, "grad_output");
+        rc = crl_require_plain(grad_output, __func__, "grad_output");
         if (rc == CRL_OK) rc = crl_require_dtype(grad_output, CRL_FLOAT32, __func__, "grad_output");
         if (rc) return rc;
         int64_t want = spec->reduction == CRL_REDUCE_NONE ? n : 1;

@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "cpu.h"
 #include "blocked.h"
 
 static int need_f32(const crl_tensor *t, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    int rc = crl_require_cpu(t, func, name);
+    int rc = crl_require_plain(t, func, name);
     if (rc) return rc;
     if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t))
         return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a contiguous float32 tensor (got %s%s)", name,
@@ -43,7 +44,7 @@ static int same_numel(const crl_tensor *a, int64_t n, const char *func, const ch
 
 /* ---- linear ---------------------------------------------------------------- */
 
-int crl_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+int crl_cpu_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                        const crl_tensor *bias)
 {
     CHECK_TENSOR(out, "out");
@@ -72,7 +73,7 @@ int crl_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *
     return CRL_OK;
 }
 
-int crl_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+int crl_cpu_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                         const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
 {
     int rc = need_f32(in, __func__, "in");
@@ -125,7 +126,7 @@ static int bn_shape(const crl_tensor *in, int64_t *n, int64_t *c, int64_t *hw, c
     return CRL_OK;
 }
 
-int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd,
+int crl_cpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd,
                           crl_tensor *running_mean, crl_tensor *running_var, const crl_tensor *in,
                           const crl_tensor *weight, const crl_tensor *bias, int training,
                           float momentum, float eps, int relu)
@@ -222,7 +223,7 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
     return CRL_OK;
 }
 
-int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+int crl_cpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                            const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
                            const crl_tensor *save_mean, const crl_tensor *save_invstd, int training,
                            const crl_tensor *relu_out)
@@ -314,7 +315,7 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
 
 /* ---- ReLU ------------------------------------------------------------------------ */
 
-int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
+int crl_cpu_relu_forward(crl_tensor *out, const crl_tensor *in)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(in, "in");
@@ -329,7 +330,7 @@ int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
     return CRL_OK;
 }
 
-int crl_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out)
+int crl_cpu_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out)
 {
     CHECK_TENSOR(grad_in, "grad_in");
     CHECK_TENSOR(out, "out");
@@ -370,7 +371,7 @@ static int pool_shape(int64_t *oh, int64_t *ow, const crl_tensor *in, const crl_
     return CRL_OK;
 }
 
-int crl_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor *in,
+int crl_cpu_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor *in,
                           const crl_pool2d_params *p)
 {
     CHECK_TENSOR(out, "out");
@@ -414,7 +415,7 @@ int crl_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor
     return CRL_OK;
 }
 
-int crl_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *indices,
+int crl_cpu_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *indices,
                            const crl_tensor *in)
 {
     CHECK_TENSOR(grad_in, "grad_in");
@@ -456,7 +457,7 @@ static float avg_divisor(const crl_pool2d_params *p, int64_t oy, int64_t ox, int
     return (float)((y1 - y0) * (x1 - x0));
 }
 
-int crl_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p)
+int crl_cpu_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p)
 {
     CHECK_TENSOR(out, "out");
     int rc = need_f32(in, __func__, "in");
@@ -488,7 +489,7 @@ int crl_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2
     return CRL_OK;
 }
 
-int crl_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in,
+int crl_cpu_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in,
                            const crl_pool2d_params *p)
 {
     CHECK_TENSOR(grad_in, "grad_in");
@@ -527,7 +528,7 @@ int crl_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, cons
 
 /* ---- dropout -------------------------------------------------------------------------- */
 
-int crl_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in, float p,
+int crl_cpu_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in, float p,
                         crl_generator *g)
 {
     CHECK_TENSOR(out, "out");
@@ -588,7 +589,7 @@ static int need_nchw(const crl_tensor *t, const char *func, const char *name)
     return rc;
 }
 
-int crl_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in)
+int crl_cpu_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in)
 {
     CHECK_TENSOR(out, "out");
     int rc = need_nchw(in, __func__, "in");
@@ -609,7 +610,7 @@ int crl_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in)
     return CRL_OK;
 }
 
-int crl_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in)
+int crl_cpu_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in)
 {
     CHECK_TENSOR(grad_in, "grad_in");
     int rc = need_nchw(in, __func__, "in");
@@ -659,7 +660,7 @@ static void shortcut_walk(float *big, float *small, const blk_shape *sb, const b
                 }
 }
 
-int crl_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_channels, int stride)
+int crl_cpu_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_channels, int stride)
 {
     CHECK_TENSOR(out, "out");
     int rc = shortcut_check(in, out_channels, stride, __func__);
@@ -676,7 +677,7 @@ int crl_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_chan
     return CRL_OK;
 }
 
-int crl_shortcut_pad_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in, int stride)
+int crl_cpu_shortcut_pad_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in, int stride)
 {
     CHECK_TENSOR(grad_in, "grad_in");
     CHECK_TENSOR(grad_out, "grad_out");

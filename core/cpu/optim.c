@@ -4,11 +4,12 @@
 #include <math.h>
 
 #include "../internal.h"
+#include "cpu.h"
 
 static int slab(const crl_tensor *t, int64_t n, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    int rc = crl_require_cpu(t, func, name);
+    int rc = crl_require_plain(t, func, name);
     if (rc) return rc;
     if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t) || crl_tensor_numel(t) != n)
         return crl_fail(CRL_ERR_SHAPE, func, "'%s' %s must be a contiguous float32 tensor of %lld elements "
@@ -16,7 +17,7 @@ static int slab(const crl_tensor *t, int64_t n, const char *func, const char *na
     return CRL_OK;
 }
 
-int crl_sgd_step(crl_tensor *params, crl_tensor *momentum_buf, const crl_tensor *grads,
+int crl_cpu_sgd_step(crl_tensor *params, crl_tensor *momentum_buf, const crl_tensor *grads,
                  const crl_tensor *decay, float lr, float momentum, float dampening, int nesterov)
 {
     CHECK_TENSOR(params, "params");
@@ -45,7 +46,7 @@ int crl_sgd_step(crl_tensor *params, crl_tensor *momentum_buf, const crl_tensor 
     return CRL_OK;
 }
 
-int crl_adam_step(crl_tensor *params, crl_tensor *m, crl_tensor *v, const crl_tensor *grads,
+int crl_cpu_adam_step(crl_tensor *params, crl_tensor *m, crl_tensor *v, const crl_tensor *grads,
                   const crl_tensor *decay, float lr, float beta1, float beta2, float eps,
                   int64_t step, int decoupled)
 {
@@ -77,7 +78,7 @@ int crl_adam_step(crl_tensor *params, crl_tensor *m, crl_tensor *v, const crl_te
     return CRL_OK;
 }
 
-int crl_tensor_sumsq(double *value, const crl_tensor *t)
+int crl_cpu_tensor_sumsq(double *value, const crl_tensor *t)
 {
     CHECK_TENSOR(t, "t");
     if (value == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'value' is NULL");

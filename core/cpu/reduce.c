@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../internal.h"
+#include "cpu.h"
 
 static int all_elements(double *value, const crl_tensor *t, int what, const char *func)
 {
@@ -14,7 +15,7 @@ static int all_elements(double *value, const crl_tensor *t, int what, const char
     int64_t n = crl_tensor_numel(t);
     if (n == 0 && what != 0)
         return crl_fail(CRL_ERR_SHAPE, func, "the tensor %s is empty", crl_shape(t));
-    int rc = crl_require_cpu(t, func, "t");
+    int rc = crl_require_plain(t, func, "t");
     if (rc) return rc;
     const void *base = t->storage ? t->storage->data : NULL;
     double acc = what == 0 ? 0.0 : crl_read_elem(base, t->dtype, crl_linear_to_offset(t, 0));
@@ -38,9 +39,9 @@ static int all_elements(double *value, const crl_tensor *t, int what, const char
     return CRL_OK;
 }
 
-int crl_tensor_sum_all(double *value, const crl_tensor *t) { return all_elements(value, t, 0, __func__); }
-int crl_tensor_max_all(double *value, const crl_tensor *t) { return all_elements(value, t, 1, __func__); }
-int crl_tensor_min_all(double *value, const crl_tensor *t) { return all_elements(value, t, 2, __func__); }
+int crl_cpu_tensor_sum_all(double *value, const crl_tensor *t) { return all_elements(value, t, 0, __func__); }
+int crl_cpu_tensor_max_all(double *value, const crl_tensor *t) { return all_elements(value, t, 1, __func__); }
+int crl_cpu_tensor_min_all(double *value, const crl_tensor *t) { return all_elements(value, t, 2, __func__); }
 
 /* The (outer, n, inner) split of a contiguous src along dim, the output
  * shape, and a contiguous float32 view of src (a copy when needed). */
@@ -55,7 +56,7 @@ typedef struct {
 static int split_dim(dim_split *s, const crl_tensor *src, int dim, int keepdim, const char *func)
 {
     CHECK_TENSOR(src, "src");
-    int rc = crl_require_cpu(src, func, "src");
+    int rc = crl_require_plain(src, func, "src");
     if (rc == CRL_OK) rc = crl_require_dtype(src, CRL_FLOAT32, func, "src");
     if (rc == CRL_OK) rc = crl_normalize_dim(&dim, src->ndim, func, "dim");
     if (rc) return rc;
@@ -109,12 +110,12 @@ static int sum_or_mean(crl_tensor *out, const crl_tensor *src, int dim, int keep
     return rc;
 }
 
-int crl_tensor_sum(crl_tensor *out, const crl_tensor *src, int dim, int keepdim)
+int crl_cpu_tensor_sum(crl_tensor *out, const crl_tensor *src, int dim, int keepdim)
 {
     return sum_or_mean(out, src, dim, keepdim, 0, __func__);
 }
 
-int crl_tensor_mean(crl_tensor *out, const crl_tensor *src, int dim, int keepdim)
+int crl_cpu_tensor_mean(crl_tensor *out, const crl_tensor *src, int dim, int keepdim)
 {
     return sum_or_mean(out, src, dim, keepdim, 1, __func__);
 }
@@ -158,12 +159,12 @@ static int extreme(crl_tensor *values, crl_tensor *indices, const crl_tensor *sr
     return rc;
 }
 
-int crl_tensor_max(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim)
+int crl_cpu_tensor_max(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim)
 {
     return extreme(values, indices, src, dim, keepdim, 1, __func__);
 }
 
-int crl_tensor_min(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim)
+int crl_cpu_tensor_min(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim)
 {
     return extreme(values, indices, src, dim, keepdim, 0, __func__);
 }
@@ -201,12 +202,12 @@ static int softmax_impl(crl_tensor *out, const crl_tensor *src, int dim, int wan
     return rc;
 }
 
-int crl_tensor_softmax(crl_tensor *out, const crl_tensor *src, int dim)
+int crl_cpu_tensor_softmax(crl_tensor *out, const crl_tensor *src, int dim)
 {
     return softmax_impl(out, src, dim, 0, __func__);
 }
 
-int crl_tensor_log_softmax(crl_tensor *out, const crl_tensor *src, int dim)
+int crl_cpu_tensor_log_softmax(crl_tensor *out, const crl_tensor *src, int dim)
 {
     return softmax_impl(out, src, dim, 1, __func__);
 }

@@ -445,7 +445,7 @@ int crl_transform_apply(crl_tensor *out, const crl_tensor *image, const crl_tran
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(image, "image");
-    int rc = crl_require_cpu(image, __func__, "image");
+    int rc = crl_require_host(image, __func__, "image");
     if (rc) return rc;
     if (image->dtype != CRL_UINT8 || image->ndim != 3 || !crl_tensor_is_contiguous(image))
         return crl_fail(CRL_ERR_SHAPE, __func__, "image must be a contiguous uint8 (C, H, W), got %s %s",

@@ -230,7 +230,7 @@ int crl_image_write_png(const char *path, const crl_tensor *image)
 {
     CHECK_TENSOR(image, "image");
     if (path == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'path' is NULL");
-    int rc = crl_require_cpu(image, __func__, "image");
+    int rc = crl_require_host(image, __func__, "image");
     if (rc) return rc;
     if (image->dtype != CRL_UINT8 || image->ndim != 3 || !crl_tensor_is_contiguous(image) ||
         (image->sizes[0] != 1 && image->sizes[0] != 3 && image->sizes[0] != 4) || image->sizes[1] < 1 ||
@@ -266,7 +266,7 @@ int crl_image_write_jpeg(const char *path, const crl_tensor *image, int quality,
 {
     CHECK_TENSOR(image, "image");
     if (path == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'path' is NULL");
-    int rc = crl_require_cpu(image, __func__, "image");
+    int rc = crl_require_host(image, __func__, "image");
     if (rc) return rc;
     if (image->dtype != CRL_UINT8 || image->ndim != 3 || !crl_tensor_is_contiguous(image) ||
         (image->sizes[0] != 1 && image->sizes[0] != 3) || image->sizes[1] < 1 || image->sizes[2] < 1)

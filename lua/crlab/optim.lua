@@ -17,7 +17,7 @@ local M = {}
 -- ranges whose tag is listed in noDecay (e.g. {'bn', 'bias'}).
 local function decay_slab(params, wd, noDecay, ranges)
   if not wd or wd == 0 then return nil end
-  local d = T.new(C.CRL_FLOAT32, C.CRL_CPU, {params:numel()}):fill(wd)
+  local d = T.new(C.CRL_FLOAT32, params.device, {params:numel()}):fill(wd)
   local skip = {}
   for _, tag in ipairs(noDecay or {}) do skip[tag] = true end
   for _, r in ipairs(ranges or {}) do
@@ -36,7 +36,7 @@ function M.sgd(params, grads, opts, ranges)
   self.dampening = opts.dampening or 0
   self.nesterov = opts.nesterov and 1 or 0
   self.decay = decay_slab(params, opts.weightDecay, opts.noDecay, ranges)
-  if self.momentum ~= 0 then self.buf = T.new(C.CRL_FLOAT32, C.CRL_CPU, {params:numel()}) end
+  if self.momentum ~= 0 then self.buf = T.new(C.CRL_FLOAT32, params.device, {params:numel()}) end
   self.steps = 0
   return self
 end
@@ -69,8 +69,8 @@ function M.adam(params, grads, opts, ranges)
   self.eps = opts.eps or 1e-8
   self.decoupled = opts.decoupled and 1 or 0
   self.decay = decay_slab(params, opts.weightDecay, opts.noDecay, ranges)
-  self.m = T.new(C.CRL_FLOAT32, C.CRL_CPU, {params:numel()})
-  self.v = T.new(C.CRL_FLOAT32, C.CRL_CPU, {params:numel()})
+  self.m = T.new(C.CRL_FLOAT32, params.device, {params:numel()})
+  self.v = T.new(C.CRL_FLOAT32, params.device, {params:numel()})
   self.steps = 0
   return self
 end

@@ -18,13 +18,13 @@ return function(nn)
     self.affine = opts.affine ~= false
     self.relu = opts.relu or false -- a ReLU fused after the normalisation
     if self.affine then
-      self.weight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures}):fill(1)
-      self.bias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures})
-      self.gradWeight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures})
-      self.gradBias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures})
+      self.weight = nn.param({nFeatures}):fill(1)
+      self.bias = nn.param({nFeatures})
+      self.gradWeight = nn.param({nFeatures})
+      self.gradBias = nn.param({nFeatures})
     end
-    self.running_mean = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures})
-    self.running_var = T.new(C.CRL_FLOAT32, C.CRL_CPU, {nFeatures}):fill(1)
+    self.running_mean = nn.param({nFeatures})
+    self.running_var = nn.param({nFeatures}):fill(1)
     self.save_mean = nn.buffer()
     self.save_invstd = nn.buffer()
     self.paramNames = {'weight', 'bias'}

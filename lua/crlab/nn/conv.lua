@@ -51,11 +51,11 @@ return function(nn)
     self.inC, self.outC, self.kh, self.kw = inC, outC, kh, kw
     self.params = ffi.new('crl_conv2d_params', stride, stride, pad, pad, dil, dil, groups, 0)
     local fan_in = inC / groups * kh * kw
-    self.weight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outC, inC / groups, kh, kw}):normal(0, math.sqrt(2 / fan_in))
-    self.gradWeight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outC, inC / groups, kh, kw})
+    self.weight = nn.param({outC, inC / groups, kh, kw}):normal(0, math.sqrt(2 / fan_in))
+    self.gradWeight = nn.param({outC, inC / groups, kh, kw})
     if opts.bias ~= false then
-      self.bias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outC})
-      self.gradBias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outC})
+      self.bias = nn.param({outC})
+      self.gradBias = nn.param({outC})
     end
     self.backend = opts.backend or default_backend
     if not backends[self.backend] then error("nn.Conv2d: backend 'onednn' or 'reference', got " .. tostring(self.backend), 2) end

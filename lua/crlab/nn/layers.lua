@@ -18,11 +18,11 @@ return function(nn)
     opts = opts or {}
     self.inputSize, self.outputSize = inputSize, outputSize
     local bound = 1 / math.sqrt(inputSize)
-    self.weight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize, inputSize}):uniform(-bound, bound)
-    self.gradWeight = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize, inputSize})
+    self.weight = nn.param({outputSize, inputSize}):uniform(-bound, bound)
+    self.gradWeight = nn.param({outputSize, inputSize})
     if opts.bias ~= false then
-      self.bias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize}):uniform(-bound, bound)
-      self.gradBias = T.new(C.CRL_FLOAT32, C.CRL_CPU, {outputSize})
+      self.bias = nn.param({outputSize}):uniform(-bound, bound)
+      self.gradBias = nn.param({outputSize})
     end
     self.paramNames = {'weight', 'bias'}
   end

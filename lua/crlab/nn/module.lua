@@ -6,14 +6,21 @@ local C, check = core.C, core.check
 return function(nn)
   local Module = nn.class('Module')
 
+  -- Modules are made on the host, as in Torch7, and moved with :cuda() /
+  -- :float() / :type(device); nothing below names a device again: kernels
+  -- put their outputs on the device of their inputs.
+  local HOST = C.CRL_CPU
+
   function Module:__init()
-    self.output = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
-    self.gradInput = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+    self.output = nn.buffer()
+    self.gradInput = nn.buffer()
     self.train = true
   end
 
-  -- An empty float32 tensor for a kernel to resize.
-  function nn.buffer() return T.new(C.CRL_FLOAT32, C.CRL_CPU, {0}) end
+  -- An empty float32 tensor for a kernel to resize (and move).
+  function nn.buffer(dtype) return T.new(dtype or C.CRL_FLOAT32, HOST, {0}) end
+  -- A new float32 parameter or state tensor of this size, zero-filled.
+  function nn.param(size) return T.new(C.CRL_FLOAT32, HOST, size) end
 
   function Module:updateOutput(input) error(self.__typename .. ' has no updateOutput', 2) end
   function Module:updateGradInput(input, gradOutput) error(self.__typename .. ' has no updateGradInput', 2) end
@@ -81,10 +88,65 @@ return function(nn)
     return self
   end
 
-  function Module:float() return self end
-  function Module:cuda()
-    error('crlab.nn: modules have no CUDA kernels yet (the GPU backend is open work)', 2)
+  -- Moves every tensor of the module tree to a device: the parameter and
+  -- gradient slabs as a whole (the modules' parameters stay views of them),
+  -- running statistics and other state by copy, output and scratch buffers
+  -- as empty tensors there; plans made for the old device are dropped.
+  -- device: 'cuda', 'cpu' / 'float', or CRL_CUDA / CRL_CPU.
+  local function device_of(device)
+    if device == 'cuda' or device == C.CRL_CUDA then return C.CRL_CUDA end
+    if device == 'cpu' or device == 'float' or device == C.CRL_CPU then return C.CRL_CPU end
+    error("Module:type: device 'cuda' or 'cpu', got " .. tostring(device), 3)
   end
+
+  local function moved(v, dev, seen)
+    if T.isTensor(v) then
+      if v.device == dev then return v end
+      if v.storage == nil or v:numel() == 0 then return T.new(v.dtype, dev, {0}) end
+      local h = v:plain()
+      return dev == C.CRL_CUDA and h:cuda() or h:cpu()
+    end
+    if type(v) == 'table' and not seen[v] and getmetatable(v) == nil then
+      seen[v] = true
+      for k, x in pairs(v) do v[k] = moved(x, dev, seen) end
+    end
+    return v
+  end
+
+  function Module:type(device)
+    local dev = device_of(device)
+    if self.flatParameters then
+      local P, G = self.flatParameters, self.flatGradParameters
+      local nP, nG = P:cpu(), G:cpu()
+      if dev ~= C.CRL_CPU then nP, nG = nP:cuda(), nG:cuda() end
+      local params, grads = self:parameters()
+      local off = 0
+      for i, p in ipairs(params) do
+        local n = p:numel()
+        check(C.crl_tensor_set(p, nP:narrow(1, off + 1, n):view(p:size())))
+        check(C.crl_tensor_set(grads[i], nG:narrow(1, off + 1, n):view(p:size())))
+        off = off + n
+      end
+      self.flatParameters, self.flatGradParameters = nP, nG
+    end
+    local function walk(m)
+      m._plan = nil
+      local seen = {}
+      for k, v in pairs(m) do
+        if type(v) == 'table' and v.__typename == nil and getmetatable(v) == nil then
+          moved(v, dev, seen)
+        elseif T.isTensor(v) then
+          m[k] = moved(v, dev, seen)
+        end
+      end
+      for _, c in ipairs(m:children()) do walk(c) end
+    end
+    walk(self)
+    return self
+  end
+
+  function Module:float() return self:type('cpu') end
+  function Module:cuda() return self:type('cuda') end
 
   function Module:__repr() return self.__typename end
 
@@ -118,8 +180,9 @@ return function(nn)
     local params, grads, tags = self:parameters()
     local total = 0
     for _, p in ipairs(params) do total = total + p:numel() end
-    local flatP = T.new(C.CRL_FLOAT32, C.CRL_CPU, {total})
-    local flatG = T.new(C.CRL_FLOAT32, C.CRL_CPU, {total})
+    local dev = params[1] and params[1].device or HOST
+    local flatP = T.new(C.CRL_FLOAT32, dev, {total})
+    local flatG = T.new(C.CRL_FLOAT32, dev, {total})
     local ranges, off = {}, 0
     for i, p in ipairs(params) do
       local n = p:numel()

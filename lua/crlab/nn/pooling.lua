@@ -20,7 +20,7 @@ return function(nn)
   function MaxPool2d:__init(k, opts)
     nn.Module.__init(self)
     self.params = params(k, opts, 'nn.MaxPool2d')
-    self.indices = T.new(C.CRL_INT32, C.CRL_CPU, {0})
+    self.indices = nn.buffer(C.CRL_INT32)
   end
 
   function MaxPool2d:updateOutput(input)
