@@ -352,6 +352,21 @@ int crl_cpu_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const
 
 /* ---- pooling ------------------------------------------------------------------------ */
 
+/* Plane pl = n * C + c of a 4-d tensor, plain or blocked: the offset of its
+ * element (0, 0) and the distance between neighbouring elements. Lets the
+ * per-plane loops (pooling) read and write either layout. */
+static int64_t plane_at(const crl_tensor *t, int64_t pl, int64_t *step)
+{
+    int64_t c = t->sizes[1], hw = t->sizes[2] * t->sizes[3];
+    if (t->layout == CRL_LAYOUT_PLAIN) {
+        *step = 1;
+        return pl * hw;
+    }
+    int64_t b = t->layout, n = pl / c, ch = pl % c;
+    *step = b;
+    return ((n * crl_layout_blocks(c, b) + ch / b) * hw) * b + ch % b;
+}
+
 static int pool_shape(int64_t *oh, int64_t *ow, const crl_tensor *in, const crl_pool2d_params *p,
                       const char *func)
 {
@@ -376,21 +391,25 @@ int crl_cpu_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_te
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(indices, "indices");
-    int rc = need_f32(in, __func__, "in");
+    CHECK_TENSOR(in, "in");
+    int rc = need_f32_as(in, in->layout, __func__, "in");
     int64_t oh = 0, ow = 0;
     if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
     if (rc) return rc;
     int64_t osz[4] = {in->sizes[0], in->sizes[1], oh, ow};
-    if ((rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz)) ||
+    if ((rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, 4, osz, in->layout)) ||
         (rc = crl_prepare(indices, CRL_INT32, CRL_CPU, 4, osz)))
         return rc;
+    if (out->layout != CRL_LAYOUT_PLAIN) memset(crl_tensor_data(out), 0, (size_t)crl_tensor_span(out) * 4);
     int64_t planes = in->sizes[0] * in->sizes[1], h = in->sizes[2], w = in->sizes[3];
     const float *x = crl_tensor_data(in);
-    float *y = crl_tensor_data(out);
+    float *y0 = crl_tensor_data(out);
     int32_t *ix = crl_tensor_data(indices);
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *src = x + pl * h * w;
+        int64_t es, os;
+        const float *src = x + plane_at(in, pl, &es);
+        float *y = y0 + plane_at(out, pl, &os);
         for (int64_t oy = 0; oy < oh; oy++)
             for (int64_t ox = 0; ox < ow; ox++) {
                 float best = -INFINITY;
@@ -401,14 +420,14 @@ int crl_cpu_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_te
                     for (int64_t kx = 0; kx < p->kernel_w; kx++) {
                         int64_t jx = ox * p->stride_w - p->pad_w + kx;
                         if (jx < 0 || jx >= w) continue;
-                        float v = src[iy * w + jx];
+                        float v = src[(iy * w + jx) * es];
                         if (v > best || arg < 0 || v != v) {
                             best = v;
                             arg = (int32_t)(iy * w + jx);
                         }
                     }
                 }
-                y[(pl * oh + oy) * ow + ox] = best;
+                y[(oy * ow + ox) * os] = best;
                 ix[(pl * oh + oy) * ow + ox] = arg;
             }
     }
@@ -420,26 +439,29 @@ int crl_cpu_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, 
 {
     CHECK_TENSOR(grad_in, "grad_in");
     CHECK_TENSOR(indices, "indices");
-    int rc = need_f32(grad_out, __func__, "grad_out");
-    if (rc == CRL_OK) rc = need_f32(in, __func__, "in");
+    CHECK_TENSOR(in, "in");
+    int rc = need_f32_as(in, in->layout, __func__, "in");
+    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
     if (rc) return rc;
     if (indices->dtype != CRL_INT32 || crl_tensor_numel(indices) != crl_tensor_numel(grad_out) ||
         grad_out->ndim != 4 || in->ndim != 4 || grad_out->sizes[0] * grad_out->sizes[1] != in->sizes[0] * in->sizes[1])
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s, indices %s and in %s do not fit",
                         crl_shape(grad_out), crl_shape(indices), crl_shape(in));
-    if ((rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes))) return rc;
+    if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
     int64_t planes = in->sizes[0] * in->sizes[1], hw = in->sizes[2] * in->sizes[3];
     int64_t ohw = grad_out->sizes[2] * grad_out->sizes[3];
-    const float *g = crl_tensor_data(grad_out);
+    const float *g0 = crl_tensor_data(grad_out);
     const int32_t *ix = crl_tensor_data(indices);
     float *gx = crl_tensor_data(grad_in);
+    memset(gx, 0, (size_t)crl_tensor_span(grad_in) * sizeof(float));
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
-        float *dst = gx + pl * hw;
-        memset(dst, 0, (size_t)hw * sizeof(float));
+        int64_t es, gs;
+        float *dst = gx + plane_at(grad_in, pl, &es);
+        const float *g = g0 + plane_at(grad_out, pl, &gs);
         for (int64_t q = 0; q < ohw; q++) {
             int32_t a = ix[pl * ohw + q];
-            if (a >= 0 && a < hw) dst[a] += g[pl * ohw + q];
+            if (a >= 0 && a < hw) dst[a * es] += g[q * gs];
         }
     }
     return CRL_OK;
@@ -460,18 +482,22 @@ static float avg_divisor(const crl_pool2d_params *p, int64_t oy, int64_t ox, int
 int crl_cpu_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p)
 {
     CHECK_TENSOR(out, "out");
-    int rc = need_f32(in, __func__, "in");
+    CHECK_TENSOR(in, "in");
+    int rc = need_f32_as(in, in->layout, __func__, "in");
     int64_t oh = 0, ow = 0;
     if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
     if (rc) return rc;
     int64_t osz[4] = {in->sizes[0], in->sizes[1], oh, ow};
-    if ((rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz))) return rc;
+    if ((rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, 4, osz, in->layout))) return rc;
+    if (out->layout != CRL_LAYOUT_PLAIN) memset(crl_tensor_data(out), 0, (size_t)crl_tensor_span(out) * 4);
     int64_t planes = in->sizes[0] * in->sizes[1], h = in->sizes[2], w = in->sizes[3];
     const float *x = crl_tensor_data(in);
-    float *y = crl_tensor_data(out);
+    float *y0 = crl_tensor_data(out);
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *src = x + pl * h * w;
+        int64_t es, os;
+        const float *src = x + plane_at(in, pl, &es);
+        float *y = y0 + plane_at(out, pl, &os);
         for (int64_t oy = 0; oy < oh; oy++)
             for (int64_t ox = 0; ox < ow; ox++) {
                 double acc = 0;
@@ -480,10 +506,10 @@ int crl_cpu_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_p
                     if (iy < 0 || iy >= h) continue;
                     for (int64_t kx = 0; kx < p->kernel_w; kx++) {
                         int64_t jx = ox * p->stride_w - p->pad_w + kx;
-                        if (jx >= 0 && jx < w) acc += src[iy * w + jx];
+                        if (jx >= 0 && jx < w) acc += src[(iy * w + jx) * es];
                     }
                 }
-                y[(pl * oh + oy) * ow + ox] = (float)(acc / avg_divisor(p, oy, ox, h, w));
+                y[(oy * ow + ox) * os] = (float)(acc / avg_divisor(p, oy, ox, h, w));
             }
     }
     return CRL_OK;
@@ -493,8 +519,9 @@ int crl_cpu_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, 
                            const crl_pool2d_params *p)
 {
     CHECK_TENSOR(grad_in, "grad_in");
-    int rc = need_f32(grad_out, __func__, "grad_out");
-    if (rc == CRL_OK) rc = need_f32(in, __func__, "in");
+    CHECK_TENSOR(in, "in");
+    int rc = need_f32_as(in, in->layout, __func__, "in");
+    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
     int64_t oh = 0, ow = 0;
     if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
     if (rc) return rc;
@@ -502,23 +529,25 @@ int crl_cpu_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, 
         grad_out->sizes[2] != oh || grad_out->sizes[3] != ow)
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s does not match the pooled shape of in %s",
                         crl_shape(grad_out), crl_shape(in));
-    if ((rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes))) return rc;
+    if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
     int64_t planes = in->sizes[0] * in->sizes[1], h = in->sizes[2], w = in->sizes[3];
-    const float *g = crl_tensor_data(grad_out);
+    const float *g0 = crl_tensor_data(grad_out);
     float *gx = crl_tensor_data(grad_in);
+    memset(gx, 0, (size_t)crl_tensor_span(grad_in) * sizeof(float));
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
-        float *dst = gx + pl * h * w;
-        memset(dst, 0, (size_t)(h * w) * sizeof(float));
+        int64_t es, gs;
+        float *dst = gx + plane_at(grad_in, pl, &es);
+        const float *g = g0 + plane_at(grad_out, pl, &gs);
         for (int64_t oy = 0; oy < oh; oy++)
             for (int64_t ox = 0; ox < ow; ox++) {
-                float v = g[(pl * oh + oy) * ow + ox] / avg_divisor(p, oy, ox, h, w);
+                float v = g[(oy * ow + ox) * gs] / avg_divisor(p, oy, ox, h, w);
                 for (int64_t ky = 0; ky < p->kernel_h; ky++) {
                     int64_t iy = oy * p->stride_h - p->pad_h + ky;
                     if (iy < 0 || iy >= h) continue;
                     for (int64_t kx = 0; kx < p->kernel_w; kx++) {
                         int64_t jx = ox * p->stride_w - p->pad_w + kx;
-                        if (jx >= 0 && jx < w) dst[iy * w + jx] += v;
+                        if (jx >= 0 && jx < w) dst[(iy * w + jx) * es] += v;
                     }
                 }
             }

@@ -16,6 +16,7 @@ return function(nn)
   end
 
   local MaxPool2d = nn.class('MaxPool2d', nn.Module)
+  MaxPool2d.acceptsBlocked = true
 
   function MaxPool2d:__init(k, opts)
     nn.Module.__init(self)
@@ -40,6 +41,7 @@ return function(nn)
   MaxPool2d.__repr = repr
 
   local AvgPool2d = nn.class('AvgPool2d', nn.Module)
+  AvgPool2d.acceptsBlocked = true
 
   function AvgPool2d:__init(k, opts)
     nn.Module.__init(self)
