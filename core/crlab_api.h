@@ -280,16 +280,18 @@ int64_t crl_conv2d_workspace_limit(int64_t floats);
  * the output and grad_out of a oneDNN plan are blocked in
  * crl_layout_preferred() (or plain when asked with plain_output = 1);
  * grad_in takes the layout of in. Weights, bias and their gradients are
- * plain: the parameter slab never changes layout. A deterministic plan (the
- * default) gives bitwise-equal results for equal inputs and thread counts. */
+ * plain: the parameter slab never changes layout. The algorithm choice is
+ * a fixed rule, not a timing, so equal inputs and thread counts give
+ * bitwise-equal results. */
 enum { CRL_CONV_ONEDNN = 0, CRL_CONV_REFERENCE = 1 };
 enum { CRL_CONV_ALGO_AUTO = 0, CRL_CONV_ALGO_DIRECT = 1, CRL_CONV_ALGO_WINOGRAD = 2 };
 typedef struct crl_conv2d_plan crl_conv2d_plan;
 crl_conv2d_plan *crl_conv2d_plan_new(const crl_conv2d_params *p, int backend);
 void crl_conv2d_plan_free(crl_conv2d_plan *plan);
-/* CRL_CONV_ALGO_AUTO: winograd where it measured faster on this family of
- * CPUs (3x3, stride 1, at least 32 channels; backward-weights from 16), direct elsewhere;
- * or force one (winograd falls back to direct where oneDNN refuses it). */
+/* CRL_CONV_ALGO_AUTO: winograd where it measured faster (3x3, stride 1,
+ * dense, one group, at least 32 channels on both sides, on CPUs where
+ * oneDNN has winograd kernels: AVX-512), direct elsewhere; or force one
+ * (winograd falls back to direct where oneDNN refuses it). */
 int crl_conv2d_plan_set_algorithm(crl_conv2d_plan *plan, int algo);
 /* out = conv(in) + bias; plain_output = 1 asks for a plain out. */
 int crl_conv2d_plan_forward(crl_conv2d_plan *plan, crl_tensor *out, const crl_tensor *in,

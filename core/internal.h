@@ -75,10 +75,19 @@ int crl_prepare(crl_tensor *out, int dtype, int device, int ndim, const int64_t 
 
 /* Layouts (see CRL_LAYOUT_* in crlab_api.h). */
 static inline int64_t crl_layout_blocks(int64_t c, int64_t b) { return (c + b - 1) / b; }
+/* Element (n, c, q = h * W + w) of a blocked (N, C, H, W) tensor with block
+ * b and hw = H * W: the one statement of the layout, in elements. */
+static inline int64_t crl_blocked_offset(int64_t n, int64_t c, int64_t q, int64_t C, int64_t hw, int64_t b)
+{
+    return ((n * crl_layout_blocks(C, b) + c / b) * hw + q) * b + c % b;
+}
 /* Elements the storage spans from the tensor's offset (padding included). */
 int64_t crl_tensor_span(const crl_tensor *t);
 /* crl_prepare for a layout: blocked needs float32 (N, C, H, W). */
 int crl_prepare_layout(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size, int layout);
+/* Fails naming the argument when t's layout is not one of CRL_LAYOUT_*
+ * (or blocked on anything but a float32 (N, C, H, W) tensor). */
+int crl_layout_check(const crl_tensor *t, const char *func, const char *name);
 /* Fails naming the argument when t is not plain (the gate of plain-only kernels). */
 int crl_require_plain(const crl_tensor *t, const char *func, const char *name);
 /* oneDNN's vector block on this CPU: 16 with AVX-512, else 8. */
@@ -89,6 +98,8 @@ int crl_dnnl_block_size(void);
  * for a device that has no kernel for it. */
 int crl_op_device(int *device, const char *func, int n, const crl_tensor *const *args, const char *const *names);
 int crl_no_kernel(const char *func, int device);
+/* The CPU kernels' own gate, behind the op layer: a plain CPU tensor. */
+int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
 /* For functions that read host memory by nature (image files, transforms). */
 int crl_require_host(const crl_tensor *t, const char *func, const char *name);
 

@@ -5,7 +5,8 @@
  * every other tensor must be on the same device, or the call fails naming
  * the operation and both devices. A device without a kernel for the
  * operation fails here, in one place. Shapes, dtypes and layouts are
- * checked by the kernels, which share the helpers of internal.h. */
+ * checked by the kernels, which share the helpers of internal.h; those
+ * helpers refuse a tensor of another device as well, as a second line. */
 #include "internal.h"
 #include "cpu/cpu.h"
 
@@ -289,10 +290,10 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
 
 int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight, const crl_tensor *save_mean, const crl_tensor *save_invstd, int training, const crl_tensor *relu_out)
 {
-    const crl_tensor *args[6] = {grad_weight, grad_bias, grad_out, in, weight, relu_out};
-    static const char *const names[6] = {"grad_weight", "grad_bias", "grad_out", "in", "weight", "relu_out"};
+    const crl_tensor *args[8] = {grad_weight, grad_bias, grad_out, in, weight, save_mean, save_invstd, relu_out};
+    static const char *const names[8] = {"grad_weight", "grad_bias", "grad_out", "in", "weight", "save_mean", "save_invstd", "relu_out"};
     int device;
-    int rc = crl_op_device(&device, __func__, 6, args, names);
+    int rc = crl_op_device(&device, __func__, 8, args, names);
     if (rc) return rc;
     if (device == CRL_CPU) return crl_cpu_batchnorm_backward(grad_in, grad_weight, grad_bias, grad_out, in, weight, save_mean, save_invstd, training, relu_out);
     return crl_no_kernel(__func__, device);
@@ -311,10 +312,10 @@ int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
 
 int crl_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out)
 {
-    const crl_tensor *args[1] = {grad_out};
-    static const char *const names[1] = {"grad_out"};
+    const crl_tensor *args[2] = {grad_out, out};
+    static const char *const names[2] = {"grad_out", "out"};
     int device;
-    int rc = crl_op_device(&device, __func__, 1, args, names);
+    int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
     if (device == CRL_CPU) return crl_cpu_relu_backward(grad_in, grad_out, out);
     return crl_no_kernel(__func__, device);
@@ -333,10 +334,10 @@ int crl_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor
 
 int crl_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *indices, const crl_tensor *in)
 {
-    const crl_tensor *args[2] = {grad_out, in};
-    static const char *const names[2] = {"grad_out", "in"};
+    const crl_tensor *args[3] = {grad_out, indices, in};
+    static const char *const names[3] = {"grad_out", "indices", "in"};
     int device;
-    int rc = crl_op_device(&device, __func__, 2, args, names);
+    int rc = crl_op_device(&device, __func__, 3, args, names);
     if (rc) return rc;
     if (device == CRL_CPU) return crl_cpu_maxpool2d_backward(grad_in, grad_out, indices, in);
     return crl_no_kernel(__func__, device);

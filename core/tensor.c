@@ -268,9 +268,8 @@ void *crl_tensor_data(const crl_tensor *t)
 int64_t crl_linear_to_offset(const crl_tensor *t, int64_t i)
 {
     if (t->layout != CRL_LAYOUT_PLAIN) {
-        int64_t b = t->layout, c = t->sizes[1], hw = t->sizes[2] * t->sizes[3];
-        int64_t q = i % hw, ch = (i / hw) % c, n = i / (hw * c);
-        return t->offset + ((n * crl_layout_blocks(c, b) + ch / b) * hw + q) * b + ch % b;
+        int64_t c = t->sizes[1], hw = t->sizes[2] * t->sizes[3];
+        return t->offset + crl_blocked_offset(i / (hw * c), (i / hw) % c, i % hw, c, hw, t->layout);
     }
     int64_t off = t->offset;
     for (int d = t->ndim - 1; d >= 0; d--) {
@@ -328,8 +327,21 @@ int crl_prepare_layout(crl_tensor *out, int dtype, int device, int ndim, const i
     return resize_layout(out, ndim, size, numel, layout);
 }
 
+int crl_layout_check(const crl_tensor *t, const char *func, const char *name)
+{
+    if (t->layout == CRL_LAYOUT_PLAIN) return CRL_OK;
+    if ((t->layout != CRL_LAYOUT_NCHW8C && t->layout != CRL_LAYOUT_NCHW16C) || t->ndim != 4 ||
+        t->dtype != CRL_FLOAT32)
+        return crl_fail(CRL_ERR_ARG, func, "'%s' %s %s has layout %d: blocked layouts are %d and %d, for float32 "
+                        "(N, C, H, W) tensors", name, crl_dtype_name(t->dtype), crl_shape(t), t->layout,
+                        CRL_LAYOUT_NCHW8C, CRL_LAYOUT_NCHW16C);
+    return CRL_OK;
+}
+
 int crl_require_plain(const crl_tensor *t, const char *func, const char *name)
 {
+    int rc = crl_layout_check(t, func, name);
+    if (rc) return rc;
     if (t->layout != CRL_LAYOUT_PLAIN)
         return crl_fail(CRL_ERR_UNSUPPORTED, func,
                         "'%s' %s is in the blocked layout %s, which this operation does not read; "
@@ -860,6 +872,7 @@ int crl_tensor_reorder(crl_tensor *out, const crl_tensor *src, int layout)
     if (out == src || (out->storage != NULL && out->storage == src->storage))
         return crl_fail(CRL_ERR_ARG, __func__, "out must not share src's storage");
     int rc = check_storage(src, __func__, "src");
+    if (rc == CRL_OK) rc = crl_layout_check(src, __func__, "src");
     if (rc) return rc;
     if (layout != CRL_LAYOUT_PLAIN || src->layout != CRL_LAYOUT_PLAIN) {
         if (src->device != CRL_CPU || src->dtype != CRL_FLOAT32 || src->ndim != 4)
@@ -920,12 +933,5 @@ int crl_tensor_fill(crl_tensor *t, double value)
 
 int crl_prepare(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size)
 {
-    if (out->dtype != dtype || out->device != device) {
-        crl_storage_release(out->storage);
-        out->storage = NULL;
-        out->offset = 0;
-        out->dtype = dtype;
-        out->device = device;
-    }
-    return crl_tensor_resize(out, ndim, size);
+    return crl_prepare_layout(out, dtype, device, ndim, size, CRL_LAYOUT_PLAIN);
 }

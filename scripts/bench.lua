@@ -4,7 +4,7 @@
 -- ('cnn', 1x28x28), measured here and, when PyTorch is installed, in
 -- PyTorch on the same threads in the same run, NCHW and channels_last, with
 -- the ratio against the better. Training = forward + backward + SGD step.
---   crlab scripts/bench.lua [--threads N] [--iters N] [--models a,b] [--profile]
+--   crlab scripts/bench.lua [--threads N] [--iters N] [--rounds N] [--models a,b] [--profile]
 local ffi = require 'ffi'
 local crlab = require 'crlab'
 local models = require 'crlab.models'
@@ -125,22 +125,51 @@ for i = 1, #arg do
   if arg[i] == '--profile' then profile('resnet20', {128, 3, 32, 32}) return end
 end
 
-print(string.format('machine: %s, %d threads; %d training and %d inference iterations; PyTorch: NCHW and ' ..
-                    'channels_last, the ratio is against the better of the two', cpu_name(), threads, iters, iters * 3))
-print(string.format('%-18s %5s %-9s %9s %9s %9s %7s', 'model', 'batch', 'pass', 'crlab', 'pt NCHW', 'pt NHWC', 'ratio'))
+local rounds = 3
+for i = 1, #arg do if arg[i] == '--rounds' then rounds = tonumber(arg[i + 1]) end end
+
+local function median(xs)
+  local t = {}
+  for i, v in ipairs(xs) do t[i] = v end
+  table.sort(t)
+  local n = #t
+  if n == 0 then return nil end
+  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+print(string.format('machine: %s, %d threads; %d training and %d inference iterations; %d rounds, each running ' ..
+                    'crlab, PyTorch NCHW and PyTorch channels_last one after the other; medians, with the range ' ..
+                    'of the crlab / better-PyTorch ratio over the rounds', cpu_name(), threads, iters, iters * 3, rounds))
+print(string.format('%-18s %5s %-9s %9s %9s %9s %7s  %s', 'model', 'batch', 'pass', 'crlab', 'pt NCHW', 'pt NHWC', 'ratio',
+                    'range'))
 local torch_version
 for _, cfg in ipairs(configs) do
   if only == nil or only[cfg[1]] then
-    local tr, inf = measure(cfg[1], cfg[2])
-    local pn = torch_measure(cfg[1], cfg[2][1], 'nchw')
-    local pc = pn and torch_measure(cfg[1], cfg[2][1], 'channels_last')
-    torch_version = pn and pn.torch or torch_version
-    for _, row in ipairs({{'train', tr, 'train_ips'}, {'inference', inf, 'infer_ips'}}) do
-      local a, b = pn and pn[row[3]], pc and pc[row[3]]
+    local r = {train = {{}, {}, {}, {}}, inference = {{}, {}, {}, {}}}
+    for _ = 1, rounds do
+      local tr, inf = measure(cfg[1], cfg[2])
+      local pn = torch_measure(cfg[1], cfg[2][1], 'nchw')
+      local pc = pn and torch_measure(cfg[1], cfg[2][1], 'channels_last')
+      torch_version = pn and pn.torch or torch_version
+      for pass, vals in pairs({train = {tr, pn and pn.train_ips, pc and pc.train_ips},
+                               inference = {inf, pn and pn.infer_ips, pc and pc.infer_ips}}) do
+        local q = r[pass]
+        q[1][#q[1] + 1] = vals[1]
+        if vals[2] then q[2][#q[2] + 1] = vals[2] end
+        if vals[3] then q[3][#q[3] + 1] = vals[3] end
+        if vals[2] or vals[3] then q[4][#q[4] + 1] = vals[1] / math.max(vals[2] or 0, vals[3] or 0) end
+      end
+    end
+    for _, pass in ipairs({'train', 'inference'}) do
+      local q = r[pass]
+      local c, a, b = median(q[1]), median(q[2]), median(q[3])
       local best = (a or b) and math.max(a or 0, b or 0)
-      print(string.format('%-18s %5d %-9s %9.0f %9s %9s %7s', cfg[1], cfg[2][1], row[1], row[2],
+      local lo, hi = math.huge, -math.huge
+      for _, v in ipairs(q[4]) do lo, hi = math.min(lo, v), math.max(hi, v) end
+      print(string.format('%-18s %5d %-9s %9.0f %9s %9s %7s  %s', cfg[1], cfg[2][1], pass, c,
                           a and string.format('%.0f', a) or 'n/a', b and string.format('%.0f', b) or 'n/a',
-                          best and string.format('%.2fx', row[2] / best) or 'n/a'))
+                          best and string.format('%.2fx', c / best) or 'n/a',
+                          #q[4] > 0 and string.format('%.2f-%.2f', lo, hi) or ''))
     end
     io.stdout:flush()
   end

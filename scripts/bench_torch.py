@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The PyTorch side of scripts/bench.lua: the same networks (CIFAR ResNets
-with zero-padding shortcuts, Wide ResNets, torchvision's ResNet-18, and crlab's default 'cnn'), the same batch, the
-same number of threads, NCHW or channels_last (argument 6); prints one JSON line with images/s for training
-(forward + backward + SGD step) and inference. Needs only torch."""
+with zero-padding shortcuts, Wide ResNets, DenseNet-BC, ResNet-18 as
+torchvision builds it, and crlab's default 'cnn'), the same batch, the same
+number of threads, NCHW or channels_last (argument 6); prints one JSON line
+with images/s for training (forward + backward + SGD step) and inference.
+Needs only torch."""
 import json
 import sys
 import time
@@ -91,6 +93,32 @@ def resnet18(channels, classes):
     return nn.Sequential(*layers)
 
 
+class DenseLayer(nn.Module):
+    """DenseNet-BC bottleneck: BN-ReLU-1x1 conv to 4k, BN-ReLU-3x3 conv to k, concatenated to the input."""
+    def __init__(self, c, k):
+        super().__init__()
+        self.f = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, 4 * k, 1, bias=False),
+                               nn.BatchNorm2d(4 * k), nn.ReLU(), nn.Conv2d(4 * k, k, 3, 1, 1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.f(x)], 1)
+
+
+def densenet_bc(channels, classes, depth, k):
+    n = (depth - 4) // 6
+    c = 2 * k
+    layers = [nn.Conv2d(channels, c, 3, 1, 1, bias=False)]
+    for block in range(3):
+        for _ in range(n):
+            layers.append(DenseLayer(c, k))
+            c += k
+        if block < 2:
+            layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c // 2, 1, bias=False), nn.AvgPool2d(2)]
+            c //= 2
+    layers += [nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes)]
+    return nn.Sequential(*layers)
+
+
 def cnn(channels, classes, size):
     s = size // 4
     return nn.Sequential(
@@ -105,6 +133,9 @@ def build(model_name, batch):
     if model_name.startswith("wrn-"):
         _, d, k = model_name.split("-")
         return wrn(3, 10, int(d), int(k)), (batch, 3, 32, 32)
+    if model_name.startswith("densenet-bc-"):
+        _, _, d, k = model_name.split("-")
+        return densenet_bc(3, 10, int(d), int(k)), (batch, 3, 32, 32)
     if model_name == "resnet18":
         return resnet18(3, 10), (batch, 3, 224, 224)
     if model_name == "cnn":

@@ -70,8 +70,7 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(4)));
 INLINE v8f masked(v8f g, v8f r) { return (v8f)((v8i)g & (r > 0.0f)); }
 
 /* Slab ik: part1 = sum of (x - shift), part2 = sum of (x - shift)^2 per
- * lane, with shift[c] = the channel's first value (a sample of the data,
- * so the shifted sums do not cancel): one read for both moments. */
+ * lane (one read for both moments); shift: see blk_batchnorm_forward. */
 INLINE void slab_moments_v(double *part1, double *part2, const float *x, const float *shift, const blk_shape *s,
                            int64_t ik)
 {
@@ -177,8 +176,15 @@ int blk_batchnorm_forward(float *y, float *sm, float *si, float *rm, float *rv, 
     float *shift = scale + cp, *fmean = shift + cp;
     double m_count = (double)(s->n * s->hw);
     if (training) {
-        /* fmean holds the shift (each channel's first value) here */
-        for (int64_t c = 0; c < cp; c++) fmean[c] = x[(c / b) * s->hw * b + c % b];
+        /* fmean holds the shift here: each channel's mean over the first
+         * image, close to the batch mean, so the one-pass moments below
+         * do not cancel (E[d^2] - E[d]^2 with d = x - shift) */
+        for (int64_t c = 0; c < cp; c++) {
+            const float *p0 = slab(x, 0, c / b, s) + c % b;
+            double acc = 0;
+            for (int64_t q = 0; q < s->hw; q++) acc += p0[q * b];
+            fmean[c] = s->hw ? (float)(acc / (double)s->hw) : 0.0f;
+        }
         slab_moments(part, part2, x, fmean, s);
         reduce_images(tot, part, s);
         reduce_images(mean, part2, s); /* mean: the shifted second moment for now */

@@ -37,8 +37,8 @@ static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *wei
     CHECK_TENSOR(in, "in");
     CHECK_TENSOR(weight, "weight");
     if (p == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'p' is NULL");
-    int rc = crl_require_plain(in, func, "in");
-    if (rc == CRL_OK) rc = crl_require_plain(weight, func, "weight");
+    int rc = crl_require_cpu(in, func, "in");
+    if (rc == CRL_OK) rc = crl_require_cpu(weight, func, "weight");
     if (rc) return rc;
     if (in->dtype != CRL_FLOAT32 || in->ndim != 4 || !crl_tensor_is_contiguous(in))
         return crl_fail(CRL_ERR_SHAPE, func, "in must be a contiguous float32 (N, C, H, W) tensor, got %s %s",
@@ -150,6 +150,20 @@ static void col2im(float *gx, const float *gcol, int64_t nb, const conv_shape *s
                     }
                 }
             }
+}
+
+int crl_conv2d_check_param_grads(const crl_tensor *grad_weight, const crl_tensor *grad_bias, const crl_tensor *weight,
+                                 const char *func)
+{
+    if (grad_weight && (grad_weight->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_weight) ||
+                        crl_tensor_numel(grad_weight) != crl_tensor_numel(weight)))
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_weight %s must be contiguous float32 like weight %s",
+                        crl_shape(grad_weight), crl_shape(weight));
+    if (grad_bias && (grad_bias->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_bias) ||
+                      crl_tensor_numel(grad_bias) != weight->sizes[0]))
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_bias %s must be a contiguous float32 vector of %lld",
+                        crl_shape(grad_bias), (long long)weight->sizes[0]);
+    return CRL_OK;
 }
 
 static int grow_workspace(crl_tensor *ws, int64_t need, const char *func)
@@ -279,14 +293,7 @@ int crl_cpu_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_te
                         "grad_out %s must be a contiguous float32 (%lld, %lld, %lld, %lld) for in %s, weight %s",
                         crl_shape(grad_out), (long long)s.n, (long long)s.f, (long long)s.oh,
                         (long long)s.ow, crl_shape(in), crl_shape(weight));
-    if (grad_weight && (grad_weight->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_weight) ||
-                        crl_tensor_numel(grad_weight) != crl_tensor_numel(weight)))
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_weight %s must be contiguous float32 like weight %s",
-                        crl_shape(grad_weight), crl_shape(weight));
-    if (grad_bias && (grad_bias->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_bias) ||
-                      crl_tensor_numel(grad_bias) != s.f))
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_bias %s must be a contiguous float32 vector of %lld",
-                        crl_shape(grad_bias), (long long)s.f);
+    if ((rc = crl_conv2d_check_param_grads(grad_weight, grad_bias, weight, __func__))) return rc;
     if (grad_in) {
         if (grad_in == in || grad_in == grad_out)
             return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be a tensor of its own");

@@ -77,6 +77,7 @@ enum { CACHE = 4 };
 typedef struct {
     int64_t n, c, h, w, f, kh, kw; /* the key, with the two below */
     int src_layout, dst_layout;    /* layouts of the src and dst the primitives read and write */
+    int threads;                   /* oneDNN splits the work for this many threads when it makes a primitive */
     int has_bias, used;
     uint64_t stamp;
     int algo[3];                   /* per pass: fwd, bwd_data, bwd_weights */
@@ -199,11 +200,12 @@ static int check_args(shape *s, const crl_conv2d_plan *pl, const crl_tensor *in,
     if (in->device != CRL_CPU || weight->device != CRL_CPU || (bias && bias->device != CRL_CPU))
         return crl_fail(CRL_ERR_UNSUPPORTED, func, "a CUDA tensor reached the CPU convolution (in %s, weight %s)",
                         crl_shape(in), crl_shape(weight));
+    int rc = crl_layout_check(in, func, "in");
+    if (rc) return rc;
     if (in->dtype != CRL_FLOAT32 || in->ndim != 4 || (in->layout == CRL_LAYOUT_PLAIN && !crl_tensor_is_contiguous(in)))
         return crl_fail(CRL_ERR_SHAPE, func, "in must be a float32 (N, C, H, W) tensor, contiguous or blocked; got %s %s",
                         crl_dtype_name(in->dtype), crl_shape(in));
-    int rc = crl_require_plain(weight, func, "weight");
-    if (rc) return rc;
+    if ((rc = crl_require_plain(weight, func, "weight"))) return rc;
     if (weight->dtype != CRL_FLOAT32 || weight->ndim != 4 || !crl_tensor_is_contiguous(weight))
         return crl_fail(CRL_ERR_SHAPE, func, "weight must be a contiguous float32 (F, C/groups, KH, KW) tensor, got %s",
                         crl_shape(weight));
@@ -305,7 +307,17 @@ static int make_pd(conv_entry *e, int pass, const crl_conv2d_plan *pl, const sha
         st = dnnl_success;
     }
     dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success) return dnnl_fail(st, func, "convolution primitive descriptor");
+    if (st == dnnl_unimplemented) {
+        /* no oneDNN kernel at all for this case: the im2col path runs it */
+        e->ref[pass] = 1;
+        return CRL_OK;
+    }
+    if (st != dnnl_success)
+        return crl_fail(st == dnnl_out_of_memory ? CRL_ERR_NOMEM : CRL_ERR_ARG, func,
+                        "oneDNN convolution primitive descriptor for in (%lld, %lld, %lld, %lld) %s, weight (%lld, "
+                        "%lld, %lld, %lld): %s", (long long)s->n, (long long)s->c, (long long)s->h, (long long)s->w,
+                        crl_layout_name(e->src_layout), (long long)s->f, (long long)s->cg, (long long)s->kh,
+                        (long long)s->kw, dnnl_status2str(st));
     const char *impl = "";
     dnnl_primitive_desc_query(e->pd[pass], dnnl_query_impl_info_str, 0, &impl);
     if (strncmp(impl, "ref", 3) == 0) {
@@ -344,7 +356,9 @@ static const dnnl_memory_desc_t *pd_md(const conv_entry *e, int pass, dnnl_query
 }
 
 /* The entry for this shape, made on first use (the least recently used
- * one is replaced); the backward primitives are made by the first backward. */
+ * one is replaced); the backward primitives are made by the first backward.
+ * has_bias < 0: either (a backward that wants no bias gradient can use the
+ * forward's entry, whose bias gradient it then ignores). */
 static int find_entry(conv_entry **out, crl_conv2d_plan *pl, const shape *s, int src_layout, int dst_layout,
                       int has_bias, const char *func)
 {
@@ -354,7 +368,7 @@ static int find_entry(conv_entry **out, crl_conv2d_plan *pl, const shape *s, int
         conv_entry *e = &pl->cache[i];
         if (e->used && e->n == s->n && e->c == s->c && e->h == s->h && e->w == s->w && e->f == s->f &&
             e->kh == s->kh && e->kw == s->kw && e->src_layout == src_layout && e->dst_layout == dst_layout &&
-            e->has_bias == has_bias) {
+            (has_bias < 0 || e->has_bias == has_bias) && e->threads == crl_get_num_threads()) {
             e->stamp = pl->clock;
             *out = e;
             return CRL_OK;
@@ -368,7 +382,8 @@ static int find_entry(conv_entry **out, crl_conv2d_plan *pl, const shape *s, int
     e->n = s->n; e->c = s->c; e->h = s->h; e->w = s->w; e->f = s->f; e->kh = s->kh; e->kw = s->kw;
     e->src_layout = src_layout;
     e->dst_layout = dst_layout;
-    e->has_bias = has_bias;
+    e->has_bias = has_bias > 0;
+    e->threads = crl_get_num_threads();
     int algo = choose_algo(pl, s);
     e->algo[0] = e->algo[1] = e->algo[2] = algo;
     dnnl_dims_t sd = {s->n, s->c, s->h, s->w}, dd = {s->n, s->f, s->oh, s->ow}, bd = {s->f};
@@ -398,12 +413,12 @@ static int find_entry(conv_entry **out, crl_conv2d_plan *pl, const shape *s, int
 static int ensure_backward(conv_entry *e, crl_conv2d_plan *pl, const shape *s, const char *func)
 {
     int rc = CRL_OK;
-    if (e->pd[1] == NULL) {
+    if (e->pd[1] == NULL && !e->ref[1]) {
         rc = make_pd(e, 1, pl, s, func);
         if (rc == CRL_OK && !e->ref[1])
             rc = make_reorder(&e->wreorder[1], &e->wplain_md, pd_md(e, 1, dnnl_query_weights_md), 0, func);
     }
-    if (rc == CRL_OK && e->pd[2] == NULL) {
+    if (rc == CRL_OK && e->pd[2] == NULL && !e->ref[2]) {
         rc = make_pd(e, 2, pl, s, func);
         if (rc == CRL_OK && !e->ref[2])
             rc = make_reorder(&e->dwreorder, pd_md(e, 2, dnnl_query_diff_weights_md), &e->wplain_md, 1, func);
@@ -515,6 +530,36 @@ static int reference_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_ten
 static int reference_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                               const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight);
 
+/* The im2col path on plain copies of whatever layouts it is given: out in
+ * layout dl; grad_in in in's layout. For the reference backend, and for the
+ * passes where oneDNN offers only its `ref` loops. */
+static int im2col_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                          const crl_tensor *bias, int dl)
+{
+    const crl_tensor *xp;
+    int rc = src_view(&xp, pl, in, CRL_LAYOUT_PLAIN);
+    if (rc) return rc;
+    if (dl == CRL_LAYOUT_PLAIN) return reference_forward(pl, out, xp, weight, bias);
+    if ((rc = reference_forward(pl, &pl->dout_tmp, xp, weight, bias))) return rc;
+    return crl_tensor_reorder(out, &pl->dout_tmp, dl);
+}
+
+static int im2col_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                           const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
+{
+    const crl_tensor *xp, *gyp = grad_out;
+    crl_tensor *gxp = in->layout == CRL_LAYOUT_PLAIN ? grad_in : (grad_in ? &pl->din_tmp : NULL);
+    int rc = src_view(&xp, pl, in, CRL_LAYOUT_PLAIN);
+    if (rc) return rc;
+    if (grad_out->layout != CRL_LAYOUT_PLAIN) {
+        if ((rc = crl_tensor_reorder(&pl->dout_tmp, grad_out, CRL_LAYOUT_PLAIN))) return rc;
+        gyp = &pl->dout_tmp;
+    }
+    rc = reference_backward(pl, gxp, grad_weight, grad_bias, gyp, xp, weight);
+    if (rc == CRL_OK && gxp != grad_in) rc = crl_tensor_reorder(grad_in, gxp, in->layout);
+    return rc;
+}
+
 int crl_cpu_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                             const crl_tensor *bias, int plain_output)
 {
@@ -525,17 +570,14 @@ int crl_cpu_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_
     if (rc) return rc;
     if (out == in || out == weight || (out->storage && out->storage == in->storage))
         return crl_fail(CRL_ERR_ARG, func, "out must not be (or share storage with) an input");
-    if (pl->backend == CRL_CONV_REFERENCE) return reference_forward(pl, out, in, weight, bias);
+    if (pl->backend == CRL_CONV_REFERENCE) return im2col_forward(pl, out, in, weight, bias, CRL_LAYOUT_PLAIN);
     int sl = src_layout_for(in), dl = plain_output ? CRL_LAYOUT_PLAIN : crl_layout_preferred();
     conv_entry *e;
     if ((rc = find_entry(&e, pl, &s, sl, dl, bias != NULL, func))) return rc;
     if (e->ref[0]) {
+        rc = im2col_forward(pl, out, in, weight, bias, dl);
         describe(pl, e);
-        const crl_tensor *xp;
-        if ((rc = src_view(&xp, pl, in, CRL_LAYOUT_PLAIN))) return rc;
-        if (dl == CRL_LAYOUT_PLAIN) return reference_forward(pl, out, xp, weight, bias);
-        if ((rc = reference_forward(pl, &pl->dout_tmp, xp, weight, bias))) return rc;
-        return crl_tensor_reorder(out, &pl->dout_tmp, dl);
+        return rc;
     }
     const crl_tensor *src;
     if ((rc = src_view(&src, pl, in, sl))) return rc;
@@ -565,37 +607,21 @@ int crl_cpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_t
         return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s must be a float32 (%lld, %lld, %lld, %lld) for in %s, weight %s",
                         crl_shape(grad_out), (long long)s.n, (long long)s.f, (long long)s.oh, (long long)s.ow,
                         crl_shape(in), crl_shape(weight));
-    if (grad_weight && (grad_weight->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_weight) ||
-                        crl_tensor_numel(grad_weight) != crl_tensor_numel(weight)))
-        return crl_fail(CRL_ERR_SHAPE, func, "grad_weight %s must be contiguous float32 like weight %s",
-                        crl_shape(grad_weight), crl_shape(weight));
-    if (grad_bias && (grad_bias->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(grad_bias) ||
-                      crl_tensor_numel(grad_bias) != s.f))
-        return crl_fail(CRL_ERR_SHAPE, func, "grad_bias %s must be a contiguous float32 vector of %lld",
-                        crl_shape(grad_bias), (long long)s.f);
+    if ((rc = crl_conv2d_check_param_grads(grad_weight, grad_bias, weight, func))) return rc;
     if (grad_in && (grad_in == in || grad_in == grad_out ||
                     (grad_in->storage && (grad_in->storage == in->storage || grad_in->storage == grad_out->storage))))
         return crl_fail(CRL_ERR_ARG, func, "grad_in must be a tensor of its own");
     if (pl->backend == CRL_CONV_REFERENCE)
-        return reference_backward(pl, grad_in, grad_weight, grad_bias, grad_out, in, weight);
+        return im2col_backward(pl, grad_in, grad_weight, grad_bias, grad_out, in, weight);
     int sl = src_layout_for(in), dl = grad_out->layout;
     conv_entry *e;
-    if ((rc = find_entry(&e, pl, &s, sl, dl, grad_bias != NULL, func))) return rc;
+    if ((rc = find_entry(&e, pl, &s, sl, dl, grad_bias != NULL ? 1 : -1, func))) return rc;
     if ((rc = ensure_backward(e, pl, &s, func))) return rc;
     const crl_tensor *gy = grad_out;
     int ref_in = grad_in && e->ref[1], ref_w = (grad_weight || grad_bias) && e->ref[2];
     if (ref_in || ref_w) {
-        /* the passes oneDNN has no fast kernel for, on plain copies */
-        const crl_tensor *xp, *gyp = grad_out;
-        crl_tensor *gxp = in->layout == CRL_LAYOUT_PLAIN ? grad_in : &pl->din_tmp;
-        if ((rc = src_view(&xp, pl, in, CRL_LAYOUT_PLAIN))) return rc;
-        if (grad_out->layout != CRL_LAYOUT_PLAIN) {
-            if ((rc = crl_tensor_reorder(&pl->dout_tmp, grad_out, CRL_LAYOUT_PLAIN))) return rc;
-            gyp = &pl->dout_tmp;
-        }
-        rc = reference_backward(pl, ref_in ? gxp : NULL, ref_w ? grad_weight : NULL, ref_w ? grad_bias : NULL, gyp,
-                                xp, weight);
-        if (rc == CRL_OK && ref_in && gxp != grad_in) rc = crl_tensor_reorder(grad_in, gxp, in->layout);
+        rc = im2col_backward(pl, ref_in ? grad_in : NULL, ref_w ? grad_weight : NULL, ref_w ? grad_bias : NULL,
+                             grad_out, in, weight);
         if (rc) return rc;
         if (ref_in) grad_in = NULL;
         if (ref_w) grad_weight = grad_bias = NULL;

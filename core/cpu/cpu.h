@@ -36,6 +36,10 @@ int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_
 int crl_cpu_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace);
 int crl_cpu_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight, const crl_conv2d_params *p, crl_tensor *workspace);
 
+/* The checks of a convolution's weight and bias gradients (both paths). */
+int crl_conv2d_check_param_grads(const crl_tensor *grad_weight, const crl_tensor *grad_bias, const crl_tensor *weight,
+                                 const char *func);
+
 /* conv_plan.c */
 int crl_cpu_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, int plain_output);
 int crl_cpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight);

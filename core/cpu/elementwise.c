@@ -92,7 +92,7 @@ static int prepare_out(crl_tensor *out, int ndim, const int64_t *size, const crl
                        const crl_tensor *b)
 {
     if (out->storage != NULL && out->dtype == CRL_FLOAT32 && out->device == a->device &&
-        same_shape(out, ndim, size))
+        out->layout == CRL_LAYOUT_PLAIN && same_shape(out, ndim, size))
         return CRL_OK;
     if (out == a || out == b)
         return crl_fail(CRL_ERR_SHAPE, "crl_tensor_binary",
@@ -168,8 +168,8 @@ int crl_cpu_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor
     if (rc) return rc;
     if (a->layout != CRL_LAYOUT_PLAIN && op == CRL_OP_ADD && a->device == CRL_CPU && b->device == CRL_CPU)
         return add_blocked(out, a, b);
-    rc = crl_require_plain(a, __func__, "a");
-    if (rc == CRL_OK) rc = crl_require_plain(b, __func__, "b");
+    rc = crl_require_cpu(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
     if (rc) return rc;
     int is_compare = op >= CRL_OP_EQ;
     if (a->dtype != b->dtype || (!is_compare && a->dtype != CRL_FLOAT32))
@@ -210,7 +210,7 @@ int crl_cpu_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s,
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
     int rc = check_op(op, __func__);
-    if (rc == CRL_OK) rc = crl_require_plain(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_cpu(a, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
     if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
     if (rc) return rc;
@@ -261,7 +261,7 @@ static inline float apply_unary(int op, float x)
 /* Checks a float32 CPU input, sizes out like it, and sets up the walk. */
 static int unary_prologue(walk3 *w, crl_tensor *out, const crl_tensor *a, const char *func)
 {
-    int rc = crl_require_plain(a, func, "a");
+    int rc = crl_require_cpu(a, func, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, func, "a");
     if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
     if (rc == CRL_OK) walk3_init(w, out, a, NULL);

@@ -50,8 +50,8 @@ int crl_cpu_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(a, "a");
     CHECK_TENSOR(b, "b");
-    int rc = crl_require_plain(a, __func__, "a");
-    if (rc == CRL_OK) rc = crl_require_plain(b, __func__, "b");
+    int rc = crl_require_cpu(a, __func__, "a");
+    if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(b, CRL_FLOAT32, __func__, "b");
     if (rc) return rc;

@@ -50,8 +50,8 @@ static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
     CHECK_TENSOR(logits, "logits");
     CHECK_TENSOR(labels, "labels");
     if (spec == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'spec' is NULL");
-    int rc = crl_require_plain(logits, func, "logits");
-    if (rc == CRL_OK) rc = crl_require_plain(labels, func, "labels");
+    int rc = crl_require_cpu(logits, func, "logits");
+    if (rc == CRL_OK) rc = crl_require_cpu(labels, func, "labels");
     if (rc) return rc;
     if (logits->dtype != CRL_FLOAT32 || logits->ndim != 2)
         return crl_fail(CRL_ERR_SHAPE, func, "logits must be a float32 (N, K) matrix, got %s %s",
@@ -201,7 +201,7 @@ int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_
         return crl_fail(CRL_ERR_ARG, __func__, "grad must be a tensor of its own");
     int64_t n = logits->sizes[0], k = logits->sizes[1];
     if (grad_output) {
-        rc = crl_require_plain(grad_output, __func__, "grad_output");
+        rc = crl_require_cpu(grad_output, __func__, "grad_output");
         if (rc == CRL_OK) rc = crl_require_dtype(grad_output, CRL_FLOAT32, __func__, "grad_output");
         if (rc) return rc;
         int64_t want = spec->reduction == CRL_REDUCE_NONE ? n : 1;

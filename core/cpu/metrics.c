@@ -43,7 +43,7 @@ static int check_nbins(int nbins, const char *func)
 static int check_stats(const crl_tensor *stats, int nbins, const char *func)
 {
     CHECK_TENSOR(stats, "stats");
-    int rc = crl_require_plain(stats, func, "stats");
+    int rc = crl_require_cpu(stats, func, "stats");
     if (rc) return rc;
     if (stats->dtype != CRL_FLOAT32 || stats->ndim != 2 || stats->sizes[1] != 2 ||
         stats->sizes[0] < CRL_STAT_BINS || (stats->sizes[0] - CRL_STAT_BINS) % 3 != 0 ||
@@ -61,7 +61,7 @@ int crl_cpu_batch_stats_reset(crl_tensor *stats, int nbins)
 {
     CHECK_TENSOR(stats, "stats");
     int rc = check_nbins(nbins, __func__);
-    if (rc == CRL_OK) rc = crl_require_plain(stats, __func__, "stats");
+    if (rc == CRL_OK) rc = crl_require_cpu(stats, __func__, "stats");
     int64_t size[2] = {stats_rows(nbins), 2};
     if (rc == CRL_OK) rc = crl_prepare(stats, CRL_FLOAT32, stats->device, 2, size);
     if (rc == CRL_OK) rc = crl_tensor_fill(stats, 0);
@@ -97,7 +97,7 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
     if (rc) return rc;
     CHECK_TENSOR(logits, "logits");
     CHECK_TENSOR(labels, "labels");
-    if ((rc = crl_require_plain(logits, __func__, "logits")) || (rc = crl_require_plain(labels, __func__, "labels")))
+    if ((rc = crl_require_cpu(logits, __func__, "logits")) || (rc = crl_require_cpu(labels, __func__, "labels")))
         return rc;
     if (logits->dtype != CRL_FLOAT32 || logits->ndim != 2)
         return crl_fail(CRL_ERR_SHAPE, __func__, "logits must be a float32 (N, K) matrix, got %s %s",
@@ -110,7 +110,7 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
         return crl_fail(CRL_ERR_SHAPE, __func__, "logits %s hold %lld examples but labels %s hold %lld",
                         crl_shape(logits), (long long)n, crl_shape(labels), (long long)labels->sizes[0]);
     if (loss) {
-        if ((rc = crl_require_plain(loss, __func__, "loss"))) return rc;
+        if ((rc = crl_require_cpu(loss, __func__, "loss"))) return rc;
         if (loss->dtype != CRL_FLOAT32 || loss->ndim != 1 || loss->sizes[0] != n)
             return crl_fail(CRL_ERR_SHAPE, __func__, "loss must be the float32 (N) per-example losses of "
                             "logits %s, got %s %s", crl_shape(logits), crl_dtype_name(loss->dtype),

@@ -13,7 +13,7 @@
 static int need_f32(const crl_tensor *t, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    int rc = crl_require_plain(t, func, name);
+    int rc = crl_require_cpu(t, func, name);
     if (rc) return rc;
     if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t))
         return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a contiguous float32 tensor (got %s%s)", name,
@@ -27,10 +27,23 @@ static int need_f32(const crl_tensor *t, const char *func, const char *name)
 static int need_f32_as(const crl_tensor *t, int layout, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
+    int rc = crl_layout_check(t, func, name);
+    if (rc) return rc;
     if (t->layout == CRL_LAYOUT_PLAIN && layout == CRL_LAYOUT_PLAIN) return need_f32(t, func, name);
     if (t->device != CRL_CPU || t->dtype != CRL_FLOAT32 || t->ndim != 4 || t->layout != layout)
         return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a float32 CPU tensor in the %s layout, got %s", name,
                         crl_shape(t), crl_layout_name(layout), crl_layout_name(t->layout));
+    return CRL_OK;
+}
+
+/* Blocked tensors read in step must have one shape, not just one count:
+ * their spans differ otherwise. */
+static int same_blocked_shape(const crl_tensor *a, const crl_tensor *b, const char *func, const char *an,
+                              const char *bn)
+{
+    if (a->layout != CRL_LAYOUT_PLAIN && memcmp(a->sizes, b->sizes, 4 * sizeof a->sizes[0]) != 0)
+        return crl_fail(CRL_ERR_SHAPE, func, "'%s' %s and '%s' %s must have one shape", an, crl_shape(a), bn,
+                        crl_shape(b));
     return CRL_OK;
 }
 
@@ -238,6 +251,9 @@ int crl_cpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl
     if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
     if (crl_tensor_numel(grad_out) != crl_tensor_numel(in))
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and in %s differ", crl_shape(grad_out), crl_shape(in));
+    if ((rc = same_blocked_shape(in, grad_out, __func__, "in", "grad_out")) ||
+        (relu_out && (rc = same_blocked_shape(in, relu_out, __func__, "in", "relu_out"))))
+        return rc;
     if (relu_out && ((rc = need_f32_as(relu_out, in->layout, __func__, "relu_out")) ||
                      (rc = same_numel(relu_out, crl_tensor_numel(in), __func__, "relu_out", "like in"))))
         return rc;
@@ -340,6 +356,7 @@ int crl_cpu_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const
     int64_t n = crl_tensor_span(out);
     if (crl_tensor_numel(grad_out) != crl_tensor_numel(out))
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and out %s differ", crl_shape(grad_out), crl_shape(out));
+    if ((rc = same_blocked_shape(out, grad_out, __func__, "out", "grad_out"))) return rc;
     if (grad_in != grad_out &&
         (rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, out->ndim, out->sizes, out->layout)))
         return rc;
@@ -362,9 +379,8 @@ static int64_t plane_at(const crl_tensor *t, int64_t pl, int64_t *step)
         *step = 1;
         return pl * hw;
     }
-    int64_t b = t->layout, n = pl / c, ch = pl % c;
-    *step = b;
-    return ((n * crl_layout_blocks(c, b) + ch / b) * hw) * b + ch % b;
+    *step = t->layout;
+    return crl_blocked_offset(pl / c, pl % c, 0, c, hw, t->layout);
 }
 
 static int pool_shape(int64_t *oh, int64_t *ow, const crl_tensor *in, const crl_pool2d_params *p,
@@ -443,7 +459,8 @@ int crl_cpu_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, 
     int rc = need_f32_as(in, in->layout, __func__, "in");
     if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
     if (rc) return rc;
-    if (indices->dtype != CRL_INT32 || crl_tensor_numel(indices) != crl_tensor_numel(grad_out) ||
+    if (indices->dtype != CRL_INT32 || !crl_tensor_is_contiguous(indices) || indices->device != CRL_CPU ||
+        crl_tensor_numel(indices) != crl_tensor_numel(grad_out) ||
         grad_out->ndim != 4 || in->ndim != 4 || grad_out->sizes[0] * grad_out->sizes[1] != in->sizes[0] * in->sizes[1])
         return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s, indices %s and in %s do not fit",
                         crl_shape(grad_out), crl_shape(indices), crl_shape(in));
@@ -594,7 +611,7 @@ int crl_cpu_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor 
 static inline int64_t at(const blk_shape *s, int64_t n, int64_t c, int64_t q)
 {
     if (s->b == 0) return (n * s->c + c) * s->hw + q;
-    return ((n * s->cb + c / s->b) * s->hw + q) * s->b + c % s->b;
+    return crl_blocked_offset(n, c, q, s->c, s->hw, s->b);
 }
 
 static void shape_any(blk_shape *s, const crl_tensor *t)

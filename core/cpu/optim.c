@@ -9,7 +9,7 @@
 static int slab(const crl_tensor *t, int64_t n, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    int rc = crl_require_plain(t, func, name);
+    int rc = crl_require_cpu(t, func, name);
     if (rc) return rc;
     if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t) || crl_tensor_numel(t) != n)
         return crl_fail(CRL_ERR_SHAPE, func, "'%s' %s must be a contiguous float32 tensor of %lld elements "

@@ -15,7 +15,7 @@ static int all_elements(double *value, const crl_tensor *t, int what, const char
     int64_t n = crl_tensor_numel(t);
     if (n == 0 && what != 0)
         return crl_fail(CRL_ERR_SHAPE, func, "the tensor %s is empty", crl_shape(t));
-    int rc = crl_require_plain(t, func, "t");
+    int rc = crl_require_cpu(t, func, "t");
     if (rc) return rc;
     const void *base = t->storage ? t->storage->data : NULL;
     double acc = what == 0 ? 0.0 : crl_read_elem(base, t->dtype, crl_linear_to_offset(t, 0));
@@ -56,7 +56,7 @@ typedef struct {
 static int split_dim(dim_split *s, const crl_tensor *src, int dim, int keepdim, const char *func)
 {
     CHECK_TENSOR(src, "src");
-    int rc = crl_require_plain(src, func, "src");
+    int rc = crl_require_cpu(src, func, "src");
     if (rc == CRL_OK) rc = crl_require_dtype(src, CRL_FLOAT32, func, "src");
     if (rc == CRL_OK) rc = crl_normalize_dim(&dim, src->ndim, func, "dim");
     if (rc) return rc;

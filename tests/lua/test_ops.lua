@@ -40,6 +40,15 @@ fails(C.crl_conv2d_plan_forward(m:plan(), out, fake_cuda(1, 3, 5, 5), m.weight, 
 local p, gr = crlab.randn(10), fake_cuda(10)
 fails(C.crl_sgd_step(p, nil, gr, nil, 0.1, 0, 0, 0), "'params' (10) is on the CPU and 'grads' (10) on the CUDA",
       'sgd: parameters and gradients on two devices')
+-- inputs that a kernel wrote earlier still vote
+local x4, st = crlab.randn(4, 3), crlab.randn(3)
+fails(C.crl_batchnorm_backward(crlab.tensor(0), nil, nil, x4, x4, nil, fake_cuda(3), st, 1, nil),
+      "'save_mean' (3) on the CUDA", 'batch norm backward: saved statistics on another device')
+fails(C.crl_relu_backward(crlab.tensor(0), x4, fake_cuda(4, 3)), "'out' (4, 3) on the CUDA",
+      'ReLU backward: the forward output on another device')
+local pin = crlab.randn(1, 1, 4, 4)
+fails(C.crl_maxpool2d_backward(crlab.tensor(0), crlab.randn(1, 1, 2, 2), fake_cuda(1, 1, 2, 2), pin),
+      "'indices' (1, 1, 2, 2) on the CUDA", 'max pooling backward: indices on another device')
 -- outputs do not vote: a kernel moves them to its device
 local o = fake_cuda(2, 3)
 t.ok(C.crl_tensor_binary(o, a, a, C.CRL_OP_ADD) == 0 and o.device == C.CRL_CPU and o.storage ~= nil,
@@ -70,4 +79,6 @@ end
 local opt = crlab.optim.sgd(params, grads, {momentum = 0.9, weightDecay = 1e-4})
 t.ok(opt.buf.device == params.device and opt.decay.device == params.device, 'optimiser state follows the parameters')
 t.errors(function() model:type('tpu') end, "device 'cuda' or 'cpu'", 'an unknown device is refused')
+t.errors(function() model.modules[1]:type('cpu') end, 'views of a parameter slab',
+         'moving one layer out of a model that owns the slab is refused')
 t.done()

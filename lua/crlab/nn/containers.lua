@@ -59,7 +59,7 @@ return function(nn)
     for i = #self.modules, 1, -1 do
       local m = self.modules[i]
       g = nn.asLayout(self, -i, g, m.output.layout)
-      g = m:backward(i == 1 and nn.inputFor(self, 1, m, input) or inputs[i], g)
+      g = m:backward(inputs[i], g) -- what forward gave it (input, or its plain copy)
       if i > 1 then g = nn.asLayout(self, -i - 0.5, g, inputs[i].layout) end
     end
     self.gradInput = g
@@ -104,18 +104,21 @@ return function(nn)
   Residual.acceptsBlocked = true
 
   function Residual:updateOutput(input)
-    local b = self.branch:updateOutput(nn.inputFor(self, 'bin', self.branch, input))
-    local s = self.shortcut and self.shortcut:updateOutput(nn.inputFor(self, 'sin', self.shortcut, input)) or input
+    self._binput = nn.inputFor(self, 'bin', self.branch, input)
+    local b = self.branch:updateOutput(self._binput)
+    local s = input
+    if self.shortcut then
+      self._sinput = nn.inputFor(self, 'sin', self.shortcut, input)
+      s = self.shortcut:updateOutput(self._sinput)
+    end
     check(C.crl_tensor_binary(self.output, b, nn.asLayout(self, 'sout', s, b.layout), C.CRL_OP_ADD))
     return self.output
   end
 
   function Residual:backward(input, gradOutput)
     local bo, so = self.branch.output, self.shortcut and self.shortcut.output or input
-    local gb = self.branch:backward(nn.inputFor(self, 'bin', self.branch, input),
-                                    nn.asLayout(self, 'gbo', gradOutput, bo.layout))
-    local gs = self.shortcut and self.shortcut:backward(nn.inputFor(self, 'sin', self.shortcut, input),
-                                                        nn.asLayout(self, 'gso', gradOutput, so.layout))
+    local gb = self.branch:backward(self._binput, nn.asLayout(self, 'gbo', gradOutput, bo.layout))
+    local gs = self.shortcut and self.shortcut:backward(self._sinput, nn.asLayout(self, 'gso', gradOutput, so.layout))
                or gradOutput
     gb = nn.asLayout(self, 'gbi', gb, input.layout)
     gs = nn.asLayout(self, 'gsi', gs, input.layout)

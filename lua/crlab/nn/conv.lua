@@ -3,8 +3,8 @@
 -- fan_in (He et al. 2015). Each layer owns a convolution plan (C): oneDNN's
 -- primitives for the shapes it has seen, reordered weights and workspaces,
 -- freed with the module. The output is in the machine's blocked layout
--- (nChw16c / nChw8c) unless the layer is asked for a plain one; the
--- containers convert at the edges (see nn.Module:forward).
+-- (nChw16c / nChw8c); the containers convert at the edges, and
+-- nn.Module:forward returns a plain tensor.
 local ffi = require 'ffi'
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'

@@ -155,7 +155,6 @@ return function(nn)
   function ShortcutPad:__init(inC, outC, stride)
     Module.__init(self)
     self.inC, self.outC, self.stride = inC, outC, stride or 1
-    self.pad = math.floor((outC - inC) / 2)
   end
 
   ShortcutPad.acceptsBlocked = true

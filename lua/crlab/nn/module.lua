@@ -99,27 +99,56 @@ return function(nn)
     error("Module:type: device 'cuda' or 'cpu', got " .. tostring(device), 3)
   end
 
-  local function moved(v, dev, seen)
-    if T.isTensor(v) then
-      if v.device == dev then return v end
-      if v.storage == nil or v:numel() == 0 then return T.new(v.dtype, dev, {0}) end
-      local h = v:plain()
-      return dev == C.CRL_CUDA and h:cuda() or h:cpu()
+  -- The copy of v on dev (v itself when it is there already).
+  local function to_device(v, dev)
+    if v.device == dev then return v end
+    if v.storage == nil or v:numel() == 0 then return T.new(v.dtype, dev, {0}) end
+    local h = v:plain()
+    return dev == C.CRL_CUDA and h:cuda() or h:cpu()
+  end
+
+  -- Every {table, key, new value} the move needs, found before anything is
+  -- changed, so that a failure (out of device memory, say) leaves the
+  -- model as it was.
+  local function plan_moves(m, dev, moves, seen, skip)
+    local function visit(tbl)
+      if seen[tbl] then return end
+      seen[tbl] = true
+      for k, v in pairs(tbl) do
+        if T.isTensor(v) then
+          if v.device ~= dev and not skip[v] then moves[#moves + 1] = {tbl, k, to_device(v, dev)} end
+        elseif type(v) == 'table' and getmetatable(v) == nil then
+          visit(v)
+        end
+      end
     end
-    if type(v) == 'table' and not seen[v] and getmetatable(v) == nil then
-      seen[v] = true
-      for k, x in pairs(v) do v[k] = moved(x, dev, seen) end
-    end
-    return v
+    visit(m)
+    for _, c in ipairs(m:children()) do plan_moves(c, dev, moves, seen, skip) end
   end
 
   function Module:type(device)
     local dev = device_of(device)
+    local params, grads = self:parameters()
+    local nP, nG
     if self.flatParameters then
-      local P, G = self.flatParameters, self.flatGradParameters
-      local nP, nG = P:cpu(), G:cpu()
-      if dev ~= C.CRL_CPU then nP, nG = nP:cuda(), nG:cuda() end
-      local params, grads = self:parameters()
+      nP, nG = to_device(self.flatParameters, dev), to_device(self.flatGradParameters, dev)
+    else
+      for _, p in ipairs(params) do
+        if p.storage ~= nil and p.storage.nbytes > p:numel() * 4 then
+          error('Module:type: the parameters of ' .. self.__typename .. ' are views of a parameter slab that ' ..
+                'an enclosing module made (getParameters); move that module instead', 2)
+        end
+      end
+    end
+    -- the parameters are views of the slab: they move with it, not by copy
+    local skip = {}
+    if nP then
+      for i, p in ipairs(params) do skip[p], skip[grads[i]] = true, true end
+    end
+    local moves = {}
+    plan_moves(self, dev, moves, {}, skip)
+    -- nothing has failed: commit
+    if nP then
       local off = 0
       for i, p in ipairs(params) do
         local n = p:numel()
@@ -129,19 +158,12 @@ return function(nn)
       end
       self.flatParameters, self.flatGradParameters = nP, nG
     end
-    local function walk(m)
+    for _, mv in ipairs(moves) do mv[1][mv[2]] = mv[3] end
+    local function drop_plans(m)
       m._plan = nil
-      local seen = {}
-      for k, v in pairs(m) do
-        if type(v) == 'table' and v.__typename == nil and getmetatable(v) == nil then
-          moved(v, dev, seen)
-        elseif T.isTensor(v) then
-          m[k] = moved(v, dev, seen)
-        end
-      end
-      for _, c in ipairs(m:children()) do walk(c) end
+      for _, c in ipairs(m:children()) do drop_plans(c) end
     end
-    walk(self)
+    drop_plans(self)
     return self
   end
 
