@@ -46,6 +46,26 @@ static inline const float *slab(const float *base, int64_t i, int64_t k, const b
     return base + (i * s->cb + k) * s->hw * s->b;
 }
 
+void crl_bn_channel(float *scale, float *shift, float *rm, float *rv, float *sm, float *si, int64_t c, int training,
+                    double mean, double var, double count, float momentum, float eps, const float *w,
+                    const float *b)
+{
+    if (training) {
+        if (rm) rm[c] = (float)((1 - momentum) * rm[c] + momentum * mean);
+        if (rv) rv[c] = (float)((1 - momentum) * rv[c] + momentum * var * count / (count - 1));
+    } else {
+        mean = rm[c];
+        var = rv[c];
+    }
+    double invstd = 1.0 / sqrt(var + eps);
+    if (sm) {
+        sm[c] = (float)mean;
+        si[c] = (float)invstd;
+    }
+    *scale = (float)(invstd * (w ? w[c] : 1.0f));
+    *shift = (float)((b ? b[c] : 0.0f) - mean * invstd * (w ? w[c] : 1.0f));
+}
+
 void blk_shape_of(blk_shape *s, const crl_tensor *t)
 {
     s->n = t->sizes[0];
@@ -196,27 +216,12 @@ int blk_batchnorm_forward(float *y, float *sm, float *si, float *rm, float *rv, 
         }
     }
     for (int64_t c = 0; c < cp; c++) {
-        double mu, invstd;
         if (c >= s->c) {
             scale[c] = shift[c] = 0.0f; /* padding lanes stay zero */
             continue;
         }
-        if (training) {
-            double var = tot[c];
-            mu = mean[c];
-            invstd = 1.0 / sqrt(var + eps);
-            if (rm) rm[c] = (float)((1 - momentum) * rm[c] + momentum * mu);
-            if (rv) rv[c] = (float)((1 - momentum) * rv[c] + momentum * var * m_count / (m_count - 1));
-        } else {
-            mu = rm[c];
-            invstd = 1.0 / sqrt((double)rv[c] + eps);
-        }
-        if (sm) {
-            sm[c] = (float)mu;
-            si[c] = (float)invstd;
-        }
-        scale[c] = (float)(invstd * (w ? w[c] : 1.0f));
-        shift[c] = (float)((bias ? bias[c] : 0.0f) - mu * invstd * (w ? w[c] : 1.0f));
+        crl_bn_channel(&scale[c], &shift[c], rm, rv, sm, si, c, training, training ? mean[c] : 0, training ? tot[c] : 0,
+                       m_count, momentum, eps, w, bias);
     }
     normalise(y, x, scale, shift, relu, s);
     scratch_put();

@@ -187,7 +187,7 @@ int crl_cpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor
     double m_count = (double)(n * hw);
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < c; ch++) {
-        double mean, invstd;
+        double mean = 0, var = 0;
         if (training) {
             /* float partial sums per plane (vectorised), double across planes */
             double acc = 0;
@@ -198,7 +198,6 @@ int crl_cpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor
                 acc += part;
             }
             mean = acc / m_count;
-            double var = 0;
             float fm = (float)mean;
             for (int64_t i = 0; i < n; i++) {
                 const float *p = x + (i * c + ch) * hw;
@@ -207,19 +206,9 @@ int crl_cpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor
                 var += part;
             }
             var /= m_count;
-            invstd = 1.0 / sqrt(var + eps);
-            if (rm) rm[ch] = (float)((1 - momentum) * rm[ch] + momentum * mean);
-            if (rv) rv[ch] = (float)((1 - momentum) * rv[ch] + momentum * var * m_count / (m_count - 1));
-        } else {
-            mean = rm[ch];
-            invstd = 1.0 / sqrt((double)rv[ch] + eps);
         }
-        if (sm) {
-            sm[ch] = (float)mean;
-            si[ch] = (float)invstd;
-        }
-        float scale = (float)(invstd * (w ? w[ch] : 1.0f));
-        float shift = (float)((b ? b[ch] : 0.0f) - mean * invstd * (w ? w[ch] : 1.0f));
+        float scale, shift;
+        crl_bn_channel(&scale, &shift, rm, rv, sm, si, ch, training, mean, var, m_count, momentum, eps, w, b);
         for (int64_t i = 0; i < n; i++) {
             const float *p = x + (i * c + ch) * hw;
             float *o = y + (i * c + ch) * hw;
