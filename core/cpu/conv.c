@@ -60,12 +60,11 @@ static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *wei
     s->dw = p->dilation_w > 1 ? p->dilation_w : 1;
     s->n = in->sizes[0]; s->c = in->sizes[1]; s->h = in->sizes[2]; s->w = in->sizes[3];
     s->f = weight->sizes[0]; s->kh = weight->sizes[2]; s->kw = weight->sizes[3];
-    int64_t eh = s->h + 2 * p->pad_h - s->dh * (s->kh - 1) - 1, ew = s->w + 2 * p->pad_w - s->dw * (s->kw - 1) - 1;
-    if (eh < 0 || ew < 0)
+    s->oh = crl_conv_out_len(s->h, s->kh, p->pad_h, p->dilation_h, p->stride_h);
+    s->ow = crl_conv_out_len(s->w, s->kw, p->pad_w, p->dilation_w, p->stride_w);
+    if (s->oh < 0 || s->ow < 0)
         return crl_fail(CRL_ERR_SHAPE, func, "kernel %lldx%lld (dilation %lld, %lld) is larger than the padded input %s",
                         (long long)s->kh, (long long)s->kw, (long long)s->dh, (long long)s->dw, crl_shape(in));
-    s->oh = eh / p->stride_h + 1;
-    s->ow = ew / p->stride_w + 1;
     s->ckk = s->c * s->kh * s->kw;
     s->ohw = s->oh * s->ow;
     if (bias) {

@@ -218,13 +218,11 @@ static int check_args(shape *s, const crl_conv2d_plan *pl, const crl_tensor *in,
                         "both must divide by %d and weight must hold C/groups = %lld input channels",
                         crl_shape(in), (long long)s->c, crl_shape(weight), (long long)s->f, p->groups, p->groups,
                         (long long)(s->c / p->groups));
-    int64_t eh = s->h + 2 * p->pad_h - p->dilation_h * (s->kh - 1) - 1;
-    int64_t ew = s->w + 2 * p->pad_w - p->dilation_w * (s->kw - 1) - 1;
-    if (eh < 0 || ew < 0)
+    s->oh = crl_conv_out_len(s->h, s->kh, p->pad_h, p->dilation_h, p->stride_h);
+    s->ow = crl_conv_out_len(s->w, s->kw, p->pad_w, p->dilation_w, p->stride_w);
+    if (s->oh < 0 || s->ow < 0)
         return crl_fail(CRL_ERR_SHAPE, func, "kernel %lldx%lld (dilation %d, %d) is larger than the padded input %s",
                         (long long)s->kh, (long long)s->kw, p->dilation_h, p->dilation_w, crl_shape(in));
-    s->oh = eh / p->stride_h + 1;
-    s->ow = ew / p->stride_w + 1;
     if (bias && (bias->dtype != CRL_FLOAT32 || crl_tensor_numel(bias) != s->f || !crl_tensor_is_contiguous(bias)))
         return crl_fail(CRL_ERR_SHAPE, func, "bias %s must be a contiguous float32 vector of %lld", crl_shape(bias),
                         (long long)s->f);

@@ -28,6 +28,9 @@ int crl_cpu_tensor_min_all(double *value, const crl_tensor *t);
 int crl_cpu_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int transpose_a, int transpose_b, float alpha, float beta);
 
 /* loss.c */
+/* The checks of a (N, K) float32 logits matrix and its int32 (N) labels,
+ * shared by the losses and the batch statistics. */
+int crl_check_logits_labels(const crl_tensor *logits, const crl_tensor *labels, const char *func);
 int crl_cpu_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits, const crl_tensor *labels, const crl_loss_spec *spec);
 int crl_cpu_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits, const crl_tensor *labels, const crl_loss_spec *spec);
 int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels, const crl_tensor *grad_output, const crl_loss_spec *spec);
@@ -35,6 +38,15 @@ int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_
 /* conv.c */
 int crl_cpu_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace);
 int crl_cpu_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight, const crl_conv2d_params *p, crl_tensor *workspace);
+
+/* A convolution's output length along one axis (in, kernel k, padding,
+ * dilation, stride), or -1 when the dilated kernel is larger than the
+ * padded input: the one statement of the rule, for both paths. */
+static inline int64_t crl_conv_out_len(int64_t in, int64_t k, int pad, int dil, int stride)
+{
+    int64_t e = in + 2 * (int64_t)pad - (int64_t)(dil > 1 ? dil : 1) * (k - 1) - 1;
+    return e < 0 ? -1 : e / stride + 1;
+}
 
 /* The checks of a convolution's weight and bias gradients (both paths). */
 int crl_conv2d_check_param_grads(const crl_tensor *grad_weight, const crl_tensor *grad_bias, const crl_tensor *weight,

@@ -42,14 +42,10 @@ static double logaddexp(double a, double b)
     return m + log1p(exp(-fabs(a - b)));
 }
 
-/* Checks everything before any work: shapes, dtypes, devices, the spec and
- * every label. */
-static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
-                        const crl_loss_spec *spec, const char *func)
+int crl_check_logits_labels(const crl_tensor *logits, const crl_tensor *labels, const char *func)
 {
     CHECK_TENSOR(logits, "logits");
     CHECK_TENSOR(labels, "labels");
-    if (spec == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'spec' is NULL");
     int rc = crl_require_cpu(logits, func, "logits");
     if (rc == CRL_OK) rc = crl_require_cpu(labels, func, "labels");
     if (rc) return rc;
@@ -59,11 +55,22 @@ static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
     if (labels->dtype != CRL_INT32 || labels->ndim != 1)
         return crl_fail(CRL_ERR_SHAPE, func, "labels must be an int32 (N) vector, got %s %s",
                         crl_dtype_name(labels->dtype), crl_shape(labels));
-    int64_t n = logits->sizes[0], k = logits->sizes[1];
-    if (labels->sizes[0] != n)
+    if (labels->sizes[0] != logits->sizes[0])
         return crl_fail(CRL_ERR_SHAPE, func, "logits %s hold %lld examples but labels %s hold %lld",
-                        crl_shape(logits), (long long)n, crl_shape(labels),
+                        crl_shape(logits), (long long)logits->sizes[0], crl_shape(labels),
                         (long long)labels->sizes[0]);
+    return CRL_OK;
+}
+
+/* Checks everything before any work: shapes, dtypes, devices, the spec and
+ * every label. */
+static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
+                        const crl_loss_spec *spec, const char *func)
+{
+    if (spec == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'spec' is NULL");
+    int rc = crl_check_logits_labels(logits, labels, func);
+    if (rc) return rc;
+    int64_t n = logits->sizes[0], k = logits->sizes[1];
     if (spec->kind < CRL_LOSS_CE || spec->kind > CRL_LOSS_FOCAL)
         return crl_fail(CRL_ERR_ARG, func, "unknown loss kind %d", spec->kind);
     if (spec->reduction < CRL_REDUCE_MEAN || spec->reduction > CRL_REDUCE_NONE)

@@ -95,20 +95,8 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
     int rc = check_nbins(nbins, __func__);
     if (rc == CRL_OK) rc = check_stats(stats, nbins, __func__);
     if (rc) return rc;
-    CHECK_TENSOR(logits, "logits");
-    CHECK_TENSOR(labels, "labels");
-    if ((rc = crl_require_cpu(logits, __func__, "logits")) || (rc = crl_require_cpu(labels, __func__, "labels")))
-        return rc;
-    if (logits->dtype != CRL_FLOAT32 || logits->ndim != 2)
-        return crl_fail(CRL_ERR_SHAPE, __func__, "logits must be a float32 (N, K) matrix, got %s %s",
-                        crl_dtype_name(logits->dtype), crl_shape(logits));
-    if (labels->dtype != CRL_INT32 || labels->ndim != 1)
-        return crl_fail(CRL_ERR_SHAPE, __func__, "labels must be an int32 (N) vector, got %s %s",
-                        crl_dtype_name(labels->dtype), crl_shape(labels));
+    if ((rc = crl_check_logits_labels(logits, labels, __func__))) return rc;
     int64_t n = logits->sizes[0], k = logits->sizes[1];
-    if (labels->sizes[0] != n)
-        return crl_fail(CRL_ERR_SHAPE, __func__, "logits %s hold %lld examples but labels %s hold %lld",
-                        crl_shape(logits), (long long)n, crl_shape(labels), (long long)labels->sizes[0]);
     if (loss) {
         if ((rc = crl_require_cpu(loss, __func__, "loss"))) return rc;
         if (loss->dtype != CRL_FLOAT32 || loss->ndim != 1 || loss->sizes[0] != n)
