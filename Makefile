@@ -1,6 +1,7 @@
-# crlab -- one plain Makefile. `make` builds core/build/libcrlab.so (with
-# the CUDA part when nvcc is found; `make CUDA=0` skips it), the C test
-# programs, and checks the Lua side loads. See README.md for the targets.
+# crlab -- one plain Makefile. `make` builds core/build/libcrlab.so, the
+# CUDA backend core/build/libcrlab_cuda.so beside it when nvcc is found
+# (`make CUDA=0` skips it; libcrlab.so loads it on first CUDA use), the C
+# test programs, and checks the Lua side loads. See README.md for the targets.
 
 CC      ?= cc
 # -march=native: the library is built where it runs (PORTABLE=1 leaves it out)
@@ -15,7 +16,7 @@ BUILD   ?= core/build
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 ALLCFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fopenmp $(WARN) $(CFLAGS) $(XCFLAGS)
 LDLIBS  := -ldnnl -lopenblas -lpng -lturbojpeg -lmatio -lz -lm -lpthread -fopenmp
-NVFLAGS := -O2 -Xcompiler -fPIC -std=c++17 \
+NVFLAGS := -O3 -Xcompiler -fPIC,-fvisibility=hidden,-Wall -std=c++17 --expt-relaxed-constexpr \
            -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
            -gencode arch=compute_90,code=compute_90
 
@@ -23,9 +24,11 @@ CORE_SRC := core/error.c core/tensor.c core/random.c core/process.c core/ops.c \
             core/cpu/elementwise.c core/cpu/reduce.c core/cpu/linalg.c core/cpu/loss.c \
             core/cpu/conv.c core/cpu/conv_plan.c core/cpu/blocked.c core/cpu/nn.c core/cpu/optim.c core/io/idx.c \
             core/io/image.c core/io/datasets.c core/io/loader.c core/cpu/transform.c \
-            core/cpu/metrics.c
-CORE_HDR := core/crlab.h core/crlab_api.h core/internal.h core/cpu/transform.h core/cpu/blocked.h core/cpu/cpu.h
-CUDA_SRC := core/cuda/device.cu
+            core/cpu/metrics.c core/cpu/backend.c core/cuda_loader.c
+CORE_HDR := core/crlab.h core/crlab_api.h core/internal.h core/backend.h core/cpu/transform.h core/cpu/blocked.h \
+            core/cpu/cpu.h $(wildcard core/math/*.h)
+CUDA_SRC := $(wildcard core/cuda/*.cu)
+CUDA_HDR := $(wildcard core/cuda/*.h core/cuda/*.cuh)
 
 # oneDNN 2.x runs the CPU convolutions; say what to install when it is missing.
 DNNL_HEADER := $(firstword $(wildcard /usr/include/oneapi/dnnl/dnnl.h /usr/local/include/oneapi/dnnl/dnnl.h) \
@@ -38,11 +41,12 @@ ifeq ($(CUDA),1)
   ifeq ($(NVCC),)
     $(error CUDA=1 but nvcc was not found; install the CUDA toolkit or use CUDA=0)
   endif
-  CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/%.o) $(CUDA_SRC:core/%.cu=$(BUILD)/%.o)
-  LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
-else
-  CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/%.o) $(BUILD)/cuda_none.o
+  CUDA_OBJ := $(CUDA_SRC:core/%.cu=$(BUILD)/%.o)
+  CUDA_LIB := $(BUILD)/libcrlab_cuda.so
+  ALLCFLAGS += -DCRL_WITH_CUDA=1
 endif
+CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/%.o)
+LDLIBS   += -ldl
 
 LIB := $(BUILD)/libcrlab.so
 TEST_SRC := $(wildcard tests/c/test_*.c)
@@ -54,14 +58,14 @@ all: lib tests
 	@if [ "$(CUDA)" = 1 ]; then echo "built $(LIB) with CUDA"; \
 	 else echo "built $(LIB) without CUDA (no nvcc found, or CUDA=0)"; fi
 
-lib: $(LIB)
+lib: $(LIB) $(CUDA_LIB)
 tests: $(TEST_BIN) $(ABI_DUMP)
 
 $(BUILD)/%.o: core/%.c $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: core/%.cu $(CORE_HDR)
+$(BUILD)/%.o: core/%.cu $(CORE_HDR) $(CUDA_HDR)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -Icore -c $< -o $@
 
@@ -73,16 +77,31 @@ $(BUILD)/.cuda-$(CUDA):
 	@rm -f $(BUILD)/.cuda-*
 	@touch $@
 
+$(BUILD)/cuda_loader.o: $(BUILD)/.cuda-$(CUDA)
 $(LIB): $(CORE_OBJ) $(BUILD)/.cuda-$(CUDA)
-	$(CC) -shared -pthread -Wl,-z,nodelete $(CFLAGS) $(XCFLAGS) -o $@ $(CORE_OBJ) $(LDLIBS)
+	$(CC) -shared -pthread -Wl,-z,nodelete -Wl,-soname,libcrlab.so $(CFLAGS) $(XCFLAGS) -o $@ $(CORE_OBJ) $(LDLIBS)
+
+# The CUDA plugin: the runtime linked statically, cuDNN and cuBLAS from
+# the toolkit's folder unless LD_LIBRARY_PATH names others (the GPU check
+# script points it at the pip packages' copies); libcrlab.so is resolved to
+# the already-loaded library by its soname.
+$(CUDA_LIB): $(CUDA_OBJ) $(LIB)
+	$(NVCC) -shared -Xcompiler -fPIC -o $@ $(CUDA_OBJ) -L$(BUILD) -lcrlab \
+	  -L$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart_static -ldl -lrt -lpthread \
+	  -Xlinker -rpath,'$$ORIGIN' -Xlinker -rpath,$(CUDA_HOME)/lib64 -Xlinker -z,nodelete
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Icore -o $@ $< -L$(BUILD) -Wl,-rpath,'$$ORIGIN/..' -lcrlab -lpng -lturbojpeg -lmatio -lz -lm
 
 # The test runner: C programs and Lua files, all speaking TAP, under prove.
+# The GPU tests (tests/lua/test_cuda*.lua) skip without a GPU; they run a
+# second time with the CPU standing in for the device, which checks their
+# own code runs (and says nothing about CUDA).
 test: all
 	CRLAB_BUILD=$(BUILD) prove -e tests/run-one $(TEST_BIN) tests/lua/test_*.lua
+	@echo "GPU tests with the CPU standing in for the device (the harness's self-check):"
+	CRLAB_BUILD=$(BUILD) CRLAB_TEST_DEVICE=cpu prove -e tests/run-one tests/lua/test_cuda_*.lua
 
 # The same tests with AddressSanitizer and UndefinedBehaviorSanitizer in a
 # separate build (CPU only: the sanitizers and the CUDA runtime do not mix).

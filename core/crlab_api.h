@@ -585,3 +585,35 @@ int crl_cuda_device_count(void);
 /* Name and memory of device `index`; fails when there is no such device. */
 int crl_cuda_device_info(char *name, int namelen, int64_t *total_bytes, int index);
 int crl_cuda_synchronize(void);
+/* The current device of this process (0 first) and the switch to another;
+ * tensors made afterwards live there. */
+int crl_cuda_set_device(int index);
+int crl_cuda_get_device(void);
+
+/* The caching allocator's figures for the current device, in bytes. A
+ * freed CUDA tensor's block stays cached for the next tensor of a similar
+ * size, so a training step after warm-up makes no cudaMalloc. */
+typedef struct crl_cuda_memory_stats {
+    int64_t allocated;      /* held by live tensors (rounded up to blocks) */
+    int64_t reserved;       /* taken from the driver: allocated + cached */
+    int64_t peak_allocated; /* the most `allocated` has been */
+    int64_t device_mallocs; /* cudaMalloc calls so far */
+    int64_t device_frees;   /* cudaFree calls so far (empty_cache, retries) */
+    int64_t requests;       /* allocations asked of the cache so far */
+    int64_t device_total;   /* the device's memory */
+    int64_t device_free;    /* free on the device, as the driver says */
+} crl_cuda_memory_stats;
+int crl_cuda_memory(crl_cuda_memory_stats *out);
+/* Gives the cached, unused blocks back to the driver. */
+int crl_cuda_empty_cache(void);
+
+/* Switches of the CUDA backend (process-wide; values 0/1 unless noted):
+ *   TF32           fp32 convolutions and GEMMs may use TF32 tensor cores (1, as PyTorch)
+ *   DETERMINISTIC  cuDNN only picks deterministic algorithms (0)
+ *   BENCHMARK      time the candidate convolution algorithms once per shape
+ *                  and keep the fastest, instead of the heuristics' pick (0)
+ *   WORKSPACE_MB   the most a convolution's workspace may take (1024) */
+enum { CRL_CUDA_TF32 = 0, CRL_CUDA_DETERMINISTIC = 1, CRL_CUDA_BENCHMARK = 2, CRL_CUDA_WORKSPACE_MB = 3 };
+int crl_cuda_set_option(int option, int value);
+/* The option's value, or -1 (message set) when CUDA cannot be loaded. */
+int crl_cuda_get_option(int option);

@@ -112,8 +112,9 @@ int crl_normalize_dim(int *dim, int ndim, const char *func, const char *name);
 void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter);
 void crl_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2]);
 
-/* The CUDA side (core/cuda/ sources, or core/cuda_none.c without CUDA). Each
- * returns a status and sets the error message itself. */
+/* The CUDA side, forwarded by core/cuda_loader.c to the plugin
+ * libcrlab_cuda.so (core/cuda/), loaded on first use. Each returns a status
+ * and sets the error message itself. */
 int crl_cuda_malloc(void **ptr, int64_t nbytes);
 void crl_cuda_free(void *ptr);
 int crl_cuda_memset_zero(void *ptr, int64_t nbytes);
@@ -123,6 +124,10 @@ int crl_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int kind);
  * without a device, and the caller then uses ordinary memory. */
 int crl_cuda_host_alloc(void **ptr, int64_t nbytes);
 void crl_cuda_host_free(void *ptr);
+/* Waits until every copy from this page-locked host block to the device
+ * has finished, so the block can be written again (the loader calls it
+ * before refilling a batch slot). A no-op without CUDA. */
+int crl_cuda_host_fence(const void *host_ptr);
 
 /* A CPU tensor in page-locked memory when a CUDA device is present, in
  * ordinary memory otherwise (the storage remembers which, for freeing). */

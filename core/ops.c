@@ -8,7 +8,7 @@
  * checked by the kernels, which share the helpers of internal.h; those
  * helpers refuse a tensor of another device as well, as a second line. */
 #include "internal.h"
-#include "cpu/cpu.h"
+#include "backend.h"
 
 /* ---- elementwise.c --------------------------------------------------------- */
 
@@ -19,8 +19,7 @@ int crl_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor *b,
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_binary(out, a, b, op);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_binary, (out, a, b, op));
 }
 
 int crl_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s, int op, int reverse)
@@ -30,8 +29,7 @@ int crl_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s, int
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_binary_scalar(out, a, s, op, reverse);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_binary_scalar, (out, a, s, op, reverse));
 }
 
 int crl_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
@@ -41,8 +39,7 @@ int crl_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_unary(out, a, op);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_unary, (out, a, op));
 }
 
 int crl_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double hi)
@@ -52,8 +49,7 @@ int crl_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double hi)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_clamp(out, a, lo, hi);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_clamp, (out, a, lo, hi));
 }
 
 /* ---- reduce.c -------------------------------------------------------------- */
@@ -65,8 +61,7 @@ int crl_tensor_sum(crl_tensor *out, const crl_tensor *src, int dim, int keepdim)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_sum(out, src, dim, keepdim);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_sum, (out, src, dim, keepdim));
 }
 
 int crl_tensor_mean(crl_tensor *out, const crl_tensor *src, int dim, int keepdim)
@@ -76,8 +71,7 @@ int crl_tensor_mean(crl_tensor *out, const crl_tensor *src, int dim, int keepdim
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_mean(out, src, dim, keepdim);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_mean, (out, src, dim, keepdim));
 }
 
 int crl_tensor_max(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim)
@@ -87,8 +81,7 @@ int crl_tensor_max(crl_tensor *values, crl_tensor *indices, const crl_tensor *sr
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_max(values, indices, src, dim, keepdim);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_max, (values, indices, src, dim, keepdim));
 }
 
 int crl_tensor_min(crl_tensor *values, crl_tensor *indices, const crl_tensor *src, int dim, int keepdim)
@@ -98,8 +91,7 @@ int crl_tensor_min(crl_tensor *values, crl_tensor *indices, const crl_tensor *sr
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_min(values, indices, src, dim, keepdim);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_min, (values, indices, src, dim, keepdim));
 }
 
 int crl_tensor_softmax(crl_tensor *out, const crl_tensor *src, int dim)
@@ -109,8 +101,7 @@ int crl_tensor_softmax(crl_tensor *out, const crl_tensor *src, int dim)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_softmax(out, src, dim);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_softmax, (out, src, dim));
 }
 
 int crl_tensor_log_softmax(crl_tensor *out, const crl_tensor *src, int dim)
@@ -120,8 +111,7 @@ int crl_tensor_log_softmax(crl_tensor *out, const crl_tensor *src, int dim)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_log_softmax(out, src, dim);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_log_softmax, (out, src, dim));
 }
 
 int crl_tensor_sum_all(double *value, const crl_tensor *t)
@@ -131,8 +121,7 @@ int crl_tensor_sum_all(double *value, const crl_tensor *t)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_sum_all(value, t);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_sum_all, (value, t));
 }
 
 int crl_tensor_max_all(double *value, const crl_tensor *t)
@@ -142,8 +131,7 @@ int crl_tensor_max_all(double *value, const crl_tensor *t)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_max_all(value, t);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_max_all, (value, t));
 }
 
 int crl_tensor_min_all(double *value, const crl_tensor *t)
@@ -153,8 +141,7 @@ int crl_tensor_min_all(double *value, const crl_tensor *t)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_min_all(value, t);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_min_all, (value, t));
 }
 
 /* ---- linalg.c -------------------------------------------------------------- */
@@ -166,8 +153,7 @@ int crl_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, i
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_gemm(out, a, b, transpose_a, transpose_b, alpha, beta);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_gemm, (out, a, b, transpose_a, transpose_b, alpha, beta));
 }
 
 /* ---- loss.c ---------------------------------------------------------------- */
@@ -179,8 +165,7 @@ int crl_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *l
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_loss_forward(value, per_example, logits, labels, spec);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, loss_forward, (value, per_example, logits, labels, spec));
 }
 
 int crl_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits, const crl_tensor *labels, const crl_loss_spec *spec)
@@ -190,8 +175,7 @@ int crl_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_loss_forward_into(value, per_example, logits, labels, spec);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, loss_forward_into, (value, per_example, logits, labels, spec));
 }
 
 int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels, const crl_tensor *grad_output, const crl_loss_spec *spec)
@@ -201,8 +185,7 @@ int crl_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tens
     int device;
     int rc = crl_op_device(&device, __func__, 3, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_loss_backward(grad, logits, labels, grad_output, spec);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, loss_backward, (grad, logits, labels, grad_output, spec));
 }
 
 /* ---- conv.c ---------------------------------------------------------------- */
@@ -214,8 +197,7 @@ int crl_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *
     int device;
     int rc = crl_op_device(&device, __func__, 3, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_conv2d_forward(out, in, weight, bias, p, workspace);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, conv2d_forward, (out, in, weight, bias, p, workspace));
 }
 
 int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight, const crl_conv2d_params *p, crl_tensor *workspace)
@@ -225,8 +207,7 @@ int crl_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
     int device;
     int rc = crl_op_device(&device, __func__, 5, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_conv2d_backward(grad_in, grad_weight, grad_bias, grad_out, in, weight, p, workspace);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, conv2d_backward, (grad_in, grad_weight, grad_bias, grad_out, in, weight, p, workspace));
 }
 
 /* ---- conv_plan.c ----------------------------------------------------------- */
@@ -238,8 +219,7 @@ int crl_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tens
     int device;
     int rc = crl_op_device(&device, __func__, 3, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_conv2d_plan_forward(pl, out, in, weight, bias, plain_output);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, conv2d_plan_forward, (pl, out, in, weight, bias, plain_output));
 }
 
 int crl_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
@@ -249,8 +229,7 @@ int crl_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_tenso
     int device;
     int rc = crl_op_device(&device, __func__, 5, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_conv2d_plan_backward(pl, grad_in, grad_weight, grad_bias, grad_out, in, weight);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, conv2d_plan_backward, (pl, grad_in, grad_weight, grad_bias, grad_out, in, weight));
 }
 
 /* ---- nn.c ------------------------------------------------------------------ */
@@ -262,8 +241,7 @@ int crl_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *
     int device;
     int rc = crl_op_device(&device, __func__, 3, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_linear_forward(out, in, weight, bias);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, linear_forward, (out, in, weight, bias));
 }
 
 int crl_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
@@ -273,8 +251,7 @@ int crl_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor
     int device;
     int rc = crl_op_device(&device, __func__, 5, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_linear_backward(grad_in, grad_weight, grad_bias, grad_out, in, weight);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, linear_backward, (grad_in, grad_weight, grad_bias, grad_out, in, weight));
 }
 
 int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd, crl_tensor *running_mean, crl_tensor *running_var, const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, int training, float momentum, float eps, int relu)
@@ -284,8 +261,7 @@ int crl_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *sa
     int device;
     int rc = crl_op_device(&device, __func__, 5, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_batchnorm_forward(out, save_mean, save_invstd, running_mean, running_var, in, weight, bias, training, momentum, eps, relu);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, batchnorm_forward, (out, save_mean, save_invstd, running_mean, running_var, in, weight, bias, training, momentum, eps, relu));
 }
 
 int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight, const crl_tensor *save_mean, const crl_tensor *save_invstd, int training, const crl_tensor *relu_out)
@@ -295,8 +271,7 @@ int crl_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_ten
     int device;
     int rc = crl_op_device(&device, __func__, 8, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_batchnorm_backward(grad_in, grad_weight, grad_bias, grad_out, in, weight, save_mean, save_invstd, training, relu_out);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, batchnorm_backward, (grad_in, grad_weight, grad_bias, grad_out, in, weight, save_mean, save_invstd, training, relu_out));
 }
 
 int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
@@ -306,8 +281,7 @@ int crl_relu_forward(crl_tensor *out, const crl_tensor *in)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_relu_forward(out, in);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, relu_forward, (out, in));
 }
 
 int crl_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out)
@@ -317,8 +291,7 @@ int crl_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_relu_backward(grad_in, grad_out, out);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, relu_backward, (grad_in, grad_out, out));
 }
 
 int crl_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor *in, const crl_pool2d_params *p)
@@ -328,8 +301,7 @@ int crl_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_maxpool2d_forward(out, indices, in, p);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, maxpool2d_forward, (out, indices, in, p));
 }
 
 int crl_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *indices, const crl_tensor *in)
@@ -339,8 +311,7 @@ int crl_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, cons
     int device;
     int rc = crl_op_device(&device, __func__, 3, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_maxpool2d_backward(grad_in, grad_out, indices, in);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, maxpool2d_backward, (grad_in, grad_out, indices, in));
 }
 
 int crl_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p)
@@ -350,8 +321,7 @@ int crl_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_avgpool2d_forward(out, in, p);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, avgpool2d_forward, (out, in, p));
 }
 
 int crl_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in, const crl_pool2d_params *p)
@@ -361,8 +331,7 @@ int crl_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, cons
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_avgpool2d_backward(grad_in, grad_out, in, p);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, avgpool2d_backward, (grad_in, grad_out, in, p));
 }
 
 int crl_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in, float p, crl_generator *g)
@@ -372,8 +341,7 @@ int crl_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in,
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_dropout_forward(out, mask, in, p, g);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, dropout_forward, (out, mask, in, p, g));
 }
 
 int crl_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in)
@@ -383,8 +351,7 @@ int crl_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_global_avgpool2d_forward(out, in);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, global_avgpool2d_forward, (out, in));
 }
 
 int crl_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in)
@@ -394,8 +361,7 @@ int crl_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_ou
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_global_avgpool2d_backward(grad_in, grad_out, in);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, global_avgpool2d_backward, (grad_in, grad_out, in));
 }
 
 int crl_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_channels, int stride)
@@ -405,8 +371,7 @@ int crl_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_chan
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_shortcut_pad_forward(out, in, out_channels, stride);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, shortcut_pad_forward, (out, in, out_channels, stride));
 }
 
 int crl_shortcut_pad_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in, int stride)
@@ -416,8 +381,7 @@ int crl_shortcut_pad_backward(crl_tensor *grad_in, const crl_tensor *grad_out, c
     int device;
     int rc = crl_op_device(&device, __func__, 2, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_shortcut_pad_backward(grad_in, grad_out, in, stride);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, shortcut_pad_backward, (grad_in, grad_out, in, stride));
 }
 
 /* ---- optim.c --------------------------------------------------------------- */
@@ -429,8 +393,7 @@ int crl_sgd_step(crl_tensor *params, crl_tensor *momentum_buf, const crl_tensor 
     int device;
     int rc = crl_op_device(&device, __func__, 4, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_sgd_step(params, momentum_buf, grads, decay, lr, momentum, dampening, nesterov);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, sgd_step, (params, momentum_buf, grads, decay, lr, momentum, dampening, nesterov));
 }
 
 int crl_adam_step(crl_tensor *params, crl_tensor *m, crl_tensor *v, const crl_tensor *grads, const crl_tensor *decay, float lr, float beta1, float beta2, float eps, int64_t step, int decoupled)
@@ -440,8 +403,7 @@ int crl_adam_step(crl_tensor *params, crl_tensor *m, crl_tensor *v, const crl_te
     int device;
     int rc = crl_op_device(&device, __func__, 5, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_adam_step(params, m, v, grads, decay, lr, beta1, beta2, eps, step, decoupled);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, adam_step, (params, m, v, grads, decay, lr, beta1, beta2, eps, step, decoupled));
 }
 
 int crl_tensor_sumsq(double *value, const crl_tensor *t)
@@ -451,8 +413,7 @@ int crl_tensor_sumsq(double *value, const crl_tensor *t)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_tensor_sumsq(value, t);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, tensor_sumsq, (value, t));
 }
 
 /* ---- metrics.c ------------------------------------------------------------- */
@@ -464,8 +425,7 @@ int crl_batch_stats_reset(crl_tensor *stats, int nbins)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_batch_stats_reset(stats, nbins);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, batch_stats_reset, (stats, nbins));
 }
 
 int crl_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_tensor *labels, const crl_tensor *loss, int nbins)
@@ -475,8 +435,7 @@ int crl_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_tenso
     int device;
     int rc = crl_op_device(&device, __func__, 4, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_batch_stats(stats, logits, labels, loss, nbins);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, batch_stats, (stats, logits, labels, loss, nbins));
 }
 
 int crl_batch_stats_read(double *values, const crl_tensor *stats, int64_t n)
@@ -486,8 +445,7 @@ int crl_batch_stats_read(double *values, const crl_tensor *stats, int64_t n)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_batch_stats_read(values, stats, n);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, batch_stats_read, (values, stats, n));
 }
 
 int crl_batch_stats_summary(crl_batch_summary *out, const crl_tensor *stats)
@@ -497,6 +455,5 @@ int crl_batch_stats_summary(crl_batch_summary *out, const crl_tensor *stats)
     int device;
     int rc = crl_op_device(&device, __func__, 1, args, names);
     if (rc) return rc;
-    if (device == CRL_CPU) return crl_cpu_batch_stats_summary(out, stats);
-    return crl_no_kernel(__func__, device);
+    CRL_CALL(device, batch_stats_summary, (out, stats));
 }

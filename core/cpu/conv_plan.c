@@ -25,6 +25,7 @@
 
 #include "../internal.h"
 #include "cpu.h"
+#include "../backend.h"
 
 #if DNNL_VERSION_MAJOR != 2
 #error "crlab's convolutions use the oneDNN 2.x C API (Debian 12: apt-get install libdnnl-dev)"
@@ -100,6 +101,7 @@ struct crl_conv2d_plan {
     conv_entry cache[CACHE];
     crl_tensor wbuf[2], dwbuf, dbias, src_tmp, dout_tmp, din_tmp, ws; /* plan-owned buffers */
     char describe[512];
+    crl_conv2d_device_slot device; /* the CUDA backend's state for this plan */
 };
 
 static void entry_clear(conv_entry *e)
@@ -166,7 +168,17 @@ void crl_conv2d_plan_free(crl_conv2d_plan *pl)
     crl_tensor *bufs[] = {&pl->wbuf[0], &pl->wbuf[1], &pl->dwbuf, &pl->dbias, &pl->src_tmp, &pl->dout_tmp,
                           &pl->din_tmp, &pl->ws};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) crl_tensor_release(bufs[i]);
+    if (pl->device.state && pl->device.destroy) pl->device.destroy(pl->device.state);
     free(pl);
+}
+
+crl_conv2d_device_slot *crl_conv2d_plan_device_slot(crl_conv2d_plan *pl) { return &pl->device; }
+const crl_conv2d_params *crl_conv2d_plan_params(const crl_conv2d_plan *pl) { return &pl->p; }
+int crl_conv2d_plan_algorithm(const crl_conv2d_plan *pl) { return pl->algo; }
+
+void crl_conv2d_plan_set_description(crl_conv2d_plan *pl, const char *text)
+{
+    snprintf(pl->describe, sizeof pl->describe, "%s", text);
 }
 
 int crl_conv2d_plan_set_algorithm(crl_conv2d_plan *pl, int algo)

@@ -1,100 +1,463 @@
-/* cuda/device.cu -- the CUDA side of the core for now: device memory,
- * copies between host and device, and the device query. Built only when
- * nvcc is found (core/cuda_none.c stands in otherwise). The CUDA runtime is
- * linked statically, so libcrlab.so loads on machines without CUDA and
- * reports "no device" there instead of failing to load. */
-#include <cuda_runtime.h>
+/* cuda/device.cu -- the device side of the CUDA backend: the device and its
+ * stream, the caching allocator, copies, page-locked host memory, the
+ * cuBLAS and cuDNN handles, the switches, and error reporting.
+ *
+ * The caching allocator keeps freed device blocks for reuse, like
+ * PyTorch's: sizes are rounded (512 B below 1 MiB, 128 KiB above), a
+ * request takes the smallest cached block that fits within a quarter more
+ * than asked, and cudaMalloc runs only when none does; so a training step
+ * after warm-up makes no cudaMalloc and no cudaFree. One stream per device
+ * orders all work, so a block freed by one operation and reused by the next
+ * is safe without events. When cudaMalloc fails the cache is given back
+ * and the request retried once; then the error names the size asked for,
+ * what tensors hold, what is cached and what the device has free. */
+#include <map>
+#include <mutex>
 #include <stdio.h>
 #include <string.h>
+#include <unordered_map>
 
-#include "../internal.h"
+#include "common.cuh"
 
-static int cuda_fail(cudaError_t err, const char *func, const char *what)
+enum { MAX_DEVICES = 16 };
+
+namespace {
+
+struct Block {
+    int64_t size;
+};
+
+struct Pinned {
+    int64_t size;
+    cudaEvent_t copied; /* recorded after the last copy out of this block */
+    bool pending;
+};
+
+struct Device {
+    bool ready;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    cudnnHandle_t cudnn;
+    std::multimap<int64_t, void *> cached;    /* size -> free block */
+    std::unordered_map<void *, int64_t> live; /* block -> size */
+    int64_t allocated, reserved, peak;
+    int64_t mallocs, frees, requests;
+    void *scratch;
+    int64_t scratch_size;
+};
+
+std::mutex lock;
+Device devices[MAX_DEVICES];
+int current_device;
+int device_total = -1;
+std::map<const char *, Pinned> pinned; /* page-locked blocks by start address */
+int options[4] = {1, 0, 0, 1024};      /* TF32, DETERMINISTIC, BENCHMARK, WORKSPACE_MB */
+
+const char *human(char *buf, size_t n, int64_t bytes)
 {
+    double v = (double)bytes;
+    const char *unit = "B";
+    if (v >= 1 << 30) { v /= 1 << 30; unit = "GiB"; }
+    else if (v >= 1 << 20) { v /= 1 << 20; unit = "MiB"; }
+    else if (v >= 1 << 10) { v /= 1 << 10; unit = "KiB"; }
+    snprintf(buf, n, unit[0] == 'B' ? "%.0f %s" : "%.2f %s", v, unit);
+    return buf;
+}
+
+int64_t round_size(int64_t n)
+{
+    if (n <= 0) n = 1;
+    int64_t q = n < (1 << 20) ? 512 : (128 << 10);
+    return (n + q - 1) / q * q;
+}
+
+int count_devices(void)
+{
+    if (device_total < 0) {
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess) {
+            cudaGetLastError(); /* clear the sticky "no driver" / "no device" error */
+            n = 0;
+        }
+        device_total = n > MAX_DEVICES ? MAX_DEVICES : n;
+    }
+    return device_total;
+}
+
+/* Makes the current device current on this thread and its stream ready.
+ * Called with the lock held. */
+int ensure_device(const char *func)
+{
+    if (count_devices() == 0) return crl_fail(CRL_ERR_DEVICE, func, "no CUDA device is available");
+    Device &d = devices[current_device];
+    CRL_GPU_TRY(cudaSetDevice(current_device), func);
+    if (!d.ready) {
+        CRL_GPU_TRY(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), func);
+        d.ready = true;
+    }
+    return CRL_OK;
+}
+
+void release_cached(Device &d)
+{
+    for (auto &kv : d.cached) {
+        cudaFree(kv.second);
+        d.reserved -= kv.first;
+        d.frees++;
+    }
+    d.cached.clear();
+}
+
+} // namespace
+
+extern "C" {
+
+int crl_gpu_fail(cudaError_t err, const char *func, const char *what)
+{
+    cudaGetLastError();
     return crl_fail(CRL_ERR_DEVICE, func, "%s failed: %s (%s)", what, cudaGetErrorString(err),
                     cudaGetErrorName(err));
 }
 
-extern "C" int crl_cuda_compiled(void) { return 1; }
-
-extern "C" int crl_cuda_device_count(void)
+int crl_gpu_cudnn_fail(cudnnStatus_t st, const char *func, const char *what)
 {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError(); /* clear the sticky "no driver" error */
-        return 0;
-    }
-    return n;
+    char detail[256] = "";
+    cudnnGetLastErrorString(detail, sizeof detail);
+    return crl_fail(CRL_ERR_DEVICE, func, "%s failed: %s%s%s", what, cudnnGetErrorString(st),
+                    detail[0] ? ": " : "", detail);
 }
 
-extern "C" int crl_cuda_device_info(char *name, int namelen, int64_t *total_bytes, int index)
+int crl_gpu_cublas_fail(cublasStatus_t st, const char *func, const char *what)
 {
-    int n = crl_cuda_device_count();
+    return crl_fail(CRL_ERR_DEVICE, func, "%s failed: %s (%s)", what, cublasGetStatusString(st),
+                    cublasGetStatusName(st));
+}
+
+int crl_gpu_launched(const char *func, const char *kernel)
+{
+    cudaError_t err = cudaGetLastError();
+    if (err == cudaSuccess) return CRL_OK;
+    return crl_fail(CRL_ERR_DEVICE, func, "launching %s failed: %s (%s)", kernel, cudaGetErrorString(err),
+                    cudaGetErrorName(err));
+}
+
+int crl_gpu_require(const crl_tensor *t, const char *func, const char *name)
+{
+    if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
+    if (t->device != CRL_CUDA)
+        return crl_fail(CRL_ERR_DEVICE, func, "'%s' %s is on the CPU, and this is the CUDA kernel", name,
+                        crl_shape(t));
+    return crl_require_plain(t, func, name);
+}
+
+cudaStream_t crl_gpu_stream(void)
+{
+    std::lock_guard<std::mutex> g(lock);
+    if (ensure_device("crl_gpu_stream") != CRL_OK) return 0;
+    return devices[current_device].stream;
+}
+
+cublasHandle_t crl_gpu_cublas(const char *func)
+{
+    std::lock_guard<std::mutex> g(lock);
+    if (ensure_device(func) != CRL_OK) return NULL;
+    Device &d = devices[current_device];
+    if (d.cublas == NULL) {
+        cublasStatus_t st = cublasCreate(&d.cublas);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+            d.cublas = NULL;
+            crl_gpu_cublas_fail(st, func, "cublasCreate");
+            return NULL;
+        }
+        cublasSetStream(d.cublas, d.stream);
+    }
+    return d.cublas;
+}
+
+cudnnHandle_t crl_gpu_cudnn(const char *func)
+{
+    std::lock_guard<std::mutex> g(lock);
+    if (ensure_device(func) != CRL_OK) return NULL;
+    Device &d = devices[current_device];
+    if (d.cudnn == NULL) {
+        cudnnStatus_t st = cudnnCreate(&d.cudnn);
+        if (st != CUDNN_STATUS_SUCCESS) {
+            d.cudnn = NULL;
+            crl_gpu_cudnn_fail(st, func, "cudnnCreate");
+            return NULL;
+        }
+        cudnnSetStream(d.cudnn, d.stream);
+    }
+    return d.cudnn;
+}
+
+int crl_gpu_option(int option) { return option >= 0 && option < 4 ? options[option] : 0; }
+
+} /* extern "C" */
+
+/* ---- the runtime table ------------------------------------------------------------------ */
+
+static int rt_device_count(void)
+{
+    std::lock_guard<std::mutex> g(lock);
+    return count_devices();
+}
+
+static int rt_device_info(char *name, int namelen, int64_t *total_bytes, int index)
+{
+    int n = rt_device_count();
     if (index < 0 || index >= n)
-        return crl_fail(CRL_ERR_DEVICE, __func__, "no CUDA device %d (this machine has %d)", index, n);
+        return crl_fail(CRL_ERR_DEVICE, "crl_cuda_device_info", "no CUDA device %d (this machine has %d)", index, n);
     cudaDeviceProp prop;
-    cudaError_t err = cudaGetDeviceProperties(&prop, index);
-    if (err != cudaSuccess) return cuda_fail(err, __func__, "cudaGetDeviceProperties");
+    CRL_GPU_TRY(cudaGetDeviceProperties(&prop, index), "crl_cuda_device_info");
     if (name && namelen > 0) snprintf(name, (size_t)namelen, "%s", prop.name);
     if (total_bytes) *total_bytes = (int64_t)prop.totalGlobalMem;
     return CRL_OK;
 }
 
-extern "C" int crl_cuda_synchronize(void)
+static int rt_set_device(int index)
 {
-    if (crl_cuda_device_count() == 0)
-        return crl_fail(CRL_ERR_DEVICE, __func__, "no CUDA device is available");
-    cudaError_t err = cudaDeviceSynchronize();
-    return err == cudaSuccess ? CRL_OK : cuda_fail(err, __func__, "cudaDeviceSynchronize");
+    std::lock_guard<std::mutex> g(lock);
+    int n = count_devices();
+    if (index < 0 || index >= n)
+        return crl_fail(CRL_ERR_DEVICE, "crl_cuda_set_device", "no CUDA device %d (this machine has %d)", index, n);
+    current_device = index;
+    return ensure_device("crl_cuda_set_device");
 }
 
-extern "C" int crl_cuda_malloc(void **ptr, int64_t nbytes)
+static int rt_get_device(void) { return current_device; }
+
+static int rt_synchronize(void)
 {
-    if (crl_cuda_device_count() == 0)
-        return crl_fail(CRL_ERR_DEVICE, __func__,
-                        "no CUDA device is available for a %lld-byte tensor", (long long)nbytes);
-    cudaError_t err = cudaMalloc(ptr, (size_t)nbytes);
-    if (err != cudaSuccess) {
-        cudaGetLastError();
-        return crl_fail(CRL_ERR_DEVICE, __func__, "cudaMalloc of %lld bytes failed: %s",
-                        (long long)nbytes, cudaGetErrorString(err));
-    }
+    cudaStream_t s = crl_gpu_stream();
+    if (s == 0) return CRL_ERR_DEVICE;
+    CRL_GPU_TRY(cudaStreamSynchronize(s), "crl_cuda_synchronize");
     return CRL_OK;
 }
 
-extern "C" void crl_cuda_free(void *ptr)
+static int rt_malloc(void **ptr, int64_t nbytes)
 {
-    if (ptr) cudaFree(ptr);
-}
-
-extern "C" int crl_cuda_memset_zero(void *ptr, int64_t nbytes)
-{
-    cudaError_t err = cudaMemset(ptr, 0, (size_t)nbytes);
-    return err == cudaSuccess ? CRL_OK : cuda_fail(err, __func__, "cudaMemset");
-}
-
-extern "C" int crl_cuda_memcpy(void *dst, const void *src, int64_t nbytes, int kind)
-{
-    static const cudaMemcpyKind kinds[3] = {cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
-                                            cudaMemcpyDeviceToDevice};
-    if (kind < 0 || kind > 2) return crl_fail(CRL_ERR_ARG, __func__, "unknown copy kind %d", kind);
-    cudaError_t err = cudaMemcpy(dst, src, (size_t)nbytes, kinds[kind]);
-    return err == cudaSuccess ? CRL_OK : cuda_fail(err, __func__, "cudaMemcpy");
-}
-
-extern "C" int crl_cuda_host_alloc(void **ptr, int64_t nbytes)
-{
-    if (crl_cuda_device_count() == 0)
-        return crl_fail(CRL_ERR_DEVICE, __func__, "no CUDA device for page-locked memory");
-    cudaError_t err = cudaHostAlloc(ptr, (size_t)nbytes, cudaHostAllocDefault);
-    if (err != cudaSuccess) {
-        cudaGetLastError();
-        return cuda_fail(err, __func__, "cudaHostAlloc");
+    static const char *func = "crl_cuda_malloc";
+    *ptr = NULL;
+    std::lock_guard<std::mutex> g(lock);
+    int rc = ensure_device(func);
+    if (rc) return rc;
+    Device &d = devices[current_device];
+    int64_t size = round_size(nbytes);
+    d.requests++;
+    auto it = d.cached.lower_bound(size);
+    if (it != d.cached.end() && it->first <= size + size / 4) {
+        *ptr = it->second;
+        size = it->first;
+        d.cached.erase(it);
+    } else {
+        cudaError_t err = cudaMalloc(ptr, (size_t)size);
+        if (err == cudaErrorMemoryAllocation && !d.cached.empty()) {
+            cudaGetLastError();
+            release_cached(d); /* give the cache back and try once more */
+            err = cudaMalloc(ptr, (size_t)size);
+        }
+        if (err != cudaSuccess) {
+            cudaGetLastError();
+            *ptr = NULL;
+            size_t free_b = 0, total_b = 0;
+            cudaMemGetInfo(&free_b, &total_b);
+            char a[32], b[32], c[32], e[32], f[32];
+            return crl_fail(CRL_ERR_NOMEM, func,
+                            "out of memory on CUDA device %d: asked for %s; tensors hold %s, the cache %s, "
+                            "and the device has %s free of %s (%s)",
+                            current_device, human(a, sizeof a, size), human(b, sizeof b, d.allocated),
+                            human(c, sizeof c, d.reserved - d.allocated), human(e, sizeof e, (int64_t)free_b),
+                            human(f, sizeof f, (int64_t)total_b), cudaGetErrorString(err));
+        }
+        d.mallocs++;
+        d.reserved += size;
     }
+    d.live[*ptr] = size;
+    d.allocated += size;
+    if (d.allocated > d.peak) d.peak = d.allocated;
     return CRL_OK;
 }
 
-extern "C" void crl_cuda_host_free(void *ptr)
+static void rt_free(void *ptr)
 {
-    if (ptr) cudaFreeHost(ptr);
+    if (ptr == NULL) return;
+    std::lock_guard<std::mutex> g(lock);
+    for (int i = 0; i < MAX_DEVICES; i++) {
+        Device &d = devices[i];
+        auto it = d.live.find(ptr);
+        if (it == d.live.end()) continue;
+        d.cached.emplace(it->second, ptr);
+        d.allocated -= it->second;
+        d.live.erase(it);
+        return;
+    }
 }
+
+static int rt_memset_zero(void *ptr, int64_t nbytes)
+{
+    cudaStream_t s = crl_gpu_stream();
+    if (s == 0) return CRL_ERR_DEVICE;
+    CRL_GPU_TRY(cudaMemsetAsync(ptr, 0, (size_t)nbytes, s), "crl_cuda_memset_zero");
+    return CRL_OK;
+}
+
+/* The page-locked block holding [p, p + n), or NULL. Lock held. */
+static Pinned *find_pinned(const void *p, int64_t n)
+{
+    auto it = pinned.upper_bound((const char *)p);
+    if (it == pinned.begin()) return NULL;
+    --it;
+    const char *start = it->first;
+    if ((const char *)p + n <= start + it->second.size) return &it->second;
+    return NULL;
+}
+
+static int rt_memcpy(void *dst, const void *src, int64_t nbytes, int kind)
+{
+    static const char *func = "crl_cuda_memcpy";
+    if (kind < 0 || kind > 2) return crl_fail(CRL_ERR_ARG, func, "unknown copy kind %d", kind);
+    cudaStream_t s = crl_gpu_stream();
+    if (s == 0) return CRL_ERR_DEVICE;
+    if (nbytes == 0) return CRL_OK;
+    if (kind == 0) {
+        /* host -> device: from page-locked memory the copy overlaps with the
+         * work queued before it, and an event marks when the host block may
+         * be written again (crl_cuda_host_fence); from ordinary memory the
+         * runtime stages the data before returning */
+        std::lock_guard<std::mutex> g(lock);
+        CRL_GPU_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, s), func);
+        Pinned *pb = find_pinned(src, nbytes);
+        if (pb) {
+            CRL_GPU_TRY(cudaEventRecord(pb->copied, s), func);
+            pb->pending = true;
+        }
+        return CRL_OK;
+    }
+    if (kind == 1) { /* device -> host: the host reads it next */
+        CRL_GPU_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyDeviceToHost, s), func);
+        CRL_GPU_TRY(cudaStreamSynchronize(s), func);
+        return CRL_OK;
+    }
+    CRL_GPU_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyDeviceToDevice, s), func);
+    return CRL_OK;
+}
+
+static int rt_host_alloc(void **ptr, int64_t nbytes)
+{
+    static const char *func = "crl_cuda_host_alloc";
+    *ptr = NULL;
+    if (rt_device_count() == 0) return crl_fail(CRL_ERR_DEVICE, func, "no CUDA device for page-locked memory");
+    CRL_GPU_TRY(cudaHostAlloc(ptr, (size_t)nbytes, cudaHostAllocDefault), func);
+    cudaEvent_t ev;
+    cudaError_t err = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    if (err != cudaSuccess) {
+        cudaFreeHost(*ptr);
+        *ptr = NULL;
+        return crl_gpu_fail(err, func, "cudaEventCreateWithFlags");
+    }
+    std::lock_guard<std::mutex> g(lock);
+    pinned[(const char *)*ptr] = Pinned{nbytes, ev, false};
+    return CRL_OK;
+}
+
+static int rt_host_fence(const void *p)
+{
+    cudaEvent_t ev = NULL;
+    {
+        std::lock_guard<std::mutex> g(lock);
+        Pinned *pb = find_pinned(p, 1);
+        if (pb == NULL || !pb->pending) return CRL_OK;
+        ev = pb->copied;
+        pb->pending = false;
+    }
+    CRL_GPU_TRY(cudaEventSynchronize(ev), "crl_cuda_host_fence");
+    return CRL_OK;
+}
+
+static void rt_host_free(void *ptr)
+{
+    if (ptr == NULL) return;
+    cudaEvent_t ev = NULL;
+    {
+        std::lock_guard<std::mutex> g(lock);
+        auto it = pinned.find((const char *)ptr);
+        if (it != pinned.end()) {
+            ev = it->second.copied;
+            pinned.erase(it);
+        }
+    }
+    if (ev) {
+        cudaEventSynchronize(ev); /* no copy may still read the block */
+        cudaEventDestroy(ev);
+    }
+    cudaFreeHost(ptr);
+}
+
+static int rt_memory_stats(crl_cuda_memory_stats *out)
+{
+    std::lock_guard<std::mutex> g(lock);
+    int rc = ensure_device("crl_cuda_memory");
+    if (rc) return rc;
+    Device &d = devices[current_device];
+    out->allocated = d.allocated;
+    out->reserved = d.reserved;
+    out->peak_allocated = d.peak;
+    out->device_mallocs = d.mallocs;
+    out->device_frees = d.frees;
+    out->requests = d.requests;
+    size_t free_b = 0, total_b = 0;
+    CRL_GPU_TRY(cudaMemGetInfo(&free_b, &total_b), "crl_cuda_memory");
+    out->device_total = (int64_t)total_b;
+    out->device_free = (int64_t)free_b;
+    return CRL_OK;
+}
+
+static int rt_empty_cache(void)
+{
+    std::lock_guard<std::mutex> g(lock);
+    int rc = ensure_device("crl_cuda_empty_cache");
+    if (rc) return rc;
+    Device &d = devices[current_device];
+    CRL_GPU_TRY(cudaStreamSynchronize(d.stream), "crl_cuda_empty_cache");
+    release_cached(d);
+    return CRL_OK;
+}
+
+static int rt_set_option(int option, int value)
+{
+    static const char *const names[4] = {"TF32", "DETERMINISTIC", "BENCHMARK", "WORKSPACE_MB"};
+    if (option < 0 || option > 3)
+        return crl_fail(CRL_ERR_ARG, "crl_cuda_set_option", "unknown option %d (0..3)", option);
+    if (option == CRL_CUDA_WORKSPACE_MB ? value < 0 : (value != 0 && value != 1))
+        return crl_fail(CRL_ERR_ARG, "crl_cuda_set_option", "%s must be %s, got %d", names[option],
+                        option == CRL_CUDA_WORKSPACE_MB ? ">= 0" : "0 or 1", value);
+    options[option] = value;
+    return CRL_OK;
+}
+
+static int rt_get_option(int option) { return crl_gpu_option(option); }
+
+extern "C" int crl_gpu_scratch(void **ptr, int64_t nbytes, const char *func)
+{
+    Device &d = devices[current_device];
+    if (nbytes <= d.scratch_size && d.scratch) {
+        *ptr = d.scratch;
+        return CRL_OK;
+    }
+    if (d.scratch) rt_free(d.scratch); /* stream-ordered: earlier users finish first */
+    d.scratch = NULL;
+    d.scratch_size = 0;
+    int rc = rt_malloc(&d.scratch, nbytes);
+    if (rc) return crl_fail(rc, func, "scratch of %lld bytes: %s", (long long)nbytes, crl_last_error());
+    d.scratch_size = nbytes;
+    *ptr = d.scratch;
+    return CRL_OK;
+}
+
+extern "C" const crl_cuda_runtime crl_gpu_runtime = {
+    rt_device_count, rt_device_info, rt_set_device, rt_get_device, rt_synchronize,
+    rt_malloc,       rt_free,        rt_memset_zero, rt_memcpy,     rt_host_alloc,
+    rt_host_free,    rt_host_fence,  rt_memory_stats, rt_empty_cache, rt_set_option,
+    rt_get_option,
+};

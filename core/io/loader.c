@@ -100,6 +100,10 @@ static int fill_batch(crl_loader *l, int64_t b, int slot, crl_tensor *buf, crl_s
 {
     float *x = crl_tensor_data(l->slot_x[slot]);
     int32_t *y = crl_tensor_data(l->slot_y[slot]);
+    /* a page-locked slot may still be copying to the GPU from its last use */
+    int rc0 = crl_cuda_host_fence(x);
+    if (rc0 == CRL_OK) rc0 = crl_cuda_host_fence(y);
+    if (rc0) return rc0;
     const int32_t *lab = crl_tensor_data(l->labels);
     int64_t len = batch_len(l, b);
     for (int64_t k = 0; k < len; k++) {

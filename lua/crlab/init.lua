@@ -19,14 +19,49 @@ crlab.plot = require 'crlab.plot'
 
 function crlab.mm(a, b) return a:mm(b) end
 
--- CUDA: crlab.cuda.available() is false on machines without a GPU, and
--- t:cuda() then raises an error that says so.
+-- CUDA: crlab.cuda.available() is false on machines without a GPU (or
+-- when the CUDA backend, libcrlab_cuda.so, cannot be loaded), and t:cuda()
+-- then raises an error that says why.
+local function cudaFlag(opt, name)
+  return function(on)
+    if on == nil then
+      local v = core.C.crl_cuda_get_option(opt)
+      if v < 0 then core.check(-1) end
+      return v == 1
+    end
+    if type(on) ~= 'boolean' then error('crlab.cuda.' .. name .. ': expects true or false, got ' .. tostring(on), 2) end
+    core.check(core.C.crl_cuda_set_option(opt, on and 1 or 0))
+  end
+end
 crlab.cuda = {
   compiled = function() return core.C.crl_cuda_compiled() == 1 end,
   deviceCount = function() return core.C.crl_cuda_device_count() end,
   available = function() return core.C.crl_cuda_device_count() > 0 end,
   synchronize = function() core.check(core.C.crl_cuda_synchronize()) end,
+  -- the device that new CUDA tensors go to (0-based, as in cutorch's 1-based setDevice minus one)
+  setDevice = function(i) core.check(core.C.crl_cuda_set_device(i)) end,
+  getDevice = function() return core.C.crl_cuda_get_device() end,
+  -- the caching allocator's figures, in bytes
+  memory = function()
+    local s = require('ffi').new('crl_cuda_memory_stats')
+    core.check(core.C.crl_cuda_memory(s))
+    local t = {}
+    for _, k in ipairs{'allocated', 'reserved', 'peak_allocated', 'device_mallocs', 'device_frees', 'requests',
+                       'device_total', 'device_free'} do t[k] = tonumber(s[k]) end
+    return t
+  end,
+  emptyCache = function() core.check(core.C.crl_cuda_empty_cache()) end,
+  -- switches: with no argument each returns its state
+  allowTF32 = cudaFlag(core.C.CRL_CUDA_TF32, 'allowTF32'),         -- TF32 tensor cores for fp32 conv/GEMM (default true)
+  deterministic = cudaFlag(core.C.CRL_CUDA_DETERMINISTIC, 'deterministic'), -- deterministic cuDNN algorithms only (default false)
+  benchmark = cudaFlag(core.C.CRL_CUDA_BENCHMARK, 'benchmark'),         -- time conv algorithms once per shape (default false)
 }
+function crlab.cuda.setWorkspaceLimit(mb)
+  if type(mb) ~= 'number' or mb < 0 or mb % 1 ~= 0 then
+    error('crlab.cuda.setWorkspaceLimit: expects a whole number of MiB >= 0, got ' .. tostring(mb), 2)
+  end
+  core.check(core.C.crl_cuda_set_option(core.C.CRL_CUDA_WORKSPACE_MB, mb))
+end
 
 -- The larger parts load on first use: crlab.nn, crlab.models, crlab.optim,
 -- crlab.data, crlab.train, crlab.checkpoint, crlab.json, crlab.image,

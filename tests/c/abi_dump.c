@@ -56,6 +56,15 @@ int main(void)
     FIELD(crl_pool2d_params, pad_h);
     FIELD(crl_pool2d_params, pad_w);
     FIELD(crl_pool2d_params, count_include_pad);
+    SIZE(crl_cuda_memory_stats);
+    FIELD(crl_cuda_memory_stats, allocated);
+    FIELD(crl_cuda_memory_stats, reserved);
+    FIELD(crl_cuda_memory_stats, peak_allocated);
+    FIELD(crl_cuda_memory_stats, device_mallocs);
+    FIELD(crl_cuda_memory_stats, device_frees);
+    FIELD(crl_cuda_memory_stats, requests);
+    FIELD(crl_cuda_memory_stats, device_total);
+    FIELD(crl_cuda_memory_stats, device_free);
     SIZE(crl_transform);
     FIELD(crl_transform, kind);
     FIELD(crl_transform, h);
