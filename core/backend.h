@@ -80,6 +80,10 @@ typedef struct crl_cuda_runtime {
     int (*empty_cache)(void);
     int (*set_option)(int option, int value);
     int (*get_option)(int option);
+    /* device-side element work of tensor.c: a fill, and a copy between two
+     * CUDA tensors of any strides and dtypes (conversion as math/convert.h) */
+    int (*fill)(crl_tensor *t, double value);
+    int (*copy)(crl_tensor *dst, const crl_tensor *src);
 } crl_cuda_runtime;
 
 /* What libcrlab_cuda.so exports (one symbol, resolved after dlopen). */

@@ -184,3 +184,15 @@ int crl_cuda_host_fence(const void *host_ptr)
 {
     return cuda_runtime && host_ptr ? cuda_runtime->host_fence(host_ptr) : CRL_OK;
 }
+
+int crl_cuda_fill(crl_tensor *t, double value)
+{
+    RT_OR_FAIL(rt);
+    return rt->fill(t, value);
+}
+
+int crl_cuda_copy(crl_tensor *dst, const crl_tensor *src)
+{
+    RT_OR_FAIL(rt);
+    return rt->copy(dst, src);
+}

@@ -8,6 +8,7 @@
 #define CRLAB_INTERNAL_H
 
 #include "crlab.h"
+#include "math/convert.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,34 +40,15 @@ void crl_storage_release(crl_storage *s);
 /* Element i of a strided view in row-major order -> element offset. */
 int64_t crl_linear_to_offset(const crl_tensor *t, int64_t i);
 
+/* Element access by dtype; the conversion rule is core/math/convert.h's. */
 static inline double crl_read_elem(const void *base, int dtype, int64_t off)
 {
-    switch (dtype) {
-    case CRL_FLOAT32: return ((const float *)base)[off];
-    case CRL_INT32: return ((const int32_t *)base)[off];
-    default: return ((const uint8_t *)base)[off];
-    }
+    return crl_load_elem(base, dtype, off);
 }
 
-/* Float to integer conversion truncates toward zero like C and PyTorch,
- * but saturates instead of invoking undefined behaviour; NaN becomes 0. */
 static inline void crl_write_elem(void *base, int dtype, int64_t off, double v)
 {
-    switch (dtype) {
-    case CRL_FLOAT32: ((float *)base)[off] = (float)v; break;
-    case CRL_INT32:
-        if (!(v == v)) v = 0;
-        if (v > 2147483647.0) v = 2147483647.0;
-        if (v < -2147483648.0) v = -2147483648.0;
-        ((int32_t *)base)[off] = (int32_t)v;
-        break;
-    default:
-        if (!(v == v)) v = 0;
-        if (v > 255.0) v = 255.0;
-        if (v < 0.0) v = 0.0;
-        ((uint8_t *)base)[off] = (uint8_t)v;
-        break;
-    }
+    crl_store_elem(base, dtype, off, v);
 }
 
 /* Makes out a contiguous tensor of this dtype, device and shape, dropping
@@ -128,6 +110,10 @@ void crl_cuda_host_free(void *ptr);
  * has finished, so the block can be written again (the loader calls it
  * before refilling a batch slot). A no-op without CUDA. */
 int crl_cuda_host_fence(const void *host_ptr);
+/* On the device: fill a CUDA tensor; copy between two CUDA tensors of any
+ * strides and dtypes. */
+int crl_cuda_fill(crl_tensor *t, double value);
+int crl_cuda_copy(crl_tensor *dst, const crl_tensor *src);
 
 /* A CPU tensor in page-locked memory when a CUDA device is present, in
  * ordinary memory otherwise (the storage remembers which, for freeing). */

@@ -770,24 +770,21 @@ int crl_tensor_copy(crl_tensor *dst, const crl_tensor *src)
     }
     if (dst->layout != CRL_LAYOUT_PLAIN || src->layout != CRL_LAYOUT_PLAIN)
         return crl_fail(CRL_ERR_UNSUPPORTED, __func__, "copies between devices need plain tensors; convert first");
-    /* At least one side is on the GPU: copy contiguous blocks of equal
-     * dtype, staging through a host tensor when needed. */
-    if (dst->device == CRL_CUDA && !crl_tensor_is_contiguous(dst))
-        return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
-                        "a non-contiguous CUDA destination %s is not supported yet", crl_shape(dst));
-    if (src->device == CRL_CUDA && !crl_tensor_is_contiguous(src))
-        return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
-                        "a non-contiguous CUDA source %s is not supported yet; call :contiguous()",
-                        crl_shape(src));
+    /* At least one side is on the GPU. Between CUDA tensors the device
+     * copies (any strides, any dtypes); across devices contiguous blocks of
+     * equal dtype move, through a contiguous staging tensor on either side
+     * when needed. */
+    if (dst->device == CRL_CUDA && src->device == CRL_CUDA) return crl_cuda_copy(dst, src);
     int64_t nbytes = n * crl_dtype_size(dst->dtype);
-    if (dst->device == CRL_CUDA && src->device == CRL_CUDA) {
-        if (dst->dtype != src->dtype)
-            return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
-                            "converting %s to %s on the GPU is not supported yet",
-                            crl_dtype_name(src->dtype), crl_dtype_name(dst->dtype));
-        return crl_cuda_memcpy(crl_tensor_data(dst), crl_tensor_data(src), nbytes, 2);
-    }
     if (dst->device == CRL_CUDA) { /* host -> device */
+        if (!crl_tensor_is_contiguous(dst)) {
+            crl_tensor *d = crl_tensor_new(dst->dtype, CRL_CUDA, dst->ndim, dst->sizes);
+            if (d == NULL) return CRL_ERR_DEVICE;
+            rc = crl_tensor_copy(d, src);
+            if (rc == CRL_OK) rc = crl_cuda_copy(dst, d);
+            crl_tensor_free(d); /* the cache reuses its block in stream order */
+            return rc;
+        }
         if (src->dtype == dst->dtype && crl_tensor_is_contiguous(src))
             return crl_cuda_memcpy(crl_tensor_data(dst), crl_tensor_data(src), nbytes, 0);
         crl_tensor *h = host_copy(src, dst->dtype);
@@ -797,6 +794,15 @@ int crl_tensor_copy(crl_tensor *dst, const crl_tensor *src)
         return rc;
     }
     /* device -> host */
+    if (!crl_tensor_is_contiguous(src)) {
+        crl_tensor *d = crl_tensor_new(src->dtype, CRL_CUDA, src->ndim, src->sizes);
+        if (d == NULL) return CRL_ERR_DEVICE;
+        rc = crl_cuda_copy(d, src);
+        if (rc == CRL_OK) rc = crl_tensor_copy(dst, d);
+        crl_tensor_free(d);
+        return rc;
+    }
+    nbytes = n * crl_dtype_size(src->dtype);
     if (src->dtype == dst->dtype && crl_tensor_is_contiguous(dst))
         return crl_cuda_memcpy(crl_tensor_data(dst), crl_tensor_data(src), nbytes, 1);
     crl_tensor *h = crl_tensor_new(src->dtype, CRL_CPU, src->ndim, src->sizes);
@@ -903,19 +909,7 @@ int crl_tensor_fill(crl_tensor *t, double value)
     if (n == 0) return CRL_OK;
     int rc = check_storage(t, __func__, "t");
     if (rc) return rc;
-    if (t->device != CRL_CPU) {
-        /* Build the pattern on the host, then upload. */
-        if (!crl_tensor_is_contiguous(t))
-            return crl_fail(CRL_ERR_UNSUPPORTED, __func__,
-                            "filling a non-contiguous CUDA tensor %s is not supported yet",
-                            crl_shape(t));
-        crl_tensor *h = crl_tensor_new(t->dtype, CRL_CPU, t->ndim, t->sizes);
-        if (h == NULL) return CRL_ERR_NOMEM;
-        rc = crl_tensor_fill(h, value);
-        if (rc == CRL_OK) rc = crl_tensor_copy(t, h);
-        crl_tensor_free(h);
-        return rc;
-    }
+    if (t->device != CRL_CPU) return crl_cuda_fill(t, value);
     if (t->layout != CRL_LAYOUT_PLAIN && value == 0.0) {
         memset(crl_tensor_data(t), 0, (size_t)crl_tensor_span(t) * sizeof(float));
         return CRL_OK;

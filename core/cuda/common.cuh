@@ -44,6 +44,10 @@ int crl_gpu_require(const crl_tensor *t, const char *func, const char *name);
  * valid until the next call of crl_gpu_scratch on the same stream). */
 int crl_gpu_scratch(void **ptr, int64_t nbytes, const char *func);
 
+/* tensor.cu: the runtime's fill and device-to-device copy. */
+int crl_gpu_fill(crl_tensor *t, double value);
+int crl_gpu_copy(crl_tensor *dst, const crl_tensor *src);
+
 /* Switch values (crl_cuda_set_option), read by the kernels. */
 int crl_gpu_option(int option);
 

@@ -459,5 +459,5 @@ extern "C" const crl_cuda_runtime crl_gpu_runtime = {
     rt_device_count, rt_device_info, rt_set_device, rt_get_device, rt_synchronize,
     rt_malloc,       rt_free,        rt_memset_zero, rt_memcpy,     rt_host_alloc,
     rt_host_free,    rt_host_fence,  rt_memory_stats, rt_empty_cache, rt_set_option,
-    rt_get_option,
+    rt_get_option,   crl_gpu_fill,   crl_gpu_copy,
 };

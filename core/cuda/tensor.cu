@@ -1,0 +1,51 @@
+/* cuda/tensor.cu -- element work behind tensor.c for CUDA tensors: fills
+ * and copies between CUDA tensors of any strides and dtypes, on the stream,
+ * so zeroing a gradient slab or making a view contiguous never goes
+ * through the host. Conversions follow core/math/convert.h. */
+#include "common.cuh"
+
+__global__ void fill_kernel(void *base, int dtype, crl_gpu_view v, int64_t n, double value)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        crl_store_elem(base, dtype, crl_gpu_offset(v, i), value);
+}
+
+__global__ void copy_kernel(void *dbase, int dtype_d, crl_gpu_view dv, const void *sbase, int dtype_s,
+                            crl_gpu_view sv, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        crl_store_elem(dbase, dtype_d, crl_gpu_offset(dv, i), crl_load_elem(sbase, dtype_s, crl_gpu_offset(sv, i)));
+}
+
+extern "C" int crl_gpu_fill(crl_tensor *t, double value)
+{
+    static const char *F = "crl_tensor_fill";
+    int64_t n = crl_tensor_numel(t);
+    if (n == 0) return CRL_OK;
+    cudaStream_t s = crl_gpu_stream();
+    if (s == 0) return CRL_ERR_DEVICE;
+    if (value == 0.0 && crl_tensor_is_contiguous(t)) {
+        CRL_GPU_TRY(cudaMemsetAsync(crl_tensor_data(t), 0, (size_t)(n * crl_dtype_size(t->dtype)), s), F);
+        return CRL_OK;
+    }
+    fill_kernel<<<crl_gpu_blocks(n), CRL_GPU_THREADS, 0, s>>>(t->storage->data, t->dtype, crl_gpu_view_of(t), n,
+                                                              value);
+    return crl_gpu_launched(F, "fill_kernel");
+}
+
+extern "C" int crl_gpu_copy(crl_tensor *dst, const crl_tensor *src)
+{
+    static const char *F = "crl_tensor_copy";
+    int64_t n = crl_tensor_numel(dst);
+    if (n == 0) return CRL_OK;
+    cudaStream_t s = crl_gpu_stream();
+    if (s == 0) return CRL_ERR_DEVICE;
+    if (dst->dtype == src->dtype && crl_tensor_is_contiguous(dst) && crl_tensor_is_contiguous(src)) {
+        CRL_GPU_TRY(cudaMemcpyAsync(crl_tensor_data(dst), crl_tensor_data(src),
+                                    (size_t)(n * crl_dtype_size(dst->dtype)), cudaMemcpyDeviceToDevice, s), F);
+        return CRL_OK;
+    }
+    copy_kernel<<<crl_gpu_blocks(n), CRL_GPU_THREADS, 0, s>>>(dst->storage->data, dst->dtype, crl_gpu_view_of(dst),
+                                                              src->storage->data, src->dtype, crl_gpu_view_of(src), n);
+    return crl_gpu_launched(F, "copy_kernel");
+}
