@@ -90,7 +90,11 @@ int ensure_device(const char *func)
 {
     if (count_devices() == 0) return crl_fail(CRL_ERR_DEVICE, func, "no CUDA device is available");
     Device &d = devices[current_device];
-    CRL_GPU_TRY(cudaSetDevice(current_device), func);
+    static thread_local int current_on_thread = -1; /* cudaSetDevice once per thread and switch */
+    if (current_on_thread != current_device) {
+        CRL_GPU_TRY(cudaSetDevice(current_device), func);
+        current_on_thread = current_device;
+    }
     if (!d.ready) {
         CRL_GPU_TRY(cudaStreamCreateWithFlags(&d.stream, cudaStreamNonBlocking), func);
         d.ready = true;
@@ -150,12 +154,14 @@ int crl_gpu_require(const crl_tensor *t, const char *func, const char *name)
     return crl_require_plain(t, func, name);
 }
 
-cudaStream_t crl_gpu_stream(void)
+static cudaStream_t stream_for(const char *func)
 {
     std::lock_guard<std::mutex> g(lock);
-    if (ensure_device("crl_gpu_stream") != CRL_OK) return 0;
+    if (ensure_device(func) != CRL_OK) return 0;
     return devices[current_device].stream;
 }
+
+cudaStream_t crl_gpu_stream(void) { return stream_for("crl_gpu_stream"); }
 
 cublasHandle_t crl_gpu_cublas(const char *func)
 {
@@ -229,7 +235,7 @@ static int rt_get_device(void) { return current_device; }
 
 static int rt_synchronize(void)
 {
-    cudaStream_t s = crl_gpu_stream();
+    cudaStream_t s = stream_for("crl_cuda_synchronize");
     if (s == 0) return CRL_ERR_DEVICE;
     CRL_GPU_TRY(cudaStreamSynchronize(s), "crl_cuda_synchronize");
     return CRL_OK;
@@ -296,7 +302,7 @@ static void rt_free(void *ptr)
 
 static int rt_memset_zero(void *ptr, int64_t nbytes)
 {
-    cudaStream_t s = crl_gpu_stream();
+    cudaStream_t s = stream_for("crl_cuda_memset_zero");
     if (s == 0) return CRL_ERR_DEVICE;
     CRL_GPU_TRY(cudaMemsetAsync(ptr, 0, (size_t)nbytes, s), "crl_cuda_memset_zero");
     return CRL_OK;
@@ -317,7 +323,7 @@ static int rt_memcpy(void *dst, const void *src, int64_t nbytes, int kind)
 {
     static const char *func = "crl_cuda_memcpy";
     if (kind < 0 || kind > 2) return crl_fail(CRL_ERR_ARG, func, "unknown copy kind %d", kind);
-    cudaStream_t s = crl_gpu_stream();
+    cudaStream_t s = stream_for(func);
     if (s == 0) return CRL_ERR_DEVICE;
     if (nbytes == 0) return CRL_OK;
     if (kind == 0) {
