@@ -4,7 +4,10 @@
  * user loads none; the first CUDA request (a device query, a :cuda(), an
  * operation on a CUDA tensor) dlopens the plugin and takes its tables. When
  * it cannot be loaded (built without CUDA, cuDNN missing, ...) device
- * queries answer "no device" and every request fails with the reason. */
+ * queries answer "no device" and every request fails with the reason.
+ * The device count, which the batch loader asks for, first looks for the
+ * NVIDIA driver (libcuda.so.1) and loads nothing more on a machine without
+ * one, so CPU training never maps cuDNN or cuBLAS. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -83,8 +86,19 @@ int crl_backend_for(const crl_backend **be, int device, const char *func)
 
 int crl_cuda_compiled(void) { return CRL_WITH_CUDA; }
 
+static pthread_once_t driver_once = PTHREAD_ONCE_INIT;
+static int driver_present;
+
+static void probe_driver(void)
+{
+    void *h = CRL_WITH_CUDA ? dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL) : NULL;
+    driver_present = h != NULL; /* kept open: the CUDA runtime loads it anyway */
+}
+
 int crl_cuda_device_count(void)
 {
+    pthread_once(&driver_once, probe_driver);
+    if (!driver_present) return 0;
     pthread_once(&load_once, load_plugin);
     return cuda_runtime ? cuda_runtime->device_count() : 0;
 }
