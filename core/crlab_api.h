@@ -609,7 +609,8 @@ int crl_cuda_empty_cache(void);
 
 /* Switches of the CUDA backend (process-wide; values 0/1 unless noted):
  *   TF32           fp32 convolutions and GEMMs may use TF32 tensor cores (1, as PyTorch)
- *   DETERMINISTIC  cuDNN only picks deterministic algorithms (0)
+ *   DETERMINISTIC  cuDNN only picks deterministic algorithms, and max pooling's
+ *                  backward adds in the CPU's order, not with atomics (0)
  *   BENCHMARK      time the candidate convolution algorithms once per shape
  *                  and keep the fastest, instead of the heuristics' pick (0)
  *   WORKSPACE_MB   the most a convolution's workspace may take (1024) */

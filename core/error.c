@@ -65,12 +65,17 @@ int crl_op_device(int *device, const char *func, int n, const crl_tensor *const 
     return CRL_OK;
 }
 
+int crl_require_device(const crl_tensor *t, int device, const char *func, const char *name)
+{
+    if (t->device != device)
+        return crl_fail(CRL_ERR_DEVICE, func, "'%s' %s is on the %s, and this is the %s kernel", name, crl_shape(t),
+                        device_name(t->device), device_name(device));
+    return crl_require_plain(t, func, name);
+}
+
 int crl_require_cpu(const crl_tensor *t, const char *func, const char *name)
 {
-    if (t->device != CRL_CPU)
-        return crl_fail(CRL_ERR_DEVICE, func, "'%s' %s is on the %s, and this is the CPU kernel", name, crl_shape(t),
-                        device_name(t->device));
-    return crl_require_plain(t, func, name);
+    return crl_require_device(t, CRL_CPU, func, name);
 }
 
 int crl_require_host(const crl_tensor *t, const char *func, const char *name)

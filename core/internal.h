@@ -82,8 +82,28 @@ int crl_op_device(int *device, const char *func, int n, const crl_tensor *const 
 int crl_no_kernel(const char *func, int device);
 /* The CPU kernels' own gate, behind the op layer: a plain CPU tensor. */
 int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
+/* The same gate for any device's kernel: a plain tensor on `device`. */
+int crl_require_device(const crl_tensor *t, int device, const char *func, const char *name);
 /* For functions that read host memory by nature (image files, transforms). */
 int crl_require_host(const crl_tensor *t, const char *func, const char *name);
+
+/* The checks of the layers between convolutions (cpu/nn.c), shared by the
+ * CPU and CUDA kernels so both give the same messages: each validates the
+ * inputs of one layer on `device` (the CPU also takes blocked tensors,
+ * CUDA plain ones) and returns the output sizes it works out. func is the
+ * public name. crl_layer_f32: a contiguous float32 tensor in `layout`. */
+int crl_layer_f32(const crl_tensor *t, int layout, int device, const char *func, const char *name);
+int crl_relu_backward_check(const crl_tensor *grad_out, const crl_tensor *out, int device, const char *func);
+int crl_pool2d_check(int64_t *oh, int64_t *ow, const crl_tensor *in, const crl_pool2d_params *p, int device,
+                     const char *func);
+int crl_maxpool2d_backward_check(const crl_tensor *grad_out, const crl_tensor *indices, const crl_tensor *in,
+                                 int device, const char *func);
+int crl_avgpool2d_backward_check(int64_t *oh, int64_t *ow, const crl_tensor *grad_out, const crl_tensor *in,
+                                 const crl_pool2d_params *p, int device, const char *func);
+/* grad_out NULL: the forward pass's checks. */
+int crl_global_avgpool2d_check(const crl_tensor *grad_out, const crl_tensor *in, int device, const char *func);
+int crl_shortcut_pad_check(int64_t *oh, int64_t *ow, const crl_tensor *grad_out, const crl_tensor *in,
+                           int out_channels, int stride, int device, const char *func);
 
 /* Requirements checked at the top of most kernels. */
 int crl_require_dtype(const crl_tensor *t, int dtype, const char *func, const char *name);

@@ -7,19 +7,27 @@
 #include <string.h>
 
 #include "../internal.h"
+#include "../math/pool.h"
 #include "cpu.h"
 #include "blocked.h"
 
-static int need_f32(const crl_tensor *t, const char *func, const char *name)
+/* A contiguous float32 plain tensor on this device (the CPU for the CPU
+ * kernels; CUDA when the CUDA kernels run the shared checks below). */
+static int need_f32_on(const crl_tensor *t, int device, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    int rc = crl_require_cpu(t, func, name);
+    int rc = crl_require_device(t, device, func, name);
     if (rc) return rc;
     if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t))
         return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a contiguous float32 tensor (got %s%s)", name,
                         crl_shape(t), crl_dtype_name(t->dtype),
                         crl_tensor_is_contiguous(t) ? "" : ", not contiguous");
     return CRL_OK;
+}
+
+static int need_f32(const crl_tensor *t, const char *func, const char *name)
+{
+    return need_f32_on(t, CRL_CPU, func, name);
 }
 
 /* A float32 CPU tensor in this layout: contiguous when plain, or blocked
@@ -318,6 +326,119 @@ int crl_cpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl
     return CRL_OK;
 }
 
+/* ---- the layers' checks, shared with the CUDA kernels ----------------------------------
+ * Each validates one layer's inputs on `device` before anything is written,
+ * so both backends give one set of messages. On the CPU an input may be
+ * plain or blocked (in its own layout, or in's for a gradient); on CUDA it
+ * is plain. The output sizes worked out on the way come back. */
+
+int crl_layer_f32(const crl_tensor *t, int layout, int device, const char *func, const char *name)
+{
+    if (device == CRL_CPU) return need_f32_as(t, layout, func, name);
+    return need_f32_on(t, device, func, name);
+}
+
+int crl_relu_backward_check(const crl_tensor *grad_out, const crl_tensor *out, int device, const char *func)
+{
+    if (out == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "out");
+    int rc = crl_layer_f32(out, out->layout, device, func, "out");
+    if (rc == CRL_OK) rc = crl_layer_f32(grad_out, out->layout, device, func, "grad_out");
+    if (rc) return rc;
+    if (crl_tensor_numel(grad_out) != crl_tensor_numel(out))
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s and out %s differ", crl_shape(grad_out), crl_shape(out));
+    return same_blocked_shape(out, grad_out, func, "out", "grad_out");
+}
+
+int crl_pool2d_check(int64_t *oh, int64_t *ow, const crl_tensor *in, const crl_pool2d_params *p, int device,
+                     const char *func)
+{
+    if (in == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "in");
+    int rc = crl_layer_f32(in, in->layout, device, func, "in");
+    if (rc) return rc;
+    if (p == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'p' is NULL");
+    if (in->ndim != 4) return crl_fail(CRL_ERR_SHAPE, func, "in %s must be (N, C, H, W)", crl_shape(in));
+    if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->pad_h < 0 ||
+        p->pad_w < 0 || p->pad_h * 2 > p->kernel_h || p->pad_w * 2 > p->kernel_w)
+        return crl_fail(CRL_ERR_ARG, func, "kernel (%d, %d), stride (%d, %d), pad (%d, %d): kernel and stride "
+                        "must be >= 1 and pad at most half the kernel", p->kernel_h, p->kernel_w, p->stride_h,
+                        p->stride_w, p->pad_h, p->pad_w);
+    if (in->sizes[2] + 2 * p->pad_h < p->kernel_h || in->sizes[3] + 2 * p->pad_w < p->kernel_w)
+        return crl_fail(CRL_ERR_SHAPE, func, "kernel %dx%d is larger than the padded input %s", p->kernel_h,
+                        p->kernel_w, crl_shape(in));
+    *oh = crl_pool_out_size(in->sizes[2], p->kernel_h, p->stride_h, p->pad_h);
+    *ow = crl_pool_out_size(in->sizes[3], p->kernel_w, p->stride_w, p->pad_w);
+    return CRL_OK;
+}
+
+int crl_maxpool2d_backward_check(const crl_tensor *grad_out, const crl_tensor *indices, const crl_tensor *in,
+                                 int device, const char *func)
+{
+    if (indices == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "indices");
+    if (in == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "in");
+    int rc = crl_layer_f32(in, in->layout, device, func, "in");
+    if (rc == CRL_OK) rc = crl_layer_f32(grad_out, in->layout, device, func, "grad_out");
+    if (rc) return rc;
+    if (indices->dtype != CRL_INT32 || !crl_tensor_is_contiguous(indices) || indices->device != device ||
+        crl_tensor_numel(indices) != crl_tensor_numel(grad_out) ||
+        grad_out->ndim != 4 || in->ndim != 4 || grad_out->sizes[0] * grad_out->sizes[1] != in->sizes[0] * in->sizes[1])
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s, indices %s and in %s do not fit",
+                        crl_shape(grad_out), crl_shape(indices), crl_shape(in));
+    return CRL_OK;
+}
+
+int crl_avgpool2d_backward_check(int64_t *oh, int64_t *ow, const crl_tensor *grad_out, const crl_tensor *in,
+                                 const crl_pool2d_params *p, int device, const char *func)
+{
+    if (in == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "in");
+    int rc = crl_layer_f32(in, in->layout, device, func, "in");
+    if (rc == CRL_OK) rc = crl_layer_f32(grad_out, in->layout, device, func, "grad_out");
+    if (rc == CRL_OK) rc = crl_pool2d_check(oh, ow, in, p, device, func);
+    if (rc) return rc;
+    if (grad_out->ndim != 4 || grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[1] != in->sizes[1] ||
+        grad_out->sizes[2] != *oh || grad_out->sizes[3] != *ow)
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s does not match the pooled shape of in %s",
+                        crl_shape(grad_out), crl_shape(in));
+    return CRL_OK;
+}
+
+static int need_nchw(const crl_tensor *t, int device, const char *func, const char *name)
+{
+    int rc = crl_layer_f32(t, t ? t->layout : 0, device, func, name);
+    if (rc == CRL_OK && t->ndim != 4)
+        rc = crl_fail(CRL_ERR_SHAPE, func, "'%s' %s must be (N, C, H, W)", name, crl_shape(t));
+    return rc;
+}
+
+int crl_global_avgpool2d_check(const crl_tensor *grad_out, const crl_tensor *in, int device, const char *func)
+{
+    int rc = need_nchw(in, device, func, "in");
+    if (rc == CRL_OK && grad_out) rc = need_f32_on(grad_out, device, func, "grad_out");
+    if (rc) return rc;
+    if (grad_out && crl_tensor_numel(grad_out) != in->sizes[0] * in->sizes[1])
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s must hold (N, C) for in %s", crl_shape(grad_out),
+                        crl_shape(in));
+    return CRL_OK;
+}
+
+int crl_shortcut_pad_check(int64_t *oh, int64_t *ow, const crl_tensor *grad_out, const crl_tensor *in,
+                           int out_channels, int stride, int device, const char *func)
+{
+    int rc = need_nchw(in, device, func, "in");
+    if (rc) return rc;
+    if (stride < 1 || out_channels < in->sizes[1])
+        return crl_fail(CRL_ERR_ARG, func, "stride %d must be >= 1 and out_channels %d at least in's %lld", stride,
+                        out_channels, (long long)in->sizes[1]);
+    *oh = crl_shortcut_out_size(in->sizes[2], stride);
+    *ow = crl_shortcut_out_size(in->sizes[3], stride);
+    if (grad_out == NULL) return CRL_OK;
+    if ((rc = crl_layer_f32(grad_out, in->layout, device, func, "grad_out"))) return rc;
+    if (grad_out->ndim != 4 || grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[2] != *oh ||
+        grad_out->sizes[3] != *ow)
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s does not fit in %s with stride %d", crl_shape(grad_out),
+                        crl_shape(in), stride);
+    return CRL_OK;
+}
+
 /* ---- ReLU ------------------------------------------------------------------------ */
 
 int crl_cpu_relu_forward(crl_tensor *out, const crl_tensor *in)
@@ -331,28 +452,23 @@ int crl_cpu_relu_forward(crl_tensor *out, const crl_tensor *in)
     const float *x = crl_tensor_data(in);
     float *y = crl_tensor_data(out);
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) y[i] = crl_relu(x[i]);
     return CRL_OK;
 }
 
 int crl_cpu_relu_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *out)
 {
     CHECK_TENSOR(grad_in, "grad_in");
-    CHECK_TENSOR(out, "out");
-    int rc = need_f32_as(out, out->layout, __func__, "out");
-    if (rc == CRL_OK) rc = need_f32_as(grad_out, out->layout, __func__, "grad_out");
+    int rc = crl_relu_backward_check(grad_out, out, CRL_CPU, __func__);
     if (rc) return rc;
     int64_t n = crl_tensor_span(out);
-    if (crl_tensor_numel(grad_out) != crl_tensor_numel(out))
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and out %s differ", crl_shape(grad_out), crl_shape(out));
-    if ((rc = same_blocked_shape(out, grad_out, __func__, "out", "grad_out"))) return rc;
     if (grad_in != grad_out &&
         (rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, out->ndim, out->sizes, out->layout)))
         return rc;
     const float *g = crl_tensor_data(grad_out), *y = crl_tensor_data(out);
     float *gx = crl_tensor_data(grad_in);
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; i++) gx[i] = y[i] > 0.0f ? g[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) gx[i] = crl_relu_grad(g[i], y[i]);
     return CRL_OK;
 }
 
@@ -372,34 +488,13 @@ static int64_t plane_at(const crl_tensor *t, int64_t pl, int64_t *step)
     return crl_blocked_offset(pl / c, pl % c, 0, c, hw, t->layout);
 }
 
-static int pool_shape(int64_t *oh, int64_t *ow, const crl_tensor *in, const crl_pool2d_params *p,
-                      const char *func)
-{
-    if (p == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'p' is NULL");
-    if (in->ndim != 4) return crl_fail(CRL_ERR_SHAPE, func, "in %s must be (N, C, H, W)", crl_shape(in));
-    if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->pad_h < 0 ||
-        p->pad_w < 0 || p->pad_h * 2 > p->kernel_h || p->pad_w * 2 > p->kernel_w)
-        return crl_fail(CRL_ERR_ARG, func, "kernel (%d, %d), stride (%d, %d), pad (%d, %d): kernel and stride "
-                        "must be >= 1 and pad at most half the kernel", p->kernel_h, p->kernel_w, p->stride_h,
-                        p->stride_w, p->pad_h, p->pad_w);
-    int64_t eh = in->sizes[2] + 2 * p->pad_h - p->kernel_h, ew = in->sizes[3] + 2 * p->pad_w - p->kernel_w;
-    if (eh < 0 || ew < 0)
-        return crl_fail(CRL_ERR_SHAPE, func, "kernel %dx%d is larger than the padded input %s", p->kernel_h,
-                        p->kernel_w, crl_shape(in));
-    *oh = eh / p->stride_h + 1;
-    *ow = ew / p->stride_w + 1;
-    return CRL_OK;
-}
-
 int crl_cpu_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_tensor *in,
                           const crl_pool2d_params *p)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(indices, "indices");
-    CHECK_TENSOR(in, "in");
-    int rc = need_f32_as(in, in->layout, __func__, "in");
     int64_t oh = 0, ow = 0;
-    if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
+    int rc = crl_pool2d_check(&oh, &ow, in, p, CRL_CPU, __func__);
     if (rc) return rc;
     int64_t osz[4] = {in->sizes[0], in->sizes[1], oh, ow};
     if ((rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, 4, osz, in->layout)) ||
@@ -416,25 +511,8 @@ int crl_cpu_maxpool2d_forward(crl_tensor *out, crl_tensor *indices, const crl_te
         const float *src = x + plane_at(in, pl, &es);
         float *y = y0 + plane_at(out, pl, &os);
         for (int64_t oy = 0; oy < oh; oy++)
-            for (int64_t ox = 0; ox < ow; ox++) {
-                float best = -INFINITY;
-                int32_t arg = -1;
-                for (int64_t ky = 0; ky < p->kernel_h; ky++) {
-                    int64_t iy = oy * p->stride_h - p->pad_h + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
-                        int64_t jx = ox * p->stride_w - p->pad_w + kx;
-                        if (jx < 0 || jx >= w) continue;
-                        float v = src[(iy * w + jx) * es];
-                        if (v > best || arg < 0 || v != v) {
-                            best = v;
-                            arg = (int32_t)(iy * w + jx);
-                        }
-                    }
-                }
-                y[(oy * ow + ox) * os] = best;
-                ix[(pl * oh + oy) * ow + ox] = arg;
-            }
+            for (int64_t ox = 0; ox < ow; ox++)
+                y[(oy * ow + ox) * os] = crl_maxpool_window(&ix[(pl * oh + oy) * ow + ox], src, es, h, w, oy, ox, p);
     }
     return CRL_OK;
 }
@@ -443,16 +521,8 @@ int crl_cpu_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, 
                            const crl_tensor *in)
 {
     CHECK_TENSOR(grad_in, "grad_in");
-    CHECK_TENSOR(indices, "indices");
-    CHECK_TENSOR(in, "in");
-    int rc = need_f32_as(in, in->layout, __func__, "in");
-    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
+    int rc = crl_maxpool2d_backward_check(grad_out, indices, in, CRL_CPU, __func__);
     if (rc) return rc;
-    if (indices->dtype != CRL_INT32 || !crl_tensor_is_contiguous(indices) || indices->device != CRL_CPU ||
-        crl_tensor_numel(indices) != crl_tensor_numel(grad_out) ||
-        grad_out->ndim != 4 || in->ndim != 4 || grad_out->sizes[0] * grad_out->sizes[1] != in->sizes[0] * in->sizes[1])
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s, indices %s and in %s do not fit",
-                        crl_shape(grad_out), crl_shape(indices), crl_shape(in));
     if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
     int64_t planes = in->sizes[0] * in->sizes[1], hw = in->sizes[2] * in->sizes[3];
     int64_t ohw = grad_out->sizes[2] * grad_out->sizes[3];
@@ -473,25 +543,11 @@ int crl_cpu_maxpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, 
     return CRL_OK;
 }
 
-static float avg_divisor(const crl_pool2d_params *p, int64_t oy, int64_t ox, int64_t h, int64_t w)
-{
-    if (p->count_include_pad) return (float)(p->kernel_h * p->kernel_w);
-    int64_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-    int64_t y1 = y0 + p->kernel_h, x1 = x0 + p->kernel_w;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
-    if (y1 > h) y1 = h;
-    if (x1 > w) x1 = w;
-    return (float)((y1 - y0) * (x1 - x0));
-}
-
 int crl_cpu_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_pool2d_params *p)
 {
     CHECK_TENSOR(out, "out");
-    CHECK_TENSOR(in, "in");
-    int rc = need_f32_as(in, in->layout, __func__, "in");
     int64_t oh = 0, ow = 0;
-    if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
+    int rc = crl_pool2d_check(&oh, &ow, in, p, CRL_CPU, __func__);
     if (rc) return rc;
     int64_t osz[4] = {in->sizes[0], in->sizes[1], oh, ow};
     if ((rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, 4, osz, in->layout))) return rc;
@@ -505,58 +561,33 @@ int crl_cpu_avgpool2d_forward(crl_tensor *out, const crl_tensor *in, const crl_p
         const float *src = x + plane_at(in, pl, &es);
         float *y = y0 + plane_at(out, pl, &os);
         for (int64_t oy = 0; oy < oh; oy++)
-            for (int64_t ox = 0; ox < ow; ox++) {
-                double acc = 0;
-                for (int64_t ky = 0; ky < p->kernel_h; ky++) {
-                    int64_t iy = oy * p->stride_h - p->pad_h + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
-                        int64_t jx = ox * p->stride_w - p->pad_w + kx;
-                        if (jx >= 0 && jx < w) acc += src[(iy * w + jx) * es];
-                    }
-                }
-                y[(oy * ow + ox) * os] = (float)(acc / avg_divisor(p, oy, ox, h, w));
-            }
+            for (int64_t ox = 0; ox < ow; ox++) y[(oy * ow + ox) * os] = crl_avgpool_window(src, es, h, w, oy, ox, p);
     }
     return CRL_OK;
 }
 
+/* Gathers each input's gradient from the outputs that cover it (the CUDA
+ * kernel does the same, per element, with no atomics). */
 int crl_cpu_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in,
                            const crl_pool2d_params *p)
 {
     CHECK_TENSOR(grad_in, "grad_in");
-    CHECK_TENSOR(in, "in");
-    int rc = need_f32_as(in, in->layout, __func__, "in");
-    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
     int64_t oh = 0, ow = 0;
-    if (rc == CRL_OK) rc = pool_shape(&oh, &ow, in, p, __func__);
+    int rc = crl_avgpool2d_backward_check(&oh, &ow, grad_out, in, p, CRL_CPU, __func__);
     if (rc) return rc;
-    if (grad_out->ndim != 4 || grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[1] != in->sizes[1] ||
-        grad_out->sizes[2] != oh || grad_out->sizes[3] != ow)
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s does not match the pooled shape of in %s",
-                        crl_shape(grad_out), crl_shape(in));
     if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
     int64_t planes = in->sizes[0] * in->sizes[1], h = in->sizes[2], w = in->sizes[3];
     const float *g0 = crl_tensor_data(grad_out);
     float *gx = crl_tensor_data(grad_in);
-    memset(gx, 0, (size_t)crl_tensor_span(grad_in) * sizeof(float));
+    if (grad_in->layout != CRL_LAYOUT_PLAIN) memset(gx, 0, (size_t)crl_tensor_span(grad_in) * sizeof(float));
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
         int64_t es, gs;
         float *dst = gx + plane_at(grad_in, pl, &es);
         const float *g = g0 + plane_at(grad_out, pl, &gs);
-        for (int64_t oy = 0; oy < oh; oy++)
-            for (int64_t ox = 0; ox < ow; ox++) {
-                float v = g[(oy * ow + ox) * gs] / avg_divisor(p, oy, ox, h, w);
-                for (int64_t ky = 0; ky < p->kernel_h; ky++) {
-                    int64_t iy = oy * p->stride_h - p->pad_h + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
-                        int64_t jx = ox * p->stride_w - p->pad_w + kx;
-                        if (jx >= 0 && jx < w) dst[(iy * w + jx) * es] += v;
-                    }
-                }
-            }
+        for (int64_t iy = 0; iy < h; iy++)
+            for (int64_t jx = 0; jx < w; jx++)
+                dst[(iy * w + jx) * es] = crl_avgpool_grad_at(g, gs, oh, ow, h, w, iy, jx, p);
     }
     return CRL_OK;
 }
@@ -616,44 +647,29 @@ static void shape_any(blk_shape *s, const crl_tensor *t)
     s->cb = s->c;
 }
 
-static int need_nchw(const crl_tensor *t, const char *func, const char *name)
-{
-    int rc = need_f32_as(t, t ? t->layout : 0, func, name);
-    if (rc == CRL_OK && t->ndim != 4)
-        rc = crl_fail(CRL_ERR_SHAPE, func, "'%s' %s must be (N, C, H, W)", name, crl_shape(t));
-    return rc;
-}
-
 int crl_cpu_global_avgpool2d_forward(crl_tensor *out, const crl_tensor *in)
 {
     CHECK_TENSOR(out, "out");
-    int rc = need_nchw(in, __func__, "in");
+    int rc = crl_global_avgpool2d_check(NULL, in, CRL_CPU, __func__);
     if (rc) return rc;
     int64_t osz[2] = {in->sizes[0], in->sizes[1]};
     if ((rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 2, osz))) return rc;
     blk_shape s;
     shape_any(&s, in);
+    int64_t step = s.b ? s.b : 1; /* (n, c, q) is at(n, c, 0) + q * step in both layouts */
     const float *x = crl_tensor_data(in);
     float *y = crl_tensor_data(out);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < s.n; i++)
-        for (int64_t c = 0; c < s.c; c++) {
-            float acc = 0;
-            for (int64_t q = 0; q < s.hw; q++) acc += x[at(&s, i, c, q)];
-            y[i * s.c + c] = s.hw ? acc / (float)s.hw : 0.0f;
-        }
+        for (int64_t c = 0; c < s.c; c++) y[i * s.c + c] = crl_plane_mean(x + at(&s, i, c, 0), step, s.hw);
     return CRL_OK;
 }
 
 int crl_cpu_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *grad_out, const crl_tensor *in)
 {
     CHECK_TENSOR(grad_in, "grad_in");
-    int rc = need_nchw(in, __func__, "in");
-    if (rc == CRL_OK) rc = need_f32(grad_out, __func__, "grad_out");
+    int rc = crl_global_avgpool2d_check(grad_out, in, CRL_CPU, __func__);
     if (rc) return rc;
-    if (crl_tensor_numel(grad_out) != in->sizes[0] * in->sizes[1])
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s must hold (N, C) for in %s", crl_shape(grad_out),
-                        crl_shape(in));
     if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
     if (in->layout != CRL_LAYOUT_PLAIN) memset(crl_tensor_data(grad_in), 0, (size_t)crl_tensor_span(in) * 4);
     blk_shape s;
@@ -666,16 +682,6 @@ int crl_cpu_global_avgpool2d_backward(crl_tensor *grad_in, const crl_tensor *gra
             float v = g[i * s.c + c] / (float)s.hw;
             for (int64_t q = 0; q < s.hw; q++) gx[at(&s, i, c, q)] = v;
         }
-    return CRL_OK;
-}
-
-static int shortcut_check(const crl_tensor *in, int out_channels, int stride, const char *func)
-{
-    int rc = need_nchw(in, func, "in");
-    if (rc) return rc;
-    if (stride < 1 || out_channels < in->sizes[1])
-        return crl_fail(CRL_ERR_ARG, func, "stride %d must be >= 1 and out_channels %d at least in's %lld", stride,
-                        out_channels, (long long)in->sizes[1]);
     return CRL_OK;
 }
 
@@ -698,17 +704,17 @@ static void shortcut_walk(float *big, float *small, const blk_shape *sb, const b
 int crl_cpu_shortcut_pad_forward(crl_tensor *out, const crl_tensor *in, int out_channels, int stride)
 {
     CHECK_TENSOR(out, "out");
-    int rc = shortcut_check(in, out_channels, stride, __func__);
+    int64_t oh = 0, ow = 0;
+    int rc = crl_shortcut_pad_check(&oh, &ow, NULL, in, out_channels, stride, CRL_CPU, __func__);
     if (rc) return rc;
-    int64_t h = in->sizes[2], w = in->sizes[3], oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1;
     int64_t osz[4] = {in->sizes[0], out_channels, oh, ow};
     if ((rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, 4, osz, in->layout))) return rc;
     if ((rc = crl_tensor_fill(out, 0))) return rc;
     blk_shape sb, ss;
     shape_any(&sb, out);
     shape_any(&ss, in);
-    shortcut_walk(crl_tensor_data(out), crl_tensor_data(in), &sb, &ss, (out_channels - in->sizes[1]) / 2, ow, w,
-                  stride, 1);
+    shortcut_walk(crl_tensor_data(out), crl_tensor_data(in), &sb, &ss,
+                  crl_shortcut_channel_offset(out_channels, in->sizes[1]), ow, in->sizes[3], stride, 1);
     return CRL_OK;
 }
 
@@ -716,20 +722,15 @@ int crl_cpu_shortcut_pad_backward(crl_tensor *grad_in, const crl_tensor *grad_ou
 {
     CHECK_TENSOR(grad_in, "grad_in");
     CHECK_TENSOR(grad_out, "grad_out");
-    int rc = shortcut_check(in, (int)grad_out->sizes[1], stride, __func__);
-    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
+    int64_t oh = 0, ow = 0;
+    int rc = crl_shortcut_pad_check(&oh, &ow, grad_out, in, (int)grad_out->sizes[1], stride, CRL_CPU, __func__);
     if (rc) return rc;
-    int64_t h = in->sizes[2], w = in->sizes[3], oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1;
-    if (grad_out->ndim != 4 || grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[2] != oh ||
-        grad_out->sizes[3] != ow)
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s does not fit in %s with stride %d", crl_shape(grad_out),
-                        crl_shape(in), stride);
     if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes, in->layout))) return rc;
     if ((rc = crl_tensor_fill(grad_in, 0))) return rc;
     blk_shape sb, ss;
     shape_any(&sb, grad_out);
     shape_any(&ss, in);
     shortcut_walk((float *)crl_tensor_data(grad_out), crl_tensor_data(grad_in), &sb, &ss,
-                  (grad_out->sizes[1] - in->sizes[1]) / 2, ow, w, stride, 0);
+                  crl_shortcut_channel_offset(grad_out->sizes[1], in->sizes[1]), ow, in->sizes[3], stride, 0);
     return CRL_OK;
 }
