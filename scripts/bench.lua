@@ -5,6 +5,16 @@
 -- PyTorch on the same threads in the same run, NCHW and channels_last, with
 -- the ratio against the better. Training = forward + backward + SGD step.
 --   crlab scripts/bench.lua [--threads N] [--iters N] [--rounds N] [--models a,b] [--profile]
+--
+-- --device cuda: the GPU benchmark instead -- training images/s of ResNet-20,
+-- -56, -110 (3x32x32) and ResNet-50 (3x224x224), batch 128, against PyTorch
+-- on the same GPU (cudnn.benchmark, TF32 allowed, the better of NCHW and
+-- channels_last, and torch.compile where it compiles within a time limit):
+--   crlab scripts/bench.lua --device cuda [--iters N] [--models a,b] [--budget S]
+--       [--compile-limit S] [--no-compile] [--bf16] [--no-torch]
+-- --budget S spreads S seconds over the whole run (columns that no longer
+-- fit are left out); CRLAB_PYTHON names the Python command (scripts/gpu-check.sh
+-- sets it so that Python does not see the packed libraries).
 local ffi = require 'ffi'
 local crlab = require 'crlab'
 local models = require 'crlab.models'
@@ -13,11 +23,21 @@ local json = require 'crlab.json'
 local C = crlab.C
 
 local threads, iters = crlab.C.crl_get_num_threads(), 10
+local device = 'cpu'
 for i = 1, #arg do
   if arg[i] == '--threads' then threads = tonumber(arg[i + 1]) end
   if arg[i] == '--iters' then iters = tonumber(arg[i + 1]) end
+  if arg[i] == '--device' then device = arg[i + 1] end
 end
 C.crl_set_num_threads(threads)
+if device ~= 'cpu' then
+  if device ~= 'cuda' then
+    io.stderr:write("bench: unknown device '", tostring(device), "' (cpu, cuda)\n")
+    os.exit(2)
+  end
+  local gpu = dofile((os.getenv('CRLAB_HOME') or '.') .. '/scripts/bench_gpu.lua')
+  os.exit(gpu.main(arg) and 0 or 1)
+end
 
 local function cpu_name()
   local f = io.open('/proc/cpuinfo')

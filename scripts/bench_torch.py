@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
 """The PyTorch side of scripts/bench.lua: the same networks (CIFAR ResNets
-with zero-padding shortcuts, Wide ResNets, DenseNet-BC, ResNet-18 as
-torchvision builds it, and crlab's default 'cnn'), the same batch, the same
+with zero-padding shortcuts, Wide ResNets, DenseNet-BC, ResNet-18 and -50 as
+torchvision builds them, and crlab's default 'cnn'), the same batch, the same
 number of threads, NCHW or channels_last (argument 6); prints one JSON line
 with images/s for training (forward + backward + SGD step) and inference.
-Needs only torch."""
+Needs only torch.
+
+  bench_torch.py NAME BATCH THREADS TRAIN_ITERS INFER_ITERS [LAYOUT] [--device cuda] [--compile] [--bf16]
+
+With --device cuda (the GPU benchmark) it measures training only, with
+cudnn.benchmark on and TF32 allowed, synchronising around the timed steps;
+LAYOUT 'both' measures NCHW and channels_last in one process; --compile
+times torch.compile(model) (its compilation is in the warm-up, not in the
+figure; the caller limits the time); --bf16 trains under bf16 autocast."""
 import json
 import sys
 import time
@@ -82,6 +90,32 @@ class Basic(nn.Module):
         return F.relu(y + (self.sc(x) if self.sc is not None else x))
 
 
+class Bottleneck(nn.Module):
+    """ImageNet bottleneck (torchvision's v1.5: the stride on the 3x3), 1x1 conv + BN projection."""
+    def __init__(self, i, w, stride):
+        super().__init__()
+        o = 4 * w
+        self.f = nn.Sequential(nn.Conv2d(i, w, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                               nn.Conv2d(w, w, 3, stride, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                               nn.Conv2d(w, o, 1, bias=False), nn.BatchNorm2d(o))
+        self.sc = (nn.Sequential(nn.Conv2d(i, o, 1, stride, bias=False), nn.BatchNorm2d(o))
+                   if stride != 1 or i != o else None)
+
+    def forward(self, x):
+        return F.relu(self.f(x) + (self.sc(x) if self.sc is not None else x))
+
+
+def resnet50(channels, classes):
+    layers = [nn.Conv2d(channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    i = 64
+    for stage, (w, n) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+        for b in range(n):
+            layers.append(Bottleneck(i, w, 2 if stage > 0 and b == 0 else 1))
+            i = 4 * w
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(i, classes)]
+    return nn.Sequential(*layers)
+
+
 def resnet18(channels, classes):
     layers = [nn.Conv2d(channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
     i = 64
@@ -138,6 +172,8 @@ def build(model_name, batch):
         return densenet_bc(3, 10, int(d), int(k)), (batch, 3, 32, 32)
     if model_name == "resnet18":
         return resnet18(3, 10), (batch, 3, 224, 224)
+    if model_name == "resnet50":
+        return resnet50(3, 10), (batch, 3, 224, 224)
     if model_name == "cnn":
         return cnn(1, 10, 28), (batch, 1, 28, 28)
     raise SystemExit("bench_torch.py: no PyTorch definition of " + model_name)
@@ -178,7 +214,66 @@ def measure(model_name, batch, threads, train_iters, infer_iters, channels_last=
     return {"torch": torch.__version__, "train_ips": train_ips, "infer_ips": infer_ips}
 
 
+def measure_cuda(model_name, batch, train_iters, channels_last, compile_=False, bf16=False):
+    """Training images/s on the GPU; the timed steps are bracketed by synchronize."""
+    torch.manual_seed(0)
+    model, shape = build(model_name, batch)
+    model = model.cuda()
+    x = torch.randn(*shape, device="cuda")
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device="cuda")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train()
+    fwd = torch.compile(model) if compile_ else model
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(fwd(x), y)
+        loss.backward()
+        opt.step()
+
+    t0 = time.perf_counter()
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(train_iters):
+        step()
+    torch.cuda.synchronize()
+    return batch * train_iters / (time.perf_counter() - t0), warm
+
+
+def main_cuda(name, batch, ti, layout, compile_, bf16):
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    layouts = ["nchw", "channels_last"] if layout == "both" else [layout]
+    r = {"torch": torch.__version__, "device_name": torch.cuda.get_device_name(0)}
+    for lay in layouts:
+        ips, warm = measure_cuda(name, batch, ti, lay == "channels_last", compile_, bf16)
+        r["train_ips_" + lay] = ips
+        r["warmup_s_" + lay] = warm
+    return r
+
+
 if __name__ == "__main__":
-    name, batch, threads, ti, ii = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    cl = len(sys.argv) > 6 and sys.argv[6] == "channels_last"
-    print(json.dumps(measure(name, batch, threads, ti, ii, cl)))
+    pos, flags, device = [], set(), "cpu"
+    args = iter(sys.argv[1:])
+    for a in args:
+        if a == "--device":
+            device = next(args, "cpu")
+        elif a.startswith("--"):
+            flags.add(a)
+        else:
+            pos.append(a)
+    name, batch, threads, ti, ii = pos[0], int(pos[1]), int(pos[2]), int(pos[3]), int(pos[4])
+    layout = pos[5] if len(pos) > 5 else "nchw"
+    if device == "cuda":
+        torch.set_num_threads(threads)
+        print(json.dumps(main_cuda(name, batch, ti, layout, "--compile" in flags, "--bf16" in flags)))
+    else:
+        print(json.dumps(measure(name, batch, threads, ti, ii, layout == "channels_last")))

@@ -4,7 +4,13 @@
 -- `crlab scripts/train.lua --help` lists every option.
 local train = require 'crlab.train'
 
-local ok, opts = pcall(train.parse, arg)
+-- option errors, and a --device that cannot be used here, end the run at
+-- once with the message alone
+local ok, opts = pcall(function()
+  local o = train.parse(arg)
+  if o then train.check_device(o) end
+  return o
+end)
 if not ok then
   io.stderr:write(tostring(opts), '\n')
   os.exit(2)

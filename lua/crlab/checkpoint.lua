@@ -5,9 +5,11 @@
 --                     "data_offsets": [begin, end]}, ...,
 --                     "__metadata__": {string: string}}
 --   the data, each tensor's bytes at its offsets (little-endian)
--- Saving is atomic: the file is written beside its destination under a
--- temporary name and renamed into place, so an interrupted save never
--- leaves a half-written checkpoint.
+-- Tensors on the GPU are copied to the host and written like any other;
+-- loading always makes host tensors (copy them onward with :copy or
+-- :cuda()). Saving is atomic: the file is written beside its destination
+-- under a temporary name and renamed into place, so an interrupted save
+-- never leaves a half-written checkpoint.
 local ffi = require 'ffi'
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'
@@ -41,6 +43,8 @@ function M.save(path, tensors, metadata)
   for i, nt in ipairs(tensors) do
     local name, t = nt[1], nt[2]
     if header[name] then error('checkpoint: tensor name ' .. name .. ' appears twice', 2) end
+    -- a host copy of a CUDA tensor (plain, contiguous): the file never
+    -- depends on where the tensors were, and loads on a CPU-only machine
     local c = t:contiguous():cpu()
     local nbytes = c:numel() * C.crl_dtype_size(c.dtype)
     header[name] = {dtype = to_st[tonumber(c.dtype)], shape = c:size(), data_offsets = {offset, offset + nbytes}}

@@ -51,6 +51,13 @@ crlab.cuda = {
     return t
   end,
   emptyCache = function() core.check(core.C.crl_cuda_empty_cache()) end,
+  -- the name of a device (0-based; default the current one) and its memory in bytes
+  deviceName = function(i)
+    local ffi = require 'ffi'
+    local name, total = ffi.new('char[256]'), ffi.new('int64_t[1]')
+    core.check(core.C.crl_cuda_device_info(name, 256, total, i or math.max(0, core.C.crl_cuda_get_device())))
+    return ffi.string(name), tonumber(total[0])
+  end,
   -- switches: with no argument each returns its state
   allowTF32 = cudaFlag(core.C.CRL_CUDA_TF32, 'allowTF32'),         -- TF32 tensor cores for fp32 conv/GEMM (default true)
   deterministic = cudaFlag(core.C.CRL_CUDA_DETERMINISTIC, 'deterministic'), -- deterministic cuDNN algorithms only (default false)

@@ -15,6 +15,12 @@
 -- class index; top5 uses k = min(5, K); confidence is the largest softmax
 -- probability and 1.0 falls in the last bin; a NaN or infinite logit is
 -- an error when there are bins. Fractions of no examples are NaN.
+--
+-- The sums live on the device of the logits: the first add of CUDA logits
+-- moves them there, and they stay (each batch is summed on the GPU). reset,
+-- summary and bins work on a host copy -- a few hundred bytes, and the
+-- read-back is the point of summary -- so only the summing needs a kernel
+-- on the device; the layout of the sums is the same on both.
 local ffi = require 'ffi'
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'
@@ -41,8 +47,25 @@ function M.new(opts)
 end
 
 function Stats:reset()
-  check(C.crl_batch_stats_reset(self.stats, self.nbins))
+  if self.stats.device == C.CRL_CPU then
+    check(C.crl_batch_stats_reset(self.stats, self.nbins))
+    return self
+  end
+  local h = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+  check(C.crl_batch_stats_reset(h, self.nbins))
+  if self.stats:numel() == h:numel() then
+    self.stats:copy(h) -- in place: no device allocation per epoch
+  else
+    self.stats = h:cuda()
+  end
   return self
+end
+
+-- The sums on the host (a copy when they are on the device).
+local function host_stats(self)
+  local st = self.stats
+  if st.device ~= C.CRL_CPU then st = st:cpu() end
+  return st
 end
 
 -- logits (N, K) float32, labels (N) int32, loss: nil or the (N) per-example
@@ -53,6 +76,9 @@ function Stats:add(logits, labels, loss)
   if loss ~= nil and not T.isTensor(loss) then
     error('metrics add: loss must be nil or a tensor of per-example losses, got ' .. type(loss), 2)
   end
+  if logits.device ~= self.stats.device then
+    self.stats = logits.device == C.CRL_CPU and self.stats:cpu() or self.stats:cuda()
+  end
   check(C.crl_batch_stats(self.stats, logits, labels, loss, self.nbins))
   return self
 end
@@ -60,7 +86,7 @@ end
 -- The sums so far as Lua numbers: the one read-back.
 function Stats:summary()
   local s = self._summary
-  check(C.crl_batch_stats_summary(s, self.stats))
+  check(C.crl_batch_stats_summary(s, host_stats(self)))
   return {n = tonumber(s.examples), batches = tonumber(s.batches), loss = s.loss, acc = s.top1, top5 = s.topk,
           ece = s.ece, nanBatch = tonumber(s.nan_batch)}
 end
@@ -70,7 +96,7 @@ end
 function Stats:bins()
   local n = C.CRL_STAT_BINS + 3 * self.nbins
   local v = ffi.new('double[?]', n)
-  check(C.crl_batch_stats_read(v, self.stats, n))
+  check(C.crl_batch_stats_read(v, host_stats(self), n))
   local out = {}
   for b = 0, self.nbins - 1 do
     local e = C.CRL_STAT_BINS + 3 * b

@@ -8,8 +8,16 @@
 -- epoch, generator state, options) and the best model by test accuracy
 -- kept apart. resume = true continues from the checkpoint to the same
 -- result as an uninterrupted run.
+--
+-- device = 'cuda' trains on the GPU: the model (parameter and gradient
+-- slabs, running statistics) moves there before the optimiser is made, so
+-- its state lives there too; each batch is copied into device buffers that
+-- are reused; the loss and the epoch's sums stay on the device and are
+-- read back only for a progress line and at the end of the epoch.
+-- Checkpoints hold host data either way and load on a CPU-only machine.
 local crlab = require 'crlab'
 local core = require 'crlab.core'
+local T = require 'crlab.tensor'
 local models = require 'crlab.models'
 local optim = require 'crlab.optim'
 local data = require 'crlab.data'
@@ -55,6 +63,7 @@ M.options = {
   {'workers', 2, 'loader threads'},
   {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping'},
   {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
+  {'device', 'cpu', 'cpu | cuda: where the model trains'},
   {'threads', 0, 'CPU threads (0: all cores)'},
   {'train-limit', 0, 'use only the first N training images (0: all)'},
   {'test-limit', 0, 'use only the first N test images (0: all)'},
@@ -109,6 +118,38 @@ function M.usage()
     lines[#lines + 1] = string.format('  --%-18s %s (default: %s)', d[1], d[3], tostring(d[2]))
   end
   return table.concat(lines, '\n')
+end
+
+-- Fails at once, naming the reason, when o.device cannot be used here.
+function M.check_device(o)
+  local dev = o.device or 'cpu'
+  if dev ~= 'cpu' and dev ~= 'cuda' then
+    error("train: unknown device '" .. tostring(dev) .. "' (cpu, cuda)", 0)
+  end
+  if dev == 'cuda' and not crlab.cuda.available() then
+    local _, why = pcall(function() return crlab.zeros(1):cuda() end)
+    error('train: --device cuda, but no CUDA device can be used here: ' ..
+          tostring(why):gsub('^[%w_]+: ', '') .. ' (use --device cpu)', 0)
+  end
+  return dev
+end
+
+-- A function that copies a host tensor into a device buffer kept under a
+-- key, resized as needed (the last batch of an epoch may be smaller), so
+-- that a training step allocates no device memory once warmed up. On the
+-- CPU it returns the tensor itself.
+function M.uploader(device)
+  if device ~= 'cuda' then return function(_, t) return t end end
+  local bufs = {}
+  return function(key, t)
+    local b = bufs[key]
+    if b == nil or b.dtype ~= t.dtype then
+      b = T.new(t.dtype, C.CRL_CUDA, {0})
+      bufs[key] = b
+    end
+    core.check(C.crl_tensor_resize_as(b, t))
+    return b:copy(t)
+  end
 end
 
 local function run_dir(o)
@@ -202,11 +243,13 @@ end
 local ECE_BINS = 15
 
 -- crit: any criterion (its per-example losses are summed, whatever its
--- reduction).
-function M.evaluate(model, crit, batches)
+-- reduction); device: where the model is ('cpu' by default).
+function M.evaluate(model, crit, batches, device)
   model:evaluate()
   local stats = metrics.new{bins = ECE_BINS}
-  for _, x, y in batches:epoch() do
+  local up = M.uploader(device)
+  for _, xh, yh in batches:epoch() do
+    local x, y = up('x', xh), up('y', yh)
     local out = model:forward(x)
     local _, per = crit:forwardTensor(out, y)
     stats:add(out, y, per)
@@ -273,6 +316,7 @@ local CSV_FIELDS = {'epoch', 'lr', 'train_loss', 'train_acc', 'test_loss', 'test
                     'epoch_seconds', 'images_per_sec'}
 
 function M.run(o)
+  local device = M.check_device(o)
   local dir = run_dir(o)
   mkdir_p(dir)
   if o.threads > 0 then C.crl_set_num_threads(o.threads) end
@@ -286,6 +330,8 @@ function M.run(o)
   local model = models.build(o.model, {channels = ds.channels, classes = K,
                                        size = ds.size == 224 and o['image-size'] or ds.size})
   model:skipInputGradient() -- the images need no gradient
+  -- moved before the slabs are made: the optimiser takes its device from them
+  if device == 'cuda' then model:cuda() end
   local params, grads, ranges = model:getParameters()
   local crit = make_loss(o, 'mean')
   local opt = make_optimizer(o, params, grads, ranges)
@@ -325,11 +371,12 @@ function M.run(o)
   if not o.resume then csv:write(table.concat(CSV_FIELDS, ','), '\n') end
   csv:close()
   if not o.quiet then
-    print(string.format('%s: %s on %s (%d train / %d test images), loss %s, %d parameters, %d threads -> %s',
+    local where = device == 'cuda' and 'on ' .. crlab.cuda.deviceName() or C.crl_get_num_threads() .. ' threads'
+    print(string.format('%s: %s on %s (%d train / %d test images), loss %s, %d parameters, %s -> %s',
                         start > 1 and 'resuming at epoch ' .. start or 'training', o.model, o.dataset,
-                        train_split:size(), test_split:size(), tostring(crit), params:numel(),
-                        C.crl_get_num_threads(), dir))
+                        train_split:size(), test_split:size(), tostring(crit), params:numel(), where, dir))
   end
+  local up = M.uploader(device)
 
   local progress = new_progress(o.quiet)
   -- the epoch's loss and accuracy are summed in C, step by step, and read
@@ -350,7 +397,8 @@ function M.run(o)
       end
       return s
     end
-    for i, x, y in train_batches:epoch() do
+    for i, xh, yh in train_batches:epoch() do
+      local x, y = up('x', xh), up('y', yh)
       lr = sched(epoch - 1 + (i - 1) / nb)
       local out = model:forward(x)
       local _, per = crit:forwardTensor(out, y)
@@ -367,7 +415,7 @@ function M.run(o)
     end
     local train_time = C.crl_time_seconds() - t0
     local tr = read_back()
-    local ev = M.evaluate(model, crit, test_batches)
+    local ev = M.evaluate(model, crit, test_batches, device)
     local rec = {epoch = epoch, lr = lr, train_loss = tr.loss, train_acc = tr.acc,
                  test_loss = ev.loss, test_acc = ev.acc, test_top5 = K > 5 and ev.top5 or nil, test_ece = ev.ece,
                  epoch_seconds = C.crl_time_seconds() - t0, images_per_sec = tr.n / train_time}

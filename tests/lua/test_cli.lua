@@ -69,6 +69,19 @@ do
        'a truncated checkpoint on --resume is named in the message: ' .. out:gsub('\n', ' | '))
   os.execute('rm -rf ' .. d)
 end
+-- --device: a device that cannot be used ends the run at once (exit 2,
+-- the message alone, before any data is read or folder made)
+if not require('crlab').cuda.available() then
+  out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device cuda --dataset cifar10 --data /nonexistent --out /nonexistent/x')
+  t.ok(rc == 2 and out:find('--device cuda, but no CUDA device can be used here', 1, true) and
+       out:find('use --device cpu', 1, true) and not out:find('traceback', 1, true) and not out:find('nonexistent'),
+       'train.lua --device cuda without a GPU fails at once with the reason: ' .. out:gsub('\n', ' | '))
+else
+  t.skip('train.lua --device cuda without a GPU: this machine has one')
+end
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device tpu --out /nonexistent/x')
+t.ok(rc == 2 and out:find("unknown device 'tpu' (cpu, cuda)", 1, true), 'an unknown --device is refused: ' ..
+     out:gsub('\n', ' | '))
 local session0 = 't = crlab.tensor{1,2}\nt[5]\nprint("after")\n'
 out, rc = sh(crlab_cmd, session0)
 t.ok(out:find('stdin:1: index 5 is out of range for dimension 1 of size 2', 1, true) and out:find('after', 1, true),

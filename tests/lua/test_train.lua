@@ -101,6 +101,15 @@ t.errors(function() train.run(opts({'--model', 'resnet21', '--out', tmp .. '/x'}
 t.errors(function() train.run(opts({'--loss', 'hinge', '--out', tmp .. '/x'})) end, "unknown loss 'hinge'",
          'an unknown loss name')
 
+if not crlab.cuda.available() then
+  t.errors(function() train.run(opts({'--device', 'cuda', '--out', tmp .. '/x'})) end,
+           'no CUDA device can be used here', 'train.run with device cuda and no GPU fails before any work')
+else
+  t.skip('train.run with device cuda and no GPU: this machine has one')
+end
+t.errors(function() train.run(opts({'--device', 'gpu', '--out', tmp .. '/x'})) end, "unknown device 'gpu'",
+         'an unknown device name')
+
 -- resume: 2 epochs at once == the same run stopped after epoch 1 and resumed
 local whole = train.run(opts({'--epochs', '2', '--out', tmp .. '/whole', '--flip', '--crop', '2'}))
 train.run(opts({'--epochs', '2', '--stop-after', '1', '--out', tmp .. '/split', '--flip', '--crop', '2'}))
