@@ -95,7 +95,7 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
     int rc = check_nbins(nbins, __func__);
     if (rc == CRL_OK) rc = check_stats(stats, nbins, __func__);
     if (rc) return rc;
-    if ((rc = crl_check_logits_labels(logits, labels, __func__))) return rc;
+    if ((rc = crl_check_logits_labels(logits, labels, CRL_CPU, __func__))) return rc;
     int64_t n = logits->sizes[0], k = logits->sizes[1];
     if (loss) {
         if ((rc = crl_require_cpu(loss, __func__, "loss"))) return rc;
