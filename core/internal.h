@@ -116,6 +116,13 @@ int crl_check_loss_spec(const crl_tensor *logits, const crl_loss_spec *spec, con
 int crl_check_loss_grad_output(const crl_tensor *grad_output, const crl_tensor *logits, const crl_loss_spec *spec,
                                const char *func);
 int crl_check_slab(const crl_tensor *t, int64_t n, int device, const char *func, const char *name);
+/* The batch statistics (cpu/metrics.c): nbins in range; a stats tensor made
+ * by crl_batch_stats_reset (for nbins bins; nbins < 0: any); every argument
+ * of crl_batch_stats but the label values. */
+int crl_check_stats_nbins(int nbins, const char *func);
+int crl_check_stats(const crl_tensor *stats, int nbins, int device, const char *func);
+int crl_check_batch_stats(const crl_tensor *stats, const crl_tensor *logits, const crl_tensor *labels,
+                          const crl_tensor *loss, int nbins, int device, const char *func);
 /* Every argument of an optimiser step (the slabs, then the numbers). */
 int crl_check_sgd_step(const crl_tensor *params, const crl_tensor *momentum_buf, const crl_tensor *grads,
                        const crl_tensor *decay, float lr, float momentum, float dampening, int nesterov, int device,
