@@ -53,6 +53,12 @@ function Stats:add(logits, labels, loss)
   if loss ~= nil and not T.isTensor(loss) then
     error('metrics add: loss must be nil or a tensor of per-example losses, got ' .. type(loss), 2)
   end
+  if logits.device ~= self.stats.device then
+    -- the sums live where the logits are: move them there once (exactly)
+    local moved = T.new(C.CRL_FLOAT32, logits.device, {self.stats:size(1), self.stats:size(2)})
+    moved:copy(self.stats)
+    self.stats = moved
+  end
   check(C.crl_batch_stats(self.stats, logits, labels, loss, self.nbins))
   return self
 end
