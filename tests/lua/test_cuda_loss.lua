@@ -137,6 +137,16 @@ local cases = {
     end
   end},
 
+  {'gradient clipping: the squared norm and the scaling', function()
+    for _, n in ipairs({1, 1037, 300001}) do
+      local g = crlab.randn(n)
+      local gd = D.to(g)
+      local want, got = optim.clipGradNorm(g, 0.5), optim.clipGradNorm(gd, 0.5)
+      D.close(t, got, want, n .. ' elements: the norm before clipping', 1e-9)
+      D.close(t, gd, g, n .. ' elements: the clipped gradients', 1e-6)
+    end
+  end},
+
   {'batch statistics', function()
     for _, k in ipairs({10, 4, 2}) do
       local mc, md = metrics.new{bins = 15}, metrics.new{bins = 15}
