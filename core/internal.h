@@ -84,6 +84,33 @@ int crl_no_kernel(const char *func, int device);
 int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
 /* The same gate for any device's kernel: a plain tensor on `device`. */
 int crl_require_device(const crl_tensor *t, int device, const char *func, const char *name);
+/* Checks shared by the CPU and CUDA kernels, with one set of messages
+ * (cpu/loss.c, cpu/optim.c). Call them after the NULL checks. The logits (N, K) float32 and labels (N)
+ * int32 of the losses and the batch statistics, on `device`; the loss's
+ * spec against those logits (kind, reduction, parameters, enough classes;
+ * not the label values, which the kernels check); a parameter slab of n
+ * contiguous float32 elements on `device`. */
+int crl_check_logits_labels(const crl_tensor *logits, const crl_tensor *labels, int device, const char *func);
+int crl_check_loss_spec(const crl_tensor *logits, const crl_loss_spec *spec, const char *func);
+/* grad_output of a loss's backward: float32 with one element, or N for
+ * reduction 'none', on the logits' device. */
+int crl_check_loss_grad_output(const crl_tensor *grad_output, const crl_tensor *logits, const crl_loss_spec *spec,
+                               const char *func);
+int crl_check_slab(const crl_tensor *t, int64_t n, int device, const char *func, const char *name);
+/* The batch statistics (cpu/metrics.c): nbins in range; a stats tensor made
+ * by crl_batch_stats_reset (for nbins bins; nbins < 0: any); every argument
+ * of crl_batch_stats but the label values. */
+int crl_check_stats_nbins(int nbins, const char *func);
+int crl_check_stats(const crl_tensor *stats, int nbins, int device, const char *func);
+int crl_check_batch_stats(const crl_tensor *stats, const crl_tensor *logits, const crl_tensor *labels,
+                          const crl_tensor *loss, int nbins, int device, const char *func);
+/* Every argument of an optimiser step (the slabs, then the numbers). */
+int crl_check_sgd_step(const crl_tensor *params, const crl_tensor *momentum_buf, const crl_tensor *grads,
+                       const crl_tensor *decay, float lr, float momentum, float dampening, int nesterov, int device,
+                       const char *func);
+int crl_check_adam_step(const crl_tensor *params, const crl_tensor *m, const crl_tensor *v, const crl_tensor *grads,
+                        const crl_tensor *decay, float lr, float beta1, float beta2, float eps, int64_t step,
+                        int device, const char *func);
 /* For functions that read host memory by nature (image files, transforms). */
 int crl_require_host(const crl_tensor *t, const char *func, const char *name);
 

@@ -2,10 +2,12 @@
  * al. 2011) and the random fills built on it. Element i of a fill takes
  * word i % 4 of the Philox block at counter offset + i / 4, so the numbers
  * depend only on (seed, offset, i): the same on any device and with any
- * number of threads, and the whole state is two integers. */
+ * number of threads, and the whole state is two integers. The block
+ * function itself is math/philox.h, shared with the CUDA kernels. */
 #include <math.h>
 
 #include "internal.h"
+#include "math/philox.h"
 
 static crl_generator default_generator = {0, 0};
 
@@ -20,28 +22,10 @@ void crl_generator_seed(crl_generator *g, uint64_t seed)
 
 void crl_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[2])
 {
-    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
-    uint32_t k0 = key[0], k1 = key[1];
-    for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0;
-        uint64_t p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n1 = (uint32_t)p1;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        uint32_t n3 = (uint32_t)p0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+    crl_philox4x32_block(out, ctr, key);
 }
 
-void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter)
-{
-    uint32_t c[4] = {(uint32_t)counter, (uint32_t)(counter >> 32), 0, 0};
-    uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
-    crl_philox4x32(out, c, k);
-}
+void crl_philox(uint32_t out[4], uint64_t key, uint64_t counter) { crl_philox_block(out, key, counter); }
 
 /* A uniform float in (0, 1]: 24 random bits, never 0 so log() is safe. */
 static inline double unit(uint32_t w) { return ((w >> 8) + 1) * (1.0 / 16777216.0); }

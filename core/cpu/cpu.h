@@ -28,9 +28,6 @@ int crl_cpu_tensor_min_all(double *value, const crl_tensor *t);
 int crl_cpu_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int transpose_a, int transpose_b, float alpha, float beta);
 
 /* loss.c */
-/* The checks of a (N, K) float32 logits matrix and its int32 (N) labels,
- * shared by the losses and the batch statistics. */
-int crl_check_logits_labels(const crl_tensor *logits, const crl_tensor *labels, const char *func);
 int crl_cpu_loss_forward(double *value, crl_tensor *per_example, const crl_tensor *logits, const crl_tensor *labels, const crl_loss_spec *spec);
 int crl_cpu_loss_forward_into(crl_tensor *value, crl_tensor *per_example, const crl_tensor *logits, const crl_tensor *labels, const crl_loss_spec *spec);
 int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_tensor *labels, const crl_tensor *grad_output, const crl_loss_spec *spec);

@@ -17,10 +17,13 @@
  *                    -exp(log S - log(a + S)) at y, so NLLR stays finite
  *                    and exact as p_y -> 1
  *   focal            (S^g - g S^(g-1) p_y log p_y) (p - onehot(y))
- * Everything is accumulated in double. */
+ * Everything is accumulated in double. The per-row arithmetic is in
+ * math/loss.h, shared with the CUDA kernels; the checks here are shared too
+ * (crl_check_logits_labels, crl_check_loss_spec). */
 #include <math.h>
 
 #include "../internal.h"
+#include "../math/loss.h"
 #include "cpu.h"
 
 static const char *loss_name(int kind)
@@ -34,20 +37,12 @@ static const char *loss_name(int kind)
     }
 }
 
-static double logaddexp(double a, double b)
-{
-    if (a == -INFINITY) return b;
-    if (b == -INFINITY) return a;
-    double m = a > b ? a : b;
-    return m + log1p(exp(-fabs(a - b)));
-}
-
-int crl_check_logits_labels(const crl_tensor *logits, const crl_tensor *labels, const char *func)
+int crl_check_logits_labels(const crl_tensor *logits, const crl_tensor *labels, int device, const char *func)
 {
     CHECK_TENSOR(logits, "logits");
     CHECK_TENSOR(labels, "labels");
-    int rc = crl_require_cpu(logits, func, "logits");
-    if (rc == CRL_OK) rc = crl_require_cpu(labels, func, "labels");
+    int rc = crl_require_device(logits, device, func, "logits");
+    if (rc == CRL_OK) rc = crl_require_device(labels, device, func, "labels");
     if (rc) return rc;
     if (logits->dtype != CRL_FLOAT32 || logits->ndim != 2)
         return crl_fail(CRL_ERR_SHAPE, func, "logits must be a float32 (N, K) matrix, got %s %s",
@@ -62,15 +57,10 @@ int crl_check_logits_labels(const crl_tensor *logits, const crl_tensor *labels, 
     return CRL_OK;
 }
 
-/* Checks everything before any work: shapes, dtypes, devices, the spec and
- * every label. */
-static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
-                        const crl_loss_spec *spec, const char *func)
+int crl_check_loss_spec(const crl_tensor *logits, const crl_loss_spec *spec, const char *func)
 {
     if (spec == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'spec' is NULL");
-    int rc = crl_check_logits_labels(logits, labels, func);
-    if (rc) return rc;
-    int64_t n = logits->sizes[0], k = logits->sizes[1];
+    int64_t k = logits->sizes[1];
     if (spec->kind < CRL_LOSS_CE || spec->kind > CRL_LOSS_FOCAL)
         return crl_fail(CRL_ERR_ARG, func, "unknown loss kind %d", spec->kind);
     if (spec->reduction < CRL_REDUCE_MEAN || spec->reduction > CRL_REDUCE_NONE)
@@ -87,6 +77,34 @@ static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
         return crl_fail(CRL_ERR_ARG, func, "focal gamma = %g must be finite and >= 0", spec->gamma);
     if (spec->kind == CRL_LOSS_CE && !(spec->smoothing >= 0 && spec->smoothing < 1))
         return crl_fail(CRL_ERR_ARG, func, "ce smoothing = %g must be in [0, 1)", spec->smoothing);
+    return CRL_OK;
+}
+
+int crl_check_loss_grad_output(const crl_tensor *grad_output, const crl_tensor *logits, const crl_loss_spec *spec,
+                               const char *func)
+{
+    int rc = crl_require_device(grad_output, logits->device, func, "grad_output");
+    if (rc == CRL_OK) rc = crl_require_dtype(grad_output, CRL_FLOAT32, func, "grad_output");
+    if (rc) return rc;
+    int64_t want = spec->reduction == CRL_REDUCE_NONE ? logits->sizes[0] : 1;
+    if (crl_tensor_numel(grad_output) != want)
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_output %s must hold %lld element(s) for reduction '%s'",
+                        crl_shape(grad_output), (long long)want,
+                        spec->reduction == CRL_REDUCE_NONE ? "none" :
+                        spec->reduction == CRL_REDUCE_SUM ? "sum" : "mean");
+    return CRL_OK;
+}
+
+/* Checks everything before any work: shapes, dtypes, devices, the spec and
+ * every label. */
+static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
+                        const crl_loss_spec *spec, const char *func)
+{
+    if (spec == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'spec' is NULL");
+    int rc = crl_check_logits_labels(logits, labels, CRL_CPU, func);
+    if (rc == CRL_OK) rc = crl_check_loss_spec(logits, spec, func);
+    if (rc) return rc;
+    int64_t n = logits->sizes[0], k = logits->sizes[1];
     const int32_t *y = labels->storage ? labels->storage->data : NULL;
     for (int64_t i = 0; i < n; i++) {
         int32_t c = y[labels->offset + i * labels->strides[0]];
@@ -95,59 +113,6 @@ static int check_inputs(const crl_tensor *logits, const crl_tensor *labels,
                             "for logits %s", c, (long long)i, (long long)k, crl_shape(logits));
     }
     return CRL_OK;
-}
-
-/* The per-row quantities every loss needs. */
-typedef struct {
-    double lse;    /* log sum_j exp z_j */
-    double log_s;  /* log sum_{j != y} p_j (-inf when K = 1) */
-    double zy;
-    double zsum;   /* sum_j z_j, for label smoothing */
-} row_stats;
-
-static row_stats stats(const float *z, int64_t zs, int64_t k, int32_t y)
-{
-    row_stats r;
-    double m = -INFINITY, mo = -INFINITY;
-    r.zsum = 0;
-    for (int64_t j = 0; j < k; j++) {
-        double v = z[j * zs];
-        r.zsum += v;
-        if (v > m) m = v;
-        if (j != y && v > mo) mo = v;
-    }
-    double s = 0, so = 0;
-    for (int64_t j = 0; j < k; j++) {
-        double v = z[j * zs];
-        s += exp(v - m);
-        if (j != y) so += exp(v - mo);
-    }
-    r.lse = m + log(s);
-    double lse_o = k > 1 ? mo + log(so) : -INFINITY;
-    r.log_s = lse_o - r.lse;
-    r.zy = z[y * zs];
-    return r;
-}
-
-static double row_loss(const row_stats *r, const crl_loss_spec *spec, int64_t k)
-{
-    double log_py = r->zy - r->lse;
-    switch (spec->kind) {
-    case CRL_LOSS_CE: {
-        double e = spec->smoothing;
-        return r->lse - (1 - e) * r->zy - e / (double)k * r->zsum;
-    }
-    case CRL_LOSS_NLLR:
-        return -log_py + r->log_s;
-    case CRL_LOSS_CRL: {
-        double log_a = spec->alpha > 0 ? log((double)spec->alpha) : -INFINITY;
-        return spec->beta * (-log_py + logaddexp(log_a, r->log_s));
-    }
-    default: {
-        double s = exp(r->log_s);
-        return -pow(s, spec->gamma) * log_py;
-    }
-    }
 }
 
 /* The one forward path: validates, fills per_example (when given) and
@@ -168,8 +133,8 @@ static int forward(double *value, crl_tensor *per_example, const crl_tensor *log
     double total = 0;
     for (int64_t i = 0; i < n; i++) {
         int32_t c = y[labels->offset + i * labels->strides[0]];
-        row_stats r = stats(z + logits->offset + i * logits->strides[0], logits->strides[1], k, c);
-        double l = row_loss(&r, spec, k);
+        crl_loss_stats r = crl_loss_row_stats(z + logits->offset + i * logits->strides[0], logits->strides[1], k, c);
+        double l = crl_loss_row_value(&r, spec, k);
         total += l;
         if (out) out[i] = (float)l;
     }
@@ -207,18 +172,7 @@ int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_
     if (grad == logits || grad == labels)
         return crl_fail(CRL_ERR_ARG, __func__, "grad must be a tensor of its own");
     int64_t n = logits->sizes[0], k = logits->sizes[1];
-    if (grad_output) {
-        rc = crl_require_cpu(grad_output, __func__, "grad_output");
-        if (rc == CRL_OK) rc = crl_require_dtype(grad_output, CRL_FLOAT32, __func__, "grad_output");
-        if (rc) return rc;
-        int64_t want = spec->reduction == CRL_REDUCE_NONE ? n : 1;
-        if (crl_tensor_numel(grad_output) != want)
-            return crl_fail(CRL_ERR_SHAPE, __func__,
-                            "grad_output %s must hold %lld element(s) for reduction '%s'",
-                            crl_shape(grad_output), (long long)want,
-                            spec->reduction == CRL_REDUCE_NONE ? "none" :
-                            spec->reduction == CRL_REDUCE_SUM ? "sum" : "mean");
-    }
+    if (grad_output && (rc = crl_check_loss_grad_output(grad_output, logits, spec, __func__))) return rc;
     rc = crl_prepare(grad, CRL_FLOAT32, CRL_CPU, 2, logits->sizes);
     if (rc) return rc;
     const float *z = logits->storage->data;
@@ -236,28 +190,10 @@ int crl_cpu_loss_backward(crl_tensor *grad, const crl_tensor *logits, const crl_
             crl_tensor_get(&v, grad_output, spec->reduction == CRL_REDUCE_NONE ? i : 0);
             up *= v;
         }
-        row_stats r = stats(zi, zs, k, c);
-        double s = exp(r.log_s);
-        if (spec->kind == CRL_LOSS_CE) {
-            double e = spec->smoothing, q_off = e / (double)k;
-            for (int64_t j = 0; j < k; j++)
-                gi[j] = (float)(up * (exp(zi[j * zs] - r.lse) - q_off));
-            gi[c] = (float)(up * (-s + e - q_off));
-        } else if (spec->kind == CRL_LOSS_NLLR || spec->kind == CRL_LOSS_CRL) {
-            double alpha = spec->kind == CRL_LOSS_CRL ? spec->alpha : 0.0;
-            double beta = spec->kind == CRL_LOSS_CRL ? spec->beta : 1.0;
-            double log_as = logaddexp(alpha > 0 ? log(alpha) : -INFINITY, r.log_s);
-            double f = up * beta * (alpha + 1.0);
-            for (int64_t j = 0; j < k; j++)
-                gi[j] = (float)(f * exp(zi[j * zs] - r.lse - log_as));
-            gi[c] = (float)(-f * exp(r.log_s - log_as));
-        } else {
-            double gam = spec->gamma, log_py = r.zy - r.lse, py = exp(log_py);
-            double w = pow(s, gam) - (s > 0 && gam > 0 ? gam * pow(s, gam - 1) * py * log_py : 0);
-            for (int64_t j = 0; j < k; j++)
-                gi[j] = (float)(up * w * exp(zi[j * zs] - r.lse));
-            gi[c] = (float)(-up * w * s);
-        }
+        crl_loss_stats r = crl_loss_row_stats(zi, zs, k, c);
+        crl_loss_grad_row gr = crl_loss_grad_of(&r, spec, k, up);
+        for (int64_t j = 0; j < k; j++) gi[j] = (float)crl_loss_grad_elem(&gr, zi[j * zs]);
+        gi[c] = (float)gr.at_label;
     }
     return CRL_OK;
 }

@@ -21,17 +21,19 @@
  * addition from a double sum. That keeps about 48 bits, so counts are exact
  * to 2^48 and an epoch's loss sum loses nothing a double would keep, in a
  * float32 tensor any backend can hold. A batch is validated and summed in
- * double first and added only when all of it is good. */
+ * double first and added only when all of it is good. The per-row rules
+ * and the pair are math/metrics.h, shared with the CUDA kernels. */
 #include <math.h>
 
 #include "../internal.h"
+#include "../math/metrics.h"
 #include "cpu.h"
 
-enum { STATS_MAX_BINS = 256, STATS_TOPK = 5 };
+enum { STATS_MAX_BINS = CRL_STATS_MAX_BINS };
 
 static int64_t stats_rows(int nbins) { return CRL_STAT_BINS + 3 * (int64_t)nbins; }
 
-static int check_nbins(int nbins, const char *func)
+int crl_check_stats_nbins(int nbins, const char *func)
 {
     if (nbins < 0 || nbins > STATS_MAX_BINS)
         return crl_fail(CRL_ERR_ARG, func, "nbins = %d must be in 0..%d", nbins, STATS_MAX_BINS);
@@ -40,10 +42,10 @@ static int check_nbins(int nbins, const char *func)
 
 /* stats must be the (CRL_STAT_BINS + 3 nbins, 2) float32 tensor that
  * crl_batch_stats_reset made. */
-static int check_stats(const crl_tensor *stats, int nbins, const char *func)
+int crl_check_stats(const crl_tensor *stats, int nbins, int device, const char *func)
 {
-    CHECK_TENSOR(stats, "stats");
-    int rc = crl_require_cpu(stats, func, "stats");
+    if (stats == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'stats' is NULL");
+    int rc = crl_require_device(stats, device, func, "stats");
     if (rc) return rc;
     if (stats->dtype != CRL_FLOAT32 || stats->ndim != 2 || stats->sizes[1] != 2 ||
         stats->sizes[0] < CRL_STAT_BINS || (stats->sizes[0] - CRL_STAT_BINS) % 3 != 0 ||
@@ -60,7 +62,7 @@ static int check_stats(const crl_tensor *stats, int nbins, const char *func)
 int crl_cpu_batch_stats_reset(crl_tensor *stats, int nbins)
 {
     CHECK_TENSOR(stats, "stats");
-    int rc = check_nbins(nbins, __func__);
+    int rc = crl_check_stats_nbins(nbins, __func__);
     if (rc == CRL_OK) rc = crl_require_cpu(stats, __func__, "stats");
     int64_t size[2] = {stats_rows(nbins), 2};
     if (rc == CRL_OK) rc = crl_prepare(stats, CRL_FLOAT32, stats->device, 2, size);
@@ -68,44 +70,35 @@ int crl_cpu_batch_stats_reset(crl_tensor *stats, int nbins)
     return rc;
 }
 
-static double entry(const float *e) { return (double)e[0] + (double)e[1]; }
+static double entry(const float *e) { return crl_stats_entry(e); }
 
-static void add(float *e, double x)
-{
-    double s = (double)e[0] + (double)e[1] + x;
-    float hi = (float)s;
-    e[0] = hi;
-    e[1] = (float)(s - (double)hi);
-}
+static void add(float *e, double x) { crl_stats_add(e, x); }
 
-/* The row's largest softmax probability, as crl_tensor_softmax computes it. */
-static float confidence(const float *z, int64_t zs, int64_t k, float zmax)
+int crl_check_batch_stats(const crl_tensor *stats, const crl_tensor *logits, const crl_tensor *labels,
+                          const crl_tensor *loss, int nbins, int device, const char *func)
 {
-    float m = zmax;
-    if (m == -INFINITY) m = 0;
-    double s = 0;
-    for (int64_t j = 0; j < k; j++) s += exp((double)z[j * zs] - m);
-    double logz = log(s) + m;
-    return (float)exp((double)zmax - logz);
+    int rc = crl_check_stats_nbins(nbins, func);
+    if (rc == CRL_OK) rc = crl_check_stats(stats, nbins, device, func);
+    if (rc) return rc;
+    if ((rc = crl_check_logits_labels(logits, labels, device, func))) return rc;
+    if (loss) {
+        if ((rc = crl_require_device(loss, device, func, "loss"))) return rc;
+        if (loss->dtype != CRL_FLOAT32 || loss->ndim != 1 || loss->sizes[0] != logits->sizes[0])
+            return crl_fail(CRL_ERR_SHAPE, func, "loss must be the float32 (N) per-example losses of "
+                            "logits %s, got %s %s", crl_shape(logits), crl_dtype_name(loss->dtype),
+                            crl_shape(loss));
+    }
+    if (stats == logits || stats == labels || stats == loss)
+        return crl_fail(CRL_ERR_ARG, func, "stats must be a tensor of its own");
+    return CRL_OK;
 }
 
 int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_tensor *labels,
                     const crl_tensor *loss, int nbins)
 {
-    int rc = check_nbins(nbins, __func__);
-    if (rc == CRL_OK) rc = check_stats(stats, nbins, __func__);
+    int rc = crl_check_batch_stats(stats, logits, labels, loss, nbins, CRL_CPU, __func__);
     if (rc) return rc;
-    if ((rc = crl_check_logits_labels(logits, labels, __func__))) return rc;
     int64_t n = logits->sizes[0], k = logits->sizes[1];
-    if (loss) {
-        if ((rc = crl_require_cpu(loss, __func__, "loss"))) return rc;
-        if (loss->dtype != CRL_FLOAT32 || loss->ndim != 1 || loss->sizes[0] != n)
-            return crl_fail(CRL_ERR_SHAPE, __func__, "loss must be the float32 (N) per-example losses of "
-                            "logits %s, got %s %s", crl_shape(logits), crl_dtype_name(loss->dtype),
-                            crl_shape(loss));
-    }
-    if (stats == logits || stats == labels || stats == loss)
-        return crl_fail(CRL_ERR_ARG, __func__, "stats must be a tensor of its own");
     if (n == 0) {
         add(crl_tensor_data(stats), 1.0); /* CRL_STAT_BATCHES */
         return CRL_OK;
@@ -121,34 +114,20 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
 
     /* the batch in double, added to stats only once all of it is good */
     double top1 = 0, topk = 0, loss_sum = 0, bins[3 * STATS_MAX_BINS] = {0};
-    int64_t kk = k < STATS_TOPK ? k : STATS_TOPK;
     for (int64_t i = 0; i < n; i++) {
-        const float *zi = z + logits->offset + i * logits->strides[0];
-        int64_t zs = logits->strides[1];
         int32_t c = y[labels->offset + i * labels->strides[0]];
-        float zy = zi[c * zs], zmax = zi[0];
-        int64_t rank = 0;
-        int nan = 0;
-        for (int64_t j = 0; j < k; j++) {
-            float v = zi[j * zs];
-            if (v != v) nan = 1;
-            if (v > zmax) zmax = v;
-            if (v > zy || (v == zy && j < c)) rank++;
-        }
-        int hit = !nan && rank == 0;
-        top1 += hit;
-        topk += !nan && rank < kk;
+        crl_stats_row r = crl_stats_row_of(z + logits->offset + i * logits->strides[0], logits->strides[1], k, c,
+                                           nbins);
+        top1 += r.hit;
+        topk += r.topk;
         if (nbins > 0) {
-            float conf = nan ? NAN : confidence(zi, zs, k, zmax);
-            if (!(conf >= 0 && conf <= 1))
+            if (!r.conf_ok)
                 return crl_fail(CRL_ERR_ARG, __func__, "the confidence of example %lld (0-based) is %g: its "
                                 "logits hold NaN or infinite values (logits %s, labels %s)", (long long)i,
-                                (double)conf, crl_shape(logits), crl_shape(labels));
-            int b = (int)floor((double)conf * nbins);
-            if (b >= nbins) b = nbins - 1;
-            bins[3 * b] += 1;
-            bins[3 * b + 1] += conf;
-            bins[3 * b + 2] += hit;
+                                (double)r.conf, crl_shape(logits), crl_shape(labels));
+            bins[3 * r.bin] += 1;
+            bins[3 * r.bin + 1] += r.conf;
+            bins[3 * r.bin + 2] += r.hit;
         }
     }
     if (loss) {
@@ -173,7 +152,7 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
 
 int crl_cpu_batch_stats_read(double *values, const crl_tensor *stats, int64_t n)
 {
-    int rc = check_stats(stats, -1, __func__);
+    int rc = crl_check_stats(stats, -1, CRL_CPU, __func__);
     if (rc) return rc;
     if (values == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'values' is NULL");
     if (n != stats->sizes[0])
@@ -187,7 +166,7 @@ int crl_cpu_batch_stats_read(double *values, const crl_tensor *stats, int64_t n)
 int crl_cpu_batch_stats_summary(crl_batch_summary *out, const crl_tensor *stats)
 {
     if (out == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'out' is NULL");
-    int rc = check_stats(stats, -1, __func__);
+    int rc = crl_check_stats(stats, -1, CRL_CPU, __func__);
     if (rc) return rc;
     const float *s = crl_tensor_data(stats);
     int nbins = (int)((stats->sizes[0] - CRL_STAT_BINS) / 3);

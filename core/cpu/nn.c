@@ -10,6 +10,7 @@
 #include "../math/pool.h"
 #include "cpu.h"
 #include "blocked.h"
+#include "../math/philox.h"
 
 /* A contiguous float32 plain tensor on this device (the CPU for the CPU
  * kernels; CUDA when the CUDA kernels run the shared checks below). */
@@ -610,14 +611,14 @@ int crl_cpu_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor 
     float *y = crl_tensor_data(out), *m = crl_tensor_data(mask);
     float keep = 1.0f / (1.0f - p);
     uint64_t base = g->offset, seed = g->seed;
-    uint32_t threshold = (uint32_t)((double)p * 4294967296.0);
+    uint32_t threshold = crl_dropout_threshold(p);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t blk = 0; blk < (n + 3) / 4; blk++) {
         uint32_t w[4];
-        crl_philox(w, seed, base + (uint64_t)blk);
+        crl_philox_block(w, seed, base + (uint64_t)blk);
         for (int j = 0; j < 4 && blk * 4 + j < n; j++) {
             int64_t i = blk * 4 + j;
-            m[i] = w[j] >= threshold ? keep : 0.0f;
+            m[i] = crl_dropout_mask(w[j], threshold, keep);
             y[i] = x[i] * m[i];
         }
     }

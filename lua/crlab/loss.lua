@@ -21,7 +21,7 @@ local reductions = {mean = C.CRL_REDUCE_MEAN, sum = C.CRL_REDUCE_SUM, none = C.C
 local Criterion = {}
 Criterion.__index = Criterion
 
-local function labels_tensor(self, labels)
+local function labels_tensor(self, labels, device)
   if T.isTensor(labels) then return labels end
   if type(labels) ~= 'table' then
     error('labels must be an int32 tensor or a table of 0-based integers, got ' .. type(labels), 3)
@@ -40,12 +40,21 @@ local function labels_tensor(self, labels)
     end
     p[i - 1] = v
   end
+  if device ~= nil and device ~= C.CRL_CPU then -- the logits' device: one upload
+    local dev = self._labels_dev
+    if dev == nil or dev:numel() ~= n or dev.device ~= device then
+      dev = T.new(C.CRL_INT32, device, {n})
+      self._labels_dev = dev
+    end
+    dev:copy(buf)
+    return dev
+  end
   return buf
 end
 
 function Criterion:forward(logits, labels)
   if not T.isTensor(logits) then error('logits must be a tensor, got ' .. type(logits), 2) end
-  local y = labels_tensor(self, labels)
+  local y = labels_tensor(self, labels, logits.device)
   local v = ffi.new('double[1]')
   local per = self.reduction == 'none' and self.output_buffer or nil
   check(C.crl_loss_forward(v, per, logits, y, self.spec))
@@ -63,7 +72,7 @@ end
 -- with crlab.metrics and reads the sums only when it prints).
 function Criterion:forwardTensor(logits, labels)
   if not T.isTensor(logits) then error('logits must be a tensor, got ' .. type(logits), 2) end
-  local y = labels_tensor(self, labels)
+  local y = labels_tensor(self, labels, logits.device)
   check(C.crl_loss_forward_into(self.value, self.output_buffer, logits, y, self.spec))
   return self.value, self.output_buffer
 end
@@ -71,11 +80,13 @@ end
 -- grad_output: optional, a number (mean/sum) or an (N) tensor (none).
 function Criterion:backward(logits, labels, grad_output)
   if not T.isTensor(logits) then error('logits must be a tensor, got ' .. type(logits), 2) end
-  local y = labels_tensor(self, labels)
+  local y = labels_tensor(self, labels, logits.device)
   local go = grad_output
   if type(go) == 'number' then
-    self._go = self._go or T.new(C.CRL_FLOAT32, C.CRL_CPU, {1})
-    self._go[1] = go
+    if self._go == nil or self._go.device ~= logits.device then
+      self._go = T.new(C.CRL_FLOAT32, logits.device, {1})
+    end
+    self._go:fill(go)
     go = self._go
   end
   check(C.crl_loss_backward(self.gradInput, logits, y, go, self.spec))

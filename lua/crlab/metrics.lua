@@ -17,10 +17,8 @@
 -- an error when there are bins. Fractions of no examples are NaN.
 --
 -- The sums live on the device of the logits: the first add of CUDA logits
--- moves them there, and they stay (each batch is summed on the GPU). reset,
--- summary and bins work on a host copy -- a few hundred bytes, and the
--- read-back is the point of summary -- so only the summing needs a kernel
--- on the device; the layout of the sums is the same on both.
+-- moves them there, and they stay (each batch is summed on the GPU, with no
+-- read-back); summary and bins read them back.
 local ffi = require 'ffi'
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'
@@ -47,25 +45,8 @@ function M.new(opts)
 end
 
 function Stats:reset()
-  if self.stats.device == C.CRL_CPU then
-    check(C.crl_batch_stats_reset(self.stats, self.nbins))
-    return self
-  end
-  local h = T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
-  check(C.crl_batch_stats_reset(h, self.nbins))
-  if self.stats:numel() == h:numel() then
-    self.stats:copy(h) -- in place: no device allocation per epoch
-  else
-    self.stats = h:cuda()
-  end
+  check(C.crl_batch_stats_reset(self.stats, self.nbins))
   return self
-end
-
--- The sums on the host (a copy when they are on the device).
-local function host_stats(self)
-  local st = self.stats
-  if st.device ~= C.CRL_CPU then st = st:cpu() end
-  return st
 end
 
 -- logits (N, K) float32, labels (N) int32, loss: nil or the (N) per-example
@@ -86,7 +67,7 @@ end
 -- The sums so far as Lua numbers: the one read-back.
 function Stats:summary()
   local s = self._summary
-  check(C.crl_batch_stats_summary(s, host_stats(self)))
+  check(C.crl_batch_stats_summary(s, self.stats))
   return {n = tonumber(s.examples), batches = tonumber(s.batches), loss = s.loss, acc = s.top1, top5 = s.topk,
           ece = s.ece, nanBatch = tonumber(s.nan_batch)}
 end
@@ -96,7 +77,7 @@ end
 function Stats:bins()
   local n = C.CRL_STAT_BINS + 3 * self.nbins
   local v = ffi.new('double[?]', n)
-  check(C.crl_batch_stats_read(v, host_stats(self), n))
+  check(C.crl_batch_stats_read(v, self.stats, n))
   local out = {}
   for b = 0, self.nbins - 1 do
     local e = C.CRL_STAT_BINS + 3 * b
