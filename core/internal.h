@@ -9,6 +9,7 @@
 
 #include "crlab.h"
 #include "math/convert.h"
+#include "math/elementwise.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,6 +55,27 @@ static inline void crl_write_elem(void *base, int dtype, int64_t off, double v)
 /* Makes out a contiguous tensor of this dtype, device and shape, dropping
  * its storage when the dtype or device differ (the callee-resizes rule). */
 int crl_prepare(crl_tensor *out, int dtype, int device, int ndim, const int64_t *size);
+
+/* The elementwise operations' shared rules (cpu/elementwise.c), used by
+ * the CPU and CUDA kernels alike: the PyTorch broadcast of a's and b's
+ * shapes (fails naming both), the dtype rule of crl_tensor_binary, and the
+ * sizing of out (kept, strides and all, when it already has the result's
+ * shape and is float32 on a's device, so in-place updates of views work). */
+int crl_broadcast_shape(int *ndim, int64_t *size, const crl_tensor *a, const crl_tensor *b, const char *func);
+int crl_binary_dtypes(const crl_tensor *a, const crl_tensor *b, int op, const char *func);
+int crl_prepare_elementwise(crl_tensor *out, int ndim, const int64_t *size, const crl_tensor *a,
+                            const crl_tensor *b);
+
+/* GEMM's shared rules (cpu/linalg.c): crl_gemm_shapes checks a and b (any
+ * device; the caller has checked the device), gives op(a) m x k times
+ * op(b) k x n, and sizes out on `device` (beta 0) or checks it (beta != 0).
+ * crl_blas_layout says how a 2-D view goes to row-major BLAS: 0 (row-major,
+ * *ld = rows' stride), 1 (the transpose of a row-major matrix, *ld =
+ * columns' stride) or -1 (neither: copy it first). */
+int crl_gemm_shapes(int64_t *m, int64_t *n, int64_t *k, crl_tensor *out, const crl_tensor *a,
+                    const crl_tensor *b, int transpose_a, int transpose_b, float beta, int device,
+                    const char *func);
+int crl_blas_layout(const crl_tensor *t, int *ld);
 
 /* Layouts (see CRL_LAYOUT_* in crlab_api.h). */
 static inline int64_t crl_layout_blocks(int64_t c, int64_t b) { return (c + b - 1) / b; }

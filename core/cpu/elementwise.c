@@ -1,6 +1,8 @@
 /* cpu/elementwise.c -- elementwise arithmetic on float32 tensors with
  * PyTorch broadcasting, comparisons, unary maths and clamp. Any strides;
- * out may be one of the inputs when it already has the result's shape. */
+ * out may be one of the inputs when it already has the result's shape.
+ * The per-element arithmetic is math/elementwise.h's, and the shape and
+ * dtype rules below are shared with the CUDA kernels (internal.h). */
 #include <math.h>
 #include <string.h>
 
@@ -61,8 +63,7 @@ static void walk3_init(walk3 *w, const crl_tensor *out, const crl_tensor *a, con
         }                                                                         \
     } while (0)
 
-static int broadcast_shape(int *ndim, int64_t *size, const crl_tensor *a, const crl_tensor *b,
-                           const char *func)
+int crl_broadcast_shape(int *ndim, int64_t *size, const crl_tensor *a, const crl_tensor *b, const char *func)
 {
     int n = a->ndim > b->ndim ? a->ndim : b->ndim;
     for (int d = 0; d < n; d++) {
@@ -88,8 +89,8 @@ static int same_shape(const crl_tensor *t, int ndim, const int64_t *size)
 
 /* Keeps out's strides when it already has the right shape and dtype (so
  * in-place updates work on views); otherwise resizes it. */
-static int prepare_out(crl_tensor *out, int ndim, const int64_t *size, const crl_tensor *a,
-                       const crl_tensor *b)
+int crl_prepare_elementwise(crl_tensor *out, int ndim, const int64_t *size, const crl_tensor *a,
+                            const crl_tensor *b)
 {
     if (out->storage != NULL && out->dtype == CRL_FLOAT32 && out->device == a->device &&
         out->layout == CRL_LAYOUT_PLAIN && same_shape(out, ndim, size))
@@ -100,35 +101,17 @@ static int prepare_out(crl_tensor *out, int ndim, const int64_t *size, const crl
     return crl_prepare(out, CRL_FLOAT32, a->device, ndim, size);
 }
 
-static inline float apply_binary(int op, float x, float y)
+/* Arithmetic on float32; comparisons on two tensors of one dtype. */
+int crl_binary_dtypes(const crl_tensor *a, const crl_tensor *b, int op, const char *func)
 {
-    switch (op) {
-    case CRL_OP_ADD: return x + y;
-    case CRL_OP_SUB: return x - y;
-    case CRL_OP_MUL: return x * y;
-    case CRL_OP_DIV: return x / y;
-    case CRL_OP_MAX: return x > y || x != x ? x : y;
-    case CRL_OP_MIN: return x < y || x != x ? x : y;
-    case CRL_OP_POW: return powf(x, y);
-    case CRL_OP_EQ: return x == y;
-    case CRL_OP_NE: return x != y;
-    case CRL_OP_LT: return x < y;
-    case CRL_OP_LE: return x <= y;
-    case CRL_OP_GT: return x > y;
-    default: return x >= y;
-    }
-}
-
-static inline float compare(int op, double x, double y)
-{
-    switch (op) {
-    case CRL_OP_EQ: return x == y;
-    case CRL_OP_NE: return x != y;
-    case CRL_OP_LT: return x < y;
-    case CRL_OP_LE: return x <= y;
-    case CRL_OP_GT: return x > y;
-    default: return x >= y;
-    }
+    int is_compare = op >= CRL_OP_EQ;
+    if (a->dtype != b->dtype || (!is_compare && a->dtype != CRL_FLOAT32))
+        return crl_fail(CRL_ERR_ARG, func,
+                        "arithmetic needs float32 tensors (comparisons: two of one dtype), "
+                        "got a %s %s and b %s %s",
+                        crl_dtype_name(a->dtype), crl_shape(a), crl_dtype_name(b->dtype),
+                        crl_shape(b));
+    return CRL_OK;
 }
 
 static int check_op(int op, const char *func)
@@ -171,17 +154,12 @@ int crl_cpu_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor
     rc = crl_require_cpu(a, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
     if (rc) return rc;
-    int is_compare = op >= CRL_OP_EQ;
-    if (a->dtype != b->dtype || (!is_compare && a->dtype != CRL_FLOAT32))
-        return crl_fail(CRL_ERR_ARG, __func__,
-                        "arithmetic needs float32 tensors (comparisons: two of one dtype), "
-                        "got a %s %s and b %s %s",
-                        crl_dtype_name(a->dtype), crl_shape(a), crl_dtype_name(b->dtype),
-                        crl_shape(b));
+    rc = crl_binary_dtypes(a, b, op, __func__);
+    if (rc) return rc;
     int ndim = 0;
     int64_t size[CRL_MAX_DIM];
-    rc = broadcast_shape(&ndim, size, a, b, __func__);
-    if (rc == CRL_OK) rc = prepare_out(out, ndim, size, a, b);
+    rc = crl_broadcast_shape(&ndim, size, a, b, __func__);
+    if (rc == CRL_OK) rc = crl_prepare_elementwise(out, ndim, size, a, b);
     if (rc) return rc;
     walk3 w;
     walk3_init(&w, out, a, b);
@@ -190,7 +168,7 @@ int crl_cpu_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor
         const float *pa = a->storage->data, *pb = b->storage->data;
         WALK3(w, {
             for (int64_t i = 0; i < n; i++)
-                po[o + i * so] = apply_binary(op, pa[ia + i * sa], pb[ib + i * sb]);
+                po[o + i * so] = crl_binary_op(op, pa[ia + i * sa], pb[ib + i * sb]);
         });
     } else {
         const void *pa = a->storage->data, *pb = b->storage->data;
@@ -198,7 +176,7 @@ int crl_cpu_tensor_binary(crl_tensor *out, const crl_tensor *a, const crl_tensor
         WALK3(w, {
             for (int64_t i = 0; i < n; i++) {
                 double x = crl_read_elem(pa, dt, ia + i * sa), y = crl_read_elem(pb, dt, ib + i * sb);
-                po[o + i * so] = compare(op, x, y);
+                po[o + i * so] = crl_compare_op(op, x, y);
             }
         });
     }
@@ -212,7 +190,7 @@ int crl_cpu_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s,
     int rc = check_op(op, __func__);
     if (rc == CRL_OK) rc = crl_require_cpu(a, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
-    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
+    if (rc == CRL_OK) rc = crl_prepare_elementwise(out, a->ndim, a->sizes, a, NULL);
     if (rc) return rc;
     walk3 w;
     walk3_init(&w, out, a, NULL);
@@ -222,7 +200,7 @@ int crl_cpu_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s,
     if (reverse) {
         WALK3(w, {
             (void)ib; (void)sb;
-            for (int64_t i = 0; i < n; i++) po[o + i * so] = apply_binary(op, fs, pa[ia + i * sa]);
+            for (int64_t i = 0; i < n; i++) po[o + i * so] = crl_binary_op(op, fs, pa[ia + i * sa]);
         });
     } else if (op == CRL_OP_ADD || op == CRL_OP_MUL) {
         int mul = op == CRL_OP_MUL;
@@ -234,28 +212,10 @@ int crl_cpu_tensor_binary_scalar(crl_tensor *out, const crl_tensor *a, double s,
     } else {
         WALK3(w, {
             (void)ib; (void)sb;
-            for (int64_t i = 0; i < n; i++) po[o + i * so] = apply_binary(op, pa[ia + i * sa], fs);
+            for (int64_t i = 0; i < n; i++) po[o + i * so] = crl_binary_op(op, pa[ia + i * sa], fs);
         });
     }
     return CRL_OK;
-}
-
-static inline float apply_unary(int op, float x)
-{
-    switch (op) {
-    case CRL_UN_NEG: return -x;
-    case CRL_UN_ABS: return fabsf(x);
-    case CRL_UN_EXP: return expf(x);
-    case CRL_UN_LOG: return logf(x);
-    case CRL_UN_SQRT: return sqrtf(x);
-    case CRL_UN_TANH: return tanhf(x);
-    case CRL_UN_SIGMOID: return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
-    case CRL_UN_RELU: return x > 0 ? x : 0.0f;
-    case CRL_UN_SQUARE: return x * x;
-    case CRL_UN_FLOOR: return floorf(x);
-    case CRL_UN_CEIL: return ceilf(x);
-    default: return (float)((x > 0) - (x < 0));
-    }
 }
 
 /* Checks a float32 CPU input, sizes out like it, and sets up the walk. */
@@ -263,7 +223,7 @@ static int unary_prologue(walk3 *w, crl_tensor *out, const crl_tensor *a, const 
 {
     int rc = crl_require_cpu(a, func, "a");
     if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, func, "a");
-    if (rc == CRL_OK) rc = prepare_out(out, a->ndim, a->sizes, a, NULL);
+    if (rc == CRL_OK) rc = crl_prepare_elementwise(out, a->ndim, a->sizes, a, NULL);
     if (rc == CRL_OK) walk3_init(w, out, a, NULL);
     return rc;
 }
@@ -281,7 +241,7 @@ int crl_cpu_tensor_unary(crl_tensor *out, const crl_tensor *a, int op)
     const float *pa = a->storage->data;
     WALK3(w, {
         (void)ib; (void)sb;
-        for (int64_t i = 0; i < n; i++) po[o + i * so] = apply_unary(op, pa[ia + i * sa]);
+        for (int64_t i = 0; i < n; i++) po[o + i * so] = crl_unary_op(op, pa[ia + i * sa]);
     });
     return CRL_OK;
 }
@@ -302,7 +262,7 @@ int crl_cpu_tensor_clamp(crl_tensor *out, const crl_tensor *a, double lo, double
         (void)ib; (void)sb;
         for (int64_t i = 0; i < n; i++) {
             float x = pa[ia + i * sa];
-            po[o + i * so] = x < flo ? flo : x > fhi ? fhi : x;
+            po[o + i * so] = crl_clamp_op(x, flo, fhi);
         }
     });
     return CRL_OK;

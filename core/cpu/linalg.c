@@ -9,8 +9,9 @@
 
 /* How a 2-D view can be handed to row-major BLAS: trans 0 with ld = rows'
  * stride, trans 1 (it is the transpose of a row-major matrix) with ld =
- * columns' stride, or -1 when neither layout fits. */
-static int blas_layout(const crl_tensor *t, int *ld)
+ * columns' stride, or -1 when neither layout fits. The CUDA GEMM reads
+ * views by the same rule. */
+int crl_blas_layout(const crl_tensor *t, int *ld)
 {
     int64_t r = t->sizes[0], c = t->sizes[1];
     int64_t s0 = r == 1 ? (c > 0 ? c : 1) : t->strides[0];
@@ -30,18 +31,56 @@ static int operand(const crl_tensor *t, crl_tensor **tmp, const float **ptr,
                    int *trans, int *ld)
 {
     *tmp = NULL;
-    int layout = blas_layout(t, ld);
+    int layout = crl_blas_layout(t, ld);
     if (layout < 0 || t->strides[0] > 0x7fffffff || t->strides[1] > 0x7fffffff) {
         *tmp = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 2, t->sizes);
         if (*tmp == NULL) return CRL_ERR_NOMEM;
         int rc = crl_tensor_copy(*tmp, t);
         if (rc) return rc;
         t = *tmp;
-        layout = blas_layout(t, ld);
+        layout = crl_blas_layout(t, ld);
     }
     *trans = layout;
     *ptr = crl_tensor_data(t);
     return CRL_OK;
+}
+
+int crl_gemm_shapes(int64_t *m_out, int64_t *n_out, int64_t *k_out, crl_tensor *out, const crl_tensor *a,
+                    const crl_tensor *b, int transpose_a, int transpose_b, float beta, int device,
+                    const char *func)
+{
+    int rc = crl_require_dtype(a, CRL_FLOAT32, func, "a");
+    if (rc == CRL_OK) rc = crl_require_dtype(b, CRL_FLOAT32, func, "b");
+    if (rc) return rc;
+    if (a->ndim != 2 || b->ndim != 2)
+        return crl_fail(CRL_ERR_SHAPE, func, "a %s and b %s must both be matrices",
+                        crl_shape(a), crl_shape(b));
+    int64_t m = transpose_a ? a->sizes[1] : a->sizes[0];
+    int64_t k = transpose_a ? a->sizes[0] : a->sizes[1];
+    int64_t kb = transpose_b ? b->sizes[1] : b->sizes[0];
+    int64_t n = transpose_b ? b->sizes[0] : b->sizes[1];
+    if (k != kb)
+        return crl_fail(CRL_ERR_SHAPE, func,
+                        "inner sizes differ: op(a) is %lldx%lld (a %s%s), op(b) is %lldx%lld (b %s%s)",
+                        (long long)m, (long long)k, crl_shape(a), transpose_a ? "^T" : "",
+                        (long long)kb, (long long)n, crl_shape(b), transpose_b ? "^T" : "");
+    if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff)
+        return crl_fail(CRL_ERR_SHAPE, func, "a dimension exceeds 2^31-1");
+    if (out == a || out == b ||
+        (out->storage != NULL && (out->storage == a->storage || out->storage == b->storage)))
+        return crl_fail(CRL_ERR_ARG, func, "out must not share memory with a or b");
+    int64_t shape[2] = {m, n};
+    if (beta == 0.0f) {
+        rc = crl_prepare(out, CRL_FLOAT32, device, 2, shape);
+    } else if (out->ndim != 2 || out->sizes[0] != m || out->sizes[1] != n ||
+               out->dtype != CRL_FLOAT32 || out->device != device) {
+        rc = crl_fail(CRL_ERR_SHAPE, func, "with beta != 0, out %s must be float32 %lldx%lld",
+                      crl_shape(out), (long long)m, (long long)n);
+    }
+    *m_out = m;
+    *n_out = n;
+    *k_out = k;
+    return rc;
 }
 
 int crl_cpu_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *b,
@@ -52,41 +91,17 @@ int crl_cpu_tensor_gemm(crl_tensor *out, const crl_tensor *a, const crl_tensor *
     CHECK_TENSOR(b, "b");
     int rc = crl_require_cpu(a, __func__, "a");
     if (rc == CRL_OK) rc = crl_require_cpu(b, __func__, "b");
-    if (rc == CRL_OK) rc = crl_require_dtype(a, CRL_FLOAT32, __func__, "a");
-    if (rc == CRL_OK) rc = crl_require_dtype(b, CRL_FLOAT32, __func__, "b");
+    int64_t m = 0, n = 0, k = 0;
+    if (rc == CRL_OK)
+        rc = crl_gemm_shapes(&m, &n, &k, out, a, b, transpose_a, transpose_b, beta, CRL_CPU, __func__);
     if (rc) return rc;
-    if (a->ndim != 2 || b->ndim != 2)
-        return crl_fail(CRL_ERR_SHAPE, __func__, "a %s and b %s must both be matrices",
-                        crl_shape(a), crl_shape(b));
-    int64_t m = transpose_a ? a->sizes[1] : a->sizes[0];
-    int64_t k = transpose_a ? a->sizes[0] : a->sizes[1];
-    int64_t kb = transpose_b ? b->sizes[1] : b->sizes[0];
-    int64_t n = transpose_b ? b->sizes[0] : b->sizes[1];
-    if (k != kb)
-        return crl_fail(CRL_ERR_SHAPE, __func__,
-                        "inner sizes differ: op(a) is %lldx%lld (a %s%s), op(b) is %lldx%lld (b %s%s)",
-                        (long long)m, (long long)k, crl_shape(a), transpose_a ? "^T" : "",
-                        (long long)kb, (long long)n, crl_shape(b), transpose_b ? "^T" : "");
-    if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff)
-        return crl_fail(CRL_ERR_SHAPE, __func__, "a dimension exceeds 2^31-1");
-    if (out == a || out == b ||
-        (out->storage != NULL && (out->storage == a->storage || out->storage == b->storage)))
-        return crl_fail(CRL_ERR_ARG, __func__, "out must not share memory with a or b");
     int64_t shape[2] = {m, n};
-    if (beta == 0.0f) {
-        rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 2, shape);
-    } else if (out->ndim != 2 || out->sizes[0] != m || out->sizes[1] != n ||
-               out->dtype != CRL_FLOAT32 || out->device != CRL_CPU) {
-        rc = crl_fail(CRL_ERR_SHAPE, __func__, "with beta != 0, out %s must be float32 %lldx%lld",
-                      crl_shape(out), (long long)m, (long long)n);
-    }
-    if (rc) return rc;
     if (m == 0 || n == 0) return CRL_OK;
 
     /* out itself must be row-major for BLAS; otherwise work in a copy. */
     crl_tensor *c = out, *ctmp = NULL;
     int ldc;
-    if (blas_layout(out, &ldc) != 0) {
+    if (crl_blas_layout(out, &ldc) != 0) {
         ctmp = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 2, shape);
         if (ctmp == NULL) return CRL_ERR_NOMEM;
         if (beta != 0.0f && (rc = crl_tensor_copy(ctmp, out)) != CRL_OK) {

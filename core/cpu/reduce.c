@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../internal.h"
+#include "../math/reduce.h"
 #include "cpu.h"
 
 static int all_elements(double *value, const crl_tensor *t, int what, const char *func)
@@ -23,16 +24,12 @@ static int all_elements(double *value, const crl_tensor *t, int what, const char
         const float *p = crl_tensor_data(t);
         for (int64_t i = 0; i < n; i++) {
             double x = p[i];
-            if (what == 0) acc += x;
-            else if (what == 1) acc = (x > acc || x != x) ? x : acc;
-            else acc = (x < acc || x != x) ? x : acc;
+            acc = what == 0 ? acc + x : crl_extreme_step(what == 1, acc, x);
         }
     } else {
         for (int64_t i = 0; i < n; i++) {
             double x = crl_read_elem(base, t->dtype, crl_linear_to_offset(t, i));
-            if (what == 0) acc += x;
-            else if (what == 1) acc = (x > acc || x != x) ? x : acc;
-            else acc = (x < acc || x != x) ? x : acc;
+            acc = what == 0 ? acc + x : crl_extreme_step(what == 1, acc, x);
         }
     }
     *value = acc;
@@ -146,7 +143,7 @@ static int extreme(crl_tensor *values, crl_tensor *indices, const crl_tensor *sr
                 int64_t arg = 0;
                 for (int64_t k = 1; k < s.n && best == best; k++) {
                     float x = xp[k * s.inner];
-                    if ((want_max ? x > best : x < best) || x != x) {
+                    if (crl_extreme_takes(want_max, best, arg, x, k)) {
                         best = x;
                         arg = k;
                     }
@@ -186,16 +183,12 @@ static int softmax_impl(crl_tensor *out, const crl_tensor *src, int dim, int wan
                 const float *xp = s.x + o * s.n * s.inner + i;
                 float *yp = y + o * s.n * s.inner + i;
                 float m = -INFINITY;
-                for (int64_t k = 0; k < s.n; k++)
-                    if (xp[k * s.inner] > m) m = xp[k * s.inner];
-                if (m == -INFINITY) m = 0; /* all -inf: exp gives 0/0 = NaN, as PyTorch */
+                for (int64_t k = 0; k < s.n; k++) m = crl_softmax_max(m, xp[k * s.inner]);
+                double shift = crl_softmax_shift(m);
                 double z = 0;
-                for (int64_t k = 0; k < s.n; k++) z += exp((double)xp[k * s.inner] - m);
-                double logz = log(z) + m;
-                for (int64_t k = 0; k < s.n; k++) {
-                    double lp = (double)xp[k * s.inner] - logz;
-                    yp[k * s.inner] = (float)(want_log ? lp : exp(lp));
-                }
+                for (int64_t k = 0; k < s.n; k++) z += exp((double)xp[k * s.inner] - shift);
+                double logz = log(z) + shift;
+                for (int64_t k = 0; k < s.n; k++) yp[k * s.inner] = crl_softmax_out(xp[k * s.inner], logz, want_log);
             }
     }
     crl_tensor_free(s.tmp);

@@ -69,6 +69,7 @@ d2d:copy(g)
 t.eq(d2d:float():sum(), g:float():sum(), 'device -> device copy')
 t.ok(tostring(g:narrow(1, 1, 2)):find('[crlab.CudaFloatTensor of size 2x129]', 1, true),
      'a CUDA tensor prints through a host copy')
+t.eq(((g + 1):float() - (g:float() + 1)):abs():max(), 0, 'arithmetic on CUDA tensors runs on the device')
 -- copies and fills on the device: strided views, dtype conversion
 t.eq((g:t():contiguous():float() - x:t()):abs():max(), 0, 'a transposed CUDA view made contiguous on the device')
 local h = crlab.zeros(129, 37):cuda()
@@ -99,7 +100,10 @@ t.ok(m1.device_mallocs - m0.device_mallocs <= 1, '20 tensors of one size made an
 t.ok(m1.requests - m0.requests >= 20, 'and 20 requests served')
 crlab.cuda.emptyCache()
 t.ok(crlab.cuda.memory().reserved <= m1.reserved, 'emptyCache gives cached blocks back')
-local ok, err = pcall(function() return crlab.zeros(2^40):cuda() end)
+local ok, err = pcall(function() -- 1 TiB, made on the device directly
+  local core = require 'crlab.core'
+  return require('crlab.tensor').new(core.C.CRL_FLOAT32, core.C.CRL_CUDA, {2^38})
+end)
 t.ok(not ok and tostring(err):find('out of memory', 1, true) and tostring(err):find('asked for', 1, true),
      'out of memory names the size asked for: ' .. tostring(err))
 t.errors(function() crlab.cuda.setDevice(crlab.cuda.deviceCount()) end, 'no CUDA device', 'setDevice past the last device')
