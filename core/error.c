@@ -73,6 +73,15 @@ int crl_require_cpu(const crl_tensor *t, const char *func, const char *name)
     return crl_require_plain(t, func, name);
 }
 
+int crl_require_on(const crl_tensor *t, int device, const char *func, const char *name)
+{
+    if (device == CRL_CPU) return crl_require_cpu(t, func, name);
+    if (t->device != device)
+        return crl_fail(CRL_ERR_DEVICE, func, "'%s' %s is on the %s, and this is the %s kernel", name, crl_shape(t),
+                        device_name(t->device), device_name(device));
+    return crl_require_plain(t, func, name);
+}
+
 int crl_require_host(const crl_tensor *t, const char *func, const char *name)
 {
     if (t->device != CRL_CPU)

@@ -100,6 +100,8 @@ int crl_op_device(int *device, const char *func, int n, const crl_tensor *const 
 int crl_no_kernel(const char *func, int device);
 /* The CPU kernels' own gate, behind the op layer: a plain CPU tensor. */
 int crl_require_cpu(const crl_tensor *t, const char *func, const char *name);
+/* The same gate for a kernel of `device` (CRL_CPU: crl_require_cpu). */
+int crl_require_on(const crl_tensor *t, int device, const char *func, const char *name);
 /* For functions that read host memory by nature (image files, transforms). */
 int crl_require_host(const crl_tensor *t, const char *func, const char *name);
 
