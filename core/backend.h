@@ -133,6 +133,13 @@ int crl_conv2d_plan_check_backward(crl_conv2d_shape *s, const crl_conv2d_plan *p
                                    const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
                                    int device, const char *func);
 
+/* The checks of the plan-less crl_conv2d_forward / _backward, likewise. */
+int crl_conv2d_check_forward(const crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                             const crl_tensor *bias, const crl_conv2d_params *p, int device, const char *func);
+int crl_conv2d_check_backward(const crl_tensor *grad_in, const crl_tensor *grad_weight, const crl_tensor *grad_bias,
+                              const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                              const crl_conv2d_params *p, int device, const char *func);
+
 /* The checks of crl_batchnorm_forward / _backward, shared likewise; they
  * give the call's shape as N, C and H*W (1 for an (N, C) input). */
 int crl_batchnorm_check_forward(int64_t *n, int64_t *c, int64_t *hw, const crl_tensor *out,

@@ -407,6 +407,39 @@ extern "C" int crl_gpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *gra
     return CRL_OK;
 }
 
-/* crl_gpu_conv2d_forward / _backward (the plan-less reference API) are left
- * undefined: on CUDA tensors they report "no CUDA kernel yet"; layers use
- * plans. */
+/* ---- the plan-less calls ------------------------------------------------------------------ */
+
+/* crl_conv2d_forward / _backward on CUDA tensors: the CPU's checks (groups
+ * refused, as there), then a plan made for the one call, so each call
+ * builds descriptors and asks the heuristics again: a reference path, not
+ * one for training (layers keep a plan). The workspace argument is not used:
+ * cuDNN's workspace comes from the device scratch. */
+static const char *const PFWD = "crl_conv2d_forward";
+static const char *const PBWD = "crl_conv2d_backward";
+
+extern "C" int crl_gpu_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                                      const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace)
+{
+    (void)workspace;
+    int rc = crl_conv2d_check_forward(out, in, weight, bias, p, CRL_CUDA, PFWD);
+    if (rc) return rc;
+    crl_conv2d_plan *pl = crl_conv2d_plan_new(p, CRL_CONV_REFERENCE);
+    if (pl == NULL) return CRL_ERR_NOMEM; /* the checks passed: only the allocation can fail (message set) */
+    rc = crl_gpu_conv2d_plan_forward(pl, out, in, weight, bias, 1);
+    crl_conv2d_plan_free(pl);
+    return rc;
+}
+
+extern "C" int crl_gpu_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
+                                       const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                                       const crl_conv2d_params *p, crl_tensor *workspace)
+{
+    (void)workspace;
+    int rc = crl_conv2d_check_backward(grad_in, grad_weight, grad_bias, grad_out, in, weight, p, CRL_CUDA, PBWD);
+    if (rc) return rc;
+    crl_conv2d_plan *pl = crl_conv2d_plan_new(p, CRL_CONV_REFERENCE);
+    if (pl == NULL) return CRL_ERR_NOMEM;
+    rc = crl_gpu_conv2d_plan_backward(pl, grad_in, grad_weight, grad_bias, grad_out, in, weight);
+    crl_conv2d_plan_free(pl);
+    return rc;
+}

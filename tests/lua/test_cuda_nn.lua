@@ -114,6 +114,33 @@ cases[#cases + 1] = {'conv plan directly', function()
   D.close(t, dy2, y2, 'plan: another input shape, no bias')
 end}
 
+-- the plan-less calls (the reference API): dilation, bias, accumulation
+cases[#cases + 1] = {'conv without a plan', function()
+  local p = ffi.new('crl_conv2d_params', 1, 2, 2, 1, 2, 1, 1, 0) -- stride 1x2, pad 2x1, dilation 2x1
+  local x, wt, b = crlab.randn(3, 3, 10, 9), crlab.randn(4, 3, 3, 3), crlab.randn(4)
+  local dx, dw, db = D.to(x), D.to(wt), D.to(b)
+  local y, dy = crlab.tensor(0), D.to(crlab.tensor(0))
+  core.check(C.crl_conv2d_forward(y, x, wt, b, p, crlab.tensor(0)))
+  core.check(C.crl_conv2d_forward(dy, dx, dw, db, p, crlab.tensor(0)))
+  D.close(t, dy, y, 'plan-less: forward')
+  local g = crlab.randn(y:size())
+  local gx, gw, gb = crlab.tensor(0), crlab.ones(4, 3, 3, 3), crlab.ones(4)
+  local dgx, dgw, dgb = D.to(crlab.tensor(0)), D.to(gw), D.to(gb)
+  core.check(C.crl_conv2d_backward(gx, gw, gb, g, x, wt, p, crlab.tensor(0)))
+  core.check(C.crl_conv2d_backward(dgx, dgw, dgb, D.to(g), dx, dw, p, crlab.tensor(0)))
+  D.close(t, dgx, gx, 'plan-less: grad in')
+  D.close(t, dgw, gw, 'plan-less: grad weight, added to ones')
+  D.close(t, dgb, gb, 'plan-less: grad bias, added to ones')
+  local pg = ffi.new('crl_conv2d_params', 1, 1, 1, 1, 1, 1, 2, 0)
+  local x2, w2 = crlab.randn(2, 4, 5, 5), crlab.randn(4, 4, 3, 3)
+  local want = message(function() core.check(C.crl_conv2d_forward(crlab.tensor(0), x2, w2, nil, pg, crlab.tensor(0))) end)
+  local got = message(function()
+    core.check(C.crl_conv2d_forward(D.to(crlab.tensor(0)), D.to(x2), D.to(w2), nil, pg, crlab.tensor(0)))
+  end)
+  t.ok(want ~= nil and want:find('groups', 1, true) ~= nil, 'plan-less: groups refused on the CPU: ' .. tostring(want))
+  t.eq(got, want, 'plan-less: the same message on the device')
+end}
+
 cases[#cases + 1] = {'conv: bad inputs', function()
   local cpu, dev = D.pair(3, function() return nn.Conv2d(4, 6, 3, {padding = 1}) end)
   local x = crlab.randn(2, 5, 6, 6)
