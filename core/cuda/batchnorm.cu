@@ -69,7 +69,8 @@ enum { BN_THREADS = 256 };
  * the statistics as constants): g' = g masked by the ReLU when fused,
  * grad_bias += sum g', grad_weight += sum g' (x - mean) invstd,
  * grad_in = weight * invstd * g'. Sums in double, in a fixed order per
- * block size: deterministic. */
+ * block size: deterministic. gx, gy, x, ro: (N, C, HW); gw, gb, w, sm,
+ * si: (C); gx, gw, gb, ro, w may be NULL. */
 __global__ void bn_eval_backward(float *gx, float *gw, float *gb, const float *gy, const float *x, const float *ro,
                                  const float *w, const float *sm, const float *si, int64_t n, int64_t c, int64_t hw)
 {

@@ -37,7 +37,7 @@ enum { CACHE = 4, PASS_FWD = 0, PASS_DATA = 1, PASS_FILTER = 2, MAX_PERF = 64 };
 struct conv_entry {
     int used;
     int64_t n, c, h, w, f, kh, kw; /* the key: the call's shape... */
-    int64_t wnumel;
+    int64_t cg, wnumel;             /* input channels per group, weight elements */
     int tf32, det, bench, ws_mb;    /* ...and the switches when the entry was made */
     uint64_t stamp;
     cudnnTensorDescriptor_t x, y, b; /* in / grad_in, out / grad_out, bias (1, F, 1, 1) */
@@ -150,6 +150,7 @@ static int find_entry(conv_entry **out, conv_state *st, const crl_conv2d_shape *
     entry_clear(victim);
     victim->n = s->n; victim->c = s->c; victim->h = s->h; victim->w = s->w;
     victim->f = s->f; victim->kh = s->kh; victim->kw = s->kw;
+    victim->cg = s->cg;
     victim->wnumel = s->f * s->cg * s->kh * s->kw;
     victim->tf32 = tf32; victim->det = det; victim->bench = bench; victim->ws_mb = ws_mb;
     int rc = build(victim, s, p, func);
@@ -197,10 +198,10 @@ static const char *const pass_name[3] = {"forward", "backward-data", "backward-f
 static int none_fits(const conv_entry *e, int pass, const char *func)
 {
     return crl_fail(CRL_ERR_UNSUPPORTED, func,
-                    "cuDNN offers no %s algorithm for in (%lld, %lld, %lld, %lld), weight (%lld, %lld/groups, %lld, %lld) "
+                    "cuDNN offers no %s algorithm for in (%lld, %lld, %lld, %lld), weight (%lld, %lld, %lld, %lld) "
                     "within a %d MiB workspace%s%s (crlab.cuda: raise the workspace limit%s)",
                     pass_name[pass], (long long)e->n, (long long)e->c, (long long)e->h, (long long)e->w,
-                    (long long)e->f, (long long)e->c, (long long)e->kh, (long long)e->kw, e->ws_mb,
+                    (long long)e->f, (long long)e->cg, (long long)e->kh, (long long)e->kw, e->ws_mb,
                     e->det ? ", deterministic" : "", e->tf32 ? "" : ", without TF32",
                     e->det ? " or allow non-deterministic algorithms" : "");
 }
