@@ -121,6 +121,42 @@ const crl_conv2d_params *crl_conv2d_plan_params(const crl_conv2d_plan *plan);
 int crl_conv2d_plan_algorithm(const crl_conv2d_plan *plan);
 void crl_conv2d_plan_set_description(crl_conv2d_plan *plan, const char *text);
 
+/* The checks of the plan calls, shared by the CPU and CUDA kernels (same
+ * messages on both devices): the arguments of crl_conv2d_plan_forward /
+ * _backward for a kernel of `device`, and the call's shape. */
+typedef struct crl_conv2d_shape {
+    int64_t n, c, h, w, f, kh, kw, oh, ow, cg; /* cg: input channels per group */
+} crl_conv2d_shape;
+int crl_conv2d_plan_check(crl_conv2d_shape *s, const crl_conv2d_plan *plan, const crl_tensor *in,
+                          const crl_tensor *weight, const crl_tensor *bias, int device, const char *func);
+int crl_conv2d_plan_check_forward(crl_conv2d_shape *s, const crl_conv2d_plan *plan, const crl_tensor *out,
+                                  const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, int device,
+                                  const char *func);
+int crl_conv2d_plan_check_backward(crl_conv2d_shape *s, const crl_conv2d_plan *plan, const crl_tensor *grad_in,
+                                   const crl_tensor *grad_weight, const crl_tensor *grad_bias,
+                                   const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                                   int device, const char *func);
+
+/* The checks of the plan-less crl_conv2d_forward / _backward, likewise. */
+int crl_conv2d_check_forward(const crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                             const crl_tensor *bias, const crl_conv2d_params *p, int device, const char *func);
+int crl_conv2d_check_backward(const crl_tensor *grad_in, const crl_tensor *grad_weight, const crl_tensor *grad_bias,
+                              const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                              const crl_conv2d_params *p, int device, const char *func);
+
+/* The checks of crl_batchnorm_forward / _backward, shared likewise; they
+ * give the call's shape as N, C and H*W (1 for an (N, C) input). */
+int crl_batchnorm_check_forward(int64_t *n, int64_t *c, int64_t *hw, const crl_tensor *out,
+                                const crl_tensor *save_mean, const crl_tensor *save_invstd,
+                                const crl_tensor *running_mean, const crl_tensor *running_var, const crl_tensor *in,
+                                const crl_tensor *weight, const crl_tensor *bias, int training, float momentum,
+                                float eps, int device, const char *func);
+int crl_batchnorm_check_backward(int64_t *n, int64_t *c, int64_t *hw, const crl_tensor *grad_in,
+                                 const crl_tensor *grad_weight, const crl_tensor *grad_bias,
+                                 const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                                 const crl_tensor *save_mean, const crl_tensor *save_invstd,
+                                 const crl_tensor *relu_out, int device, const char *func);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
 
 #include "../internal.h"
 #include "blocked.h"
+#include "../math/bn.h"
 
 /* The per-slab partial sums live in one grow-only buffer, so a training
  * step allocates nothing here; callers hold the lock while they use it. */
@@ -51,13 +52,13 @@ void crl_bn_channel(float *scale, float *shift, float *rm, float *rv, float *sm,
                     const float *b)
 {
     if (training) {
-        if (rm) rm[c] = (float)((1 - momentum) * rm[c] + momentum * mean);
-        if (rv) rv[c] = (float)((1 - momentum) * rv[c] + momentum * var * count / (count - 1));
+        if (rm) rm[c] = (float)crl_bn_running(rm[c], momentum, mean);
+        if (rv) rv[c] = (float)crl_bn_running(rv[c], momentum, crl_bn_unbiased(var, count));
     } else {
         mean = rm[c];
         var = rv[c];
     }
-    double invstd = 1.0 / sqrt(var + eps);
+    double invstd = crl_bn_invstd(var, eps);
     if (sm) {
         sm[c] = (float)mean;
         si[c] = (float)invstd;

@@ -13,6 +13,7 @@
 
 #include "../internal.h"
 #include "cpu.h"
+#include "../backend.h"
 
 /* Floats of workspace a chunk may use, so memory stays bounded whatever
  * the batch size (64 MiB by default). */
@@ -31,14 +32,17 @@ typedef struct {
     int64_t dh, dw; /* dilation */
 } conv_shape;
 
+/* The checks of the plan-less calls for a kernel of `device` (the CUDA
+ * backend's runs them too, through crl_conv2d_check_*: one set of words). */
 static int check_conv(conv_shape *s, const crl_tensor *in, const crl_tensor *weight,
-                      const crl_tensor *bias, const crl_conv2d_params *p, const char *func)
+                      const crl_tensor *bias, const crl_conv2d_params *p, int device, const char *func)
 {
-    CHECK_TENSOR(in, "in");
-    CHECK_TENSOR(weight, "weight");
+    if (in == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "in");
+    if (weight == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "weight");
     if (p == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'p' is NULL");
-    int rc = crl_require_cpu(in, func, "in");
-    if (rc == CRL_OK) rc = crl_require_cpu(weight, func, "weight");
+    int rc = crl_require_device(in, device, func, "in");
+    if (rc == CRL_OK) rc = crl_require_device(weight, device, func, "weight");
+    if (rc == CRL_OK && bias) rc = crl_require_device(bias, device, func, "bias");
     if (rc) return rc;
     if (in->dtype != CRL_FLOAT32 || in->ndim != 4 || !crl_tensor_is_contiguous(in))
         return crl_fail(CRL_ERR_SHAPE, func, "in must be a contiguous float32 (N, C, H, W) tensor, got %s %s",
@@ -165,6 +169,51 @@ int crl_conv2d_check_param_grads(const crl_tensor *grad_weight, const crl_tensor
     return CRL_OK;
 }
 
+static int check_forward(conv_shape *s, const crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                         const crl_tensor *bias, const crl_conv2d_params *p, int device, const char *func)
+{
+    if (out == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "out");
+    int rc = check_conv(s, in, weight, bias, p, device, func);
+    if (rc) return rc;
+    if (out == in || out == weight) return crl_fail(CRL_ERR_ARG, func, "out must not be an input");
+    return CRL_OK;
+}
+
+static int check_backward(conv_shape *s, const crl_tensor *grad_in, const crl_tensor *grad_weight,
+                          const crl_tensor *grad_bias, const crl_tensor *grad_out, const crl_tensor *in,
+                          const crl_tensor *weight, const crl_conv2d_params *p, int device, const char *func)
+{
+    if (grad_out == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "grad_out");
+    int rc = check_conv(s, in, weight, NULL, p, device, func);
+    if (rc) return rc;
+    if (grad_out->dtype != CRL_FLOAT32 || grad_out->ndim != 4 || !crl_tensor_is_contiguous(grad_out) ||
+        grad_out->sizes[0] != s->n || grad_out->sizes[1] != s->f || grad_out->sizes[2] != s->oh ||
+        grad_out->sizes[3] != s->ow)
+        return crl_fail(CRL_ERR_SHAPE, func,
+                        "grad_out %s must be a contiguous float32 (%lld, %lld, %lld, %lld) for in %s, weight %s",
+                        crl_shape(grad_out), (long long)s->n, (long long)s->f, (long long)s->oh,
+                        (long long)s->ow, crl_shape(in), crl_shape(weight));
+    if ((rc = crl_conv2d_check_param_grads(grad_weight, grad_bias, weight, func))) return rc;
+    if (grad_in && (grad_in == in || grad_in == grad_out))
+        return crl_fail(CRL_ERR_ARG, func, "grad_in must be a tensor of its own");
+    return CRL_OK;
+}
+
+int crl_conv2d_check_forward(const crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
+                             const crl_tensor *bias, const crl_conv2d_params *p, int device, const char *func)
+{
+    conv_shape s;
+    return check_forward(&s, out, in, weight, bias, p, device, func);
+}
+
+int crl_conv2d_check_backward(const crl_tensor *grad_in, const crl_tensor *grad_weight, const crl_tensor *grad_bias,
+                              const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                              const crl_conv2d_params *p, int device, const char *func)
+{
+    conv_shape s;
+    return check_backward(&s, grad_in, grad_weight, grad_bias, grad_out, in, weight, p, device, func);
+}
+
 static int grow_workspace(crl_tensor *ws, int64_t need, const char *func)
 {
     if (ws == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'workspace' is NULL");
@@ -236,11 +285,9 @@ static void slice_of(int64_t *first, int64_t *last, int t, const conv_plan *pl, 
 int crl_cpu_conv2d_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                        const crl_tensor *bias, const crl_conv2d_params *p, crl_tensor *workspace)
 {
-    CHECK_TENSOR(out, "out");
     conv_shape s;
-    int rc = check_conv(&s, in, weight, bias, p, __func__);
+    int rc = check_forward(&s, out, in, weight, bias, p, CRL_CPU, __func__);
     if (rc) return rc;
-    if (out == in || out == weight) return crl_fail(CRL_ERR_ARG, __func__, "out must not be an input");
     int64_t osz[4] = {s.n, s.f, s.oh, s.ow};
     rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 4, osz);
     if (rc) return rc;
@@ -281,24 +328,10 @@ int crl_cpu_conv2d_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_te
                         const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
                         const crl_conv2d_params *p, crl_tensor *workspace)
 {
-    CHECK_TENSOR(grad_out, "grad_out");
     conv_shape s;
-    int rc = check_conv(&s, in, weight, NULL, p, __func__);
+    int rc = check_backward(&s, grad_in, grad_weight, grad_bias, grad_out, in, weight, p, CRL_CPU, __func__);
     if (rc) return rc;
-    if (grad_out->dtype != CRL_FLOAT32 || grad_out->ndim != 4 || !crl_tensor_is_contiguous(grad_out) ||
-        grad_out->sizes[0] != s.n || grad_out->sizes[1] != s.f || grad_out->sizes[2] != s.oh ||
-        grad_out->sizes[3] != s.ow)
-        return crl_fail(CRL_ERR_SHAPE, __func__,
-                        "grad_out %s must be a contiguous float32 (%lld, %lld, %lld, %lld) for in %s, weight %s",
-                        crl_shape(grad_out), (long long)s.n, (long long)s.f, (long long)s.oh,
-                        (long long)s.ow, crl_shape(in), crl_shape(weight));
-    if ((rc = crl_conv2d_check_param_grads(grad_weight, grad_bias, weight, __func__))) return rc;
-    if (grad_in) {
-        if (grad_in == in || grad_in == grad_out)
-            return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be a tensor of its own");
-        rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes);
-        if (rc) return rc;
-    }
+    if (grad_in && (rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CPU, 4, in->sizes))) return rc;
     const float *x = crl_tensor_data(in), *wt = crl_tensor_data(weight), *gy = crl_tensor_data(grad_out);
     float *gw = grad_weight ? crl_tensor_data(grad_weight) : NULL;
     float *gb = grad_bias ? crl_tensor_data(grad_bias) : NULL;

@@ -199,21 +199,27 @@ const char *crl_conv2d_plan_describe(const crl_conv2d_plan *pl)
 
 /* ---- validation ---------------------------------------------------------------------- */
 
-typedef struct {
-    int64_t n, c, h, w, f, kh, kw, oh, ow, cg; /* cg: input channels per group */
-} shape;
+typedef crl_conv2d_shape shape;
 
-static int check_args(shape *s, const crl_conv2d_plan *pl, const crl_tensor *in, const crl_tensor *weight,
-                      const crl_tensor *bias, const char *func)
+static const char *device_word(int device) { return device == CRL_CUDA ? "CUDA" : "CPU"; }
+
+/* The checks of a plan call, shared by the CPU and CUDA kernels so that both
+ * devices refuse the same arguments with the same words. `device` is the
+ * kernel's; the op layer has already refused a mix of devices, this is the
+ * second line. Blocked inputs exist only on the CPU. */
+int crl_conv2d_plan_check(shape *s, const crl_conv2d_plan *pl, const crl_tensor *in, const crl_tensor *weight,
+                          const crl_tensor *bias, int device, const char *func)
 {
     if (pl == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'plan' is NULL");
-    CHECK_TENSOR(in, "in");
-    CHECK_TENSOR(weight, "weight");
-    if (in->device != CRL_CPU || weight->device != CRL_CPU || (bias && bias->device != CRL_CPU))
-        return crl_fail(CRL_ERR_UNSUPPORTED, func, "a CUDA tensor reached the CPU convolution (in %s, weight %s)",
-                        crl_shape(in), crl_shape(weight));
+    if (in == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "in");
+    if (weight == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "weight");
+    if (in->device != device || weight->device != device || (bias && bias->device != device))
+        return crl_fail(CRL_ERR_UNSUPPORTED, func, "a %s tensor reached the %s convolution (in %s, weight %s)",
+                        device_word(device == CRL_CUDA ? CRL_CPU : CRL_CUDA), device_word(device), crl_shape(in),
+                        crl_shape(weight));
     int rc = crl_layout_check(in, func, "in");
     if (rc) return rc;
+    if (device != CRL_CPU && (rc = crl_require_plain(in, func, "in"))) return rc;
     if (in->dtype != CRL_FLOAT32 || in->ndim != 4 || (in->layout == CRL_LAYOUT_PLAIN && !crl_tensor_is_contiguous(in)))
         return crl_fail(CRL_ERR_SHAPE, func, "in must be a float32 (N, C, H, W) tensor, contiguous or blocked; got %s %s",
                         crl_dtype_name(in->dtype), crl_shape(in));
@@ -238,6 +244,39 @@ static int check_args(shape *s, const crl_conv2d_plan *pl, const crl_tensor *in,
     if (bias && (bias->dtype != CRL_FLOAT32 || crl_tensor_numel(bias) != s->f || !crl_tensor_is_contiguous(bias)))
         return crl_fail(CRL_ERR_SHAPE, func, "bias %s must be a contiguous float32 vector of %lld", crl_shape(bias),
                         (long long)s->f);
+    return CRL_OK;
+}
+
+int crl_conv2d_plan_check_forward(shape *s, const crl_conv2d_plan *pl, const crl_tensor *out, const crl_tensor *in,
+                                  const crl_tensor *weight, const crl_tensor *bias, int device, const char *func)
+{
+    if (out == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "out");
+    int rc = crl_conv2d_plan_check(s, pl, in, weight, bias, device, func);
+    if (rc) return rc;
+    if (out == in || out == weight || (out->storage && out->storage == in->storage))
+        return crl_fail(CRL_ERR_ARG, func, "out must not be (or share storage with) an input");
+    return CRL_OK;
+}
+
+int crl_conv2d_plan_check_backward(shape *s, const crl_conv2d_plan *pl, const crl_tensor *grad_in,
+                                   const crl_tensor *grad_weight, const crl_tensor *grad_bias,
+                                   const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                                   int device, const char *func)
+{
+    if (grad_out == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "grad_out");
+    int rc = crl_conv2d_plan_check(s, pl, in, weight, NULL, device, func);
+    if (rc) return rc;
+    if (grad_out->dtype != CRL_FLOAT32 || grad_out->ndim != 4 || grad_out->sizes[0] != s->n ||
+        grad_out->sizes[1] != s->f || grad_out->sizes[2] != s->oh || grad_out->sizes[3] != s->ow ||
+        (grad_out->layout == CRL_LAYOUT_PLAIN && !crl_tensor_is_contiguous(grad_out)))
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s must be a float32 (%lld, %lld, %lld, %lld) for in %s, weight %s",
+                        crl_shape(grad_out), (long long)s->n, (long long)s->f, (long long)s->oh, (long long)s->ow,
+                        crl_shape(in), crl_shape(weight));
+    if (device != CRL_CPU && (rc = crl_require_plain(grad_out, func, "grad_out"))) return rc;
+    if ((rc = crl_conv2d_check_param_grads(grad_weight, grad_bias, weight, func))) return rc;
+    if (grad_in && (grad_in == in || grad_in == grad_out ||
+                    (grad_in->storage && (grad_in->storage == in->storage || grad_in->storage == grad_out->storage))))
+        return crl_fail(CRL_ERR_ARG, func, "grad_in must be a tensor of its own");
     return CRL_OK;
 }
 
@@ -574,12 +613,9 @@ int crl_cpu_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_
                             const crl_tensor *bias, int plain_output)
 {
     const char *func = __func__;
-    CHECK_TENSOR(out, "out");
     shape s = {0};
-    int rc = check_args(&s, pl, in, weight, bias, func);
+    int rc = crl_conv2d_plan_check_forward(&s, pl, out, in, weight, bias, CRL_CPU, func);
     if (rc) return rc;
-    if (out == in || out == weight || (out->storage && out->storage == in->storage))
-        return crl_fail(CRL_ERR_ARG, func, "out must not be (or share storage with) an input");
     if (pl->backend == CRL_CONV_REFERENCE) return im2col_forward(pl, out, in, weight, bias, CRL_LAYOUT_PLAIN);
     int sl = src_layout_for(in), dl = plain_output ? CRL_LAYOUT_PLAIN : crl_layout_preferred();
     conv_entry *e;
@@ -607,20 +643,10 @@ int crl_cpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *grad_in, crl_t
                              const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
 {
     const char *func = __func__;
-    CHECK_TENSOR(grad_out, "grad_out");
     shape s = {0};
-    int rc = check_args(&s, pl, in, weight, NULL, func);
+    int rc = crl_conv2d_plan_check_backward(&s, pl, grad_in, grad_weight, grad_bias, grad_out, in, weight, CRL_CPU,
+                                            func);
     if (rc) return rc;
-    if (grad_out->dtype != CRL_FLOAT32 || grad_out->ndim != 4 || grad_out->sizes[0] != s.n ||
-        grad_out->sizes[1] != s.f || grad_out->sizes[2] != s.oh || grad_out->sizes[3] != s.ow ||
-        (grad_out->layout == CRL_LAYOUT_PLAIN && !crl_tensor_is_contiguous(grad_out)))
-        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s must be a float32 (%lld, %lld, %lld, %lld) for in %s, weight %s",
-                        crl_shape(grad_out), (long long)s.n, (long long)s.f, (long long)s.oh, (long long)s.ow,
-                        crl_shape(in), crl_shape(weight));
-    if ((rc = crl_conv2d_check_param_grads(grad_weight, grad_bias, weight, func))) return rc;
-    if (grad_in && (grad_in == in || grad_in == grad_out ||
-                    (grad_in->storage && (grad_in->storage == in->storage || grad_in->storage == grad_out->storage))))
-        return crl_fail(CRL_ERR_ARG, func, "grad_in must be a tensor of its own");
     if (pl->backend == CRL_CONV_REFERENCE)
         return im2col_backward(pl, grad_in, grad_weight, grad_bias, grad_out, in, weight);
     int sl = src_layout_for(in), dl = grad_out->layout;

@@ -11,6 +11,8 @@
 #include "cpu.h"
 #include "blocked.h"
 #include "../math/philox.h"
+#include "../backend.h"
+#include "../math/bn.h"
 
 /* A contiguous float32 plain tensor on this device (the CPU for the CPU
  * kernels; CUDA when the CUDA kernels run the shared checks below). */
@@ -31,14 +33,15 @@ static int need_f32(const crl_tensor *t, const char *func, const char *name)
     return need_f32_on(t, CRL_CPU, func, name);
 }
 
-/* A float32 CPU tensor in this layout: contiguous when plain, or blocked
- * with the same block size (the layers between convolutions accept both). */
-static int need_f32_as(const crl_tensor *t, int layout, const char *func, const char *name)
+/* A float32 tensor in this layout: contiguous when plain, or blocked with
+ * the same block size (the layers between convolutions accept both; blocked
+ * tensors live on the CPU only). */
+static int need_f32_as(const crl_tensor *t, int layout, int device, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
     int rc = crl_layout_check(t, func, name);
     if (rc) return rc;
-    if (t->layout == CRL_LAYOUT_PLAIN && layout == CRL_LAYOUT_PLAIN) return need_f32(t, func, name);
+    if (t->layout == CRL_LAYOUT_PLAIN && layout == CRL_LAYOUT_PLAIN) return need_f32_on(t, device, func, name);
     if (t->device != CRL_CPU || t->dtype != CRL_FLOAT32 || t->ndim != 4 || t->layout != layout)
         return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a float32 CPU tensor in the %s layout, got %s", name,
                         crl_shape(t), crl_layout_name(layout), crl_layout_name(t->layout));
@@ -148,34 +151,43 @@ static int bn_shape(const crl_tensor *in, int64_t *n, int64_t *c, int64_t *hw, c
     return CRL_OK;
 }
 
+int crl_batchnorm_check_forward(int64_t *n, int64_t *c, int64_t *hw, const crl_tensor *out,
+                                const crl_tensor *save_mean, const crl_tensor *save_invstd,
+                                const crl_tensor *running_mean, const crl_tensor *running_var, const crl_tensor *in,
+                                const crl_tensor *weight, const crl_tensor *bias, int training, float momentum,
+                                float eps, int device, const char *func)
+{
+    if (out == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "out");
+    if (in == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "in");
+    int rc = need_f32_as(in, in->layout, device, func, "in");
+    if (rc) return rc;
+    if ((rc = bn_shape(in, n, c, hw, func))) return rc;
+    const crl_tensor *vecs[4] = {running_mean, running_var, weight, bias};
+    const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
+    for (int k = 0; k < 4; k++)
+        if (vecs[k] && ((rc = need_f32_on(vecs[k], device, func, names[k])) ||
+                        (rc = same_numel(vecs[k], *c, func, names[k], "one per channel"))))
+            return rc;
+    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
+        return crl_fail(CRL_ERR_ARG, func, "eps %g must be > 0 and momentum %g in [0, 1]", eps, momentum);
+    if (!training && (!running_mean || !running_var))
+        return crl_fail(CRL_ERR_ARG, func, "evaluation mode needs running_mean and running_var");
+    if (training && *n * *hw < 2)
+        return crl_fail(CRL_ERR_SHAPE, func, "training needs more than one value per channel, got in %s", crl_shape(in));
+    if (training && save_mean == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "save_mean");
+    if (training && save_invstd == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "save_invstd");
+    return CRL_OK;
+}
+
 int crl_cpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor *save_invstd,
                           crl_tensor *running_mean, crl_tensor *running_var, const crl_tensor *in,
                           const crl_tensor *weight, const crl_tensor *bias, int training,
                           float momentum, float eps, int relu)
 {
-    CHECK_TENSOR(out, "out");
-    CHECK_TENSOR(in, "in");
-    int rc = need_f32_as(in, in->layout, __func__, "in");
-    if (rc) return rc;
     int64_t n, c, hw;
-    if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
-    const crl_tensor *vecs[4] = {running_mean, running_var, weight, bias};
-    const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
-    for (int k = 0; k < 4; k++)
-        if (vecs[k] && ((rc = need_f32(vecs[k], __func__, names[k])) ||
-                        (rc = same_numel(vecs[k], c, __func__, names[k], "one per channel"))))
-            return rc;
-    if (!(eps > 0) || !(momentum >= 0 && momentum <= 1))
-        return crl_fail(CRL_ERR_ARG, __func__, "eps %g must be > 0 and momentum %g in [0, 1]", eps, momentum);
-    if (!training && (!running_mean || !running_var))
-        return crl_fail(CRL_ERR_ARG, __func__, "evaluation mode needs running_mean and running_var");
-    if (training && n * hw < 2)
-        return crl_fail(CRL_ERR_SHAPE, __func__,
-                        "training needs more than one value per channel, got in %s", crl_shape(in));
-    if (training) {
-        CHECK_TENSOR(save_mean, "save_mean");
-        CHECK_TENSOR(save_invstd, "save_invstd");
-    }
+    int rc = crl_batchnorm_check_forward(&n, &c, &hw, out, save_mean, save_invstd, running_mean, running_var, in,
+                                         weight, bias, training, momentum, eps, CRL_CPU, __func__);
+    if (rc) return rc;
     if (save_mean && save_invstd &&
         ((rc = crl_prepare(save_mean, CRL_FLOAT32, CRL_CPU, 1, &c)) ||
          (rc = crl_prepare(save_invstd, CRL_FLOAT32, CRL_CPU, 1, &c))))
@@ -222,10 +234,7 @@ int crl_cpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor
             const float *p = x + (i * c + ch) * hw;
             float *o = y + (i * c + ch) * hw;
             if (relu) {
-                for (int64_t q = 0; q < hw; q++) {
-                    float v = p[q] * scale + shift;
-                    o[q] = v > 0.0f ? v : 0.0f;
-                }
+                for (int64_t q = 0; q < hw; q++) o[q] = crl_relu(p[q] * scale + shift);
             } else {
                 for (int64_t q = 0; q < hw; q++) o[q] = p[q] * scale + shift;
             }
@@ -234,38 +243,50 @@ int crl_cpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean, crl_tensor
     return CRL_OK;
 }
 
+int crl_batchnorm_check_backward(int64_t *n, int64_t *c, int64_t *hw, const crl_tensor *grad_in,
+                                 const crl_tensor *grad_weight, const crl_tensor *grad_bias,
+                                 const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
+                                 const crl_tensor *save_mean, const crl_tensor *save_invstd,
+                                 const crl_tensor *relu_out, int device, const char *func)
+{
+    if (in == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", "in");
+    int rc = need_f32_as(in, in->layout, device, func, "in");
+    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, device, func, "grad_out");
+    if (rc == CRL_OK) rc = need_f32_on(save_mean, device, func, "save_mean");
+    if (rc == CRL_OK) rc = need_f32_on(save_invstd, device, func, "save_invstd");
+    if (rc) return rc;
+    if ((rc = bn_shape(in, n, c, hw, func))) return rc;
+    if (crl_tensor_numel(grad_out) != crl_tensor_numel(in))
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s and in %s differ", crl_shape(grad_out), crl_shape(in));
+    if ((rc = same_blocked_shape(in, grad_out, func, "in", "grad_out")) ||
+        (relu_out && (rc = same_blocked_shape(in, relu_out, func, "in", "relu_out"))))
+        return rc;
+    if (relu_out && ((rc = need_f32_as(relu_out, in->layout, device, func, "relu_out")) ||
+                     (rc = same_numel(relu_out, crl_tensor_numel(in), func, "relu_out", "like in"))))
+        return rc;
+    const crl_tensor *vecs[5] = {weight, grad_weight, grad_bias, save_mean, save_invstd};
+    const char *names[5] = {"weight", "grad_weight", "grad_bias", "save_mean", "save_invstd"};
+    for (int k = 0; k < 5; k++)
+        if (vecs[k] && ((rc = need_f32_on(vecs[k], device, func, names[k])) ||
+                        (rc = same_numel(vecs[k], *c, func, names[k], "one per channel"))))
+            return rc;
+    if (grad_in && (grad_in == in || grad_in == grad_out))
+        return crl_fail(CRL_ERR_ARG, func, "grad_in must be its own tensor");
+    return CRL_OK;
+}
+
 int crl_cpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                            const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight,
                            const crl_tensor *save_mean, const crl_tensor *save_invstd, int training,
                            const crl_tensor *relu_out)
 {
-    CHECK_TENSOR(in, "in");
-    int rc = need_f32_as(in, in->layout, __func__, "in");
-    if (rc == CRL_OK) rc = need_f32_as(grad_out, in->layout, __func__, "grad_out");
-    if (rc == CRL_OK) rc = need_f32(save_mean, __func__, "save_mean");
-    if (rc == CRL_OK) rc = need_f32(save_invstd, __func__, "save_invstd");
-    if (rc) return rc;
     int64_t n, c, hw;
-    if ((rc = bn_shape(in, &n, &c, &hw, __func__))) return rc;
-    if (crl_tensor_numel(grad_out) != crl_tensor_numel(in))
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s and in %s differ", crl_shape(grad_out), crl_shape(in));
-    if ((rc = same_blocked_shape(in, grad_out, __func__, "in", "grad_out")) ||
-        (relu_out && (rc = same_blocked_shape(in, relu_out, __func__, "in", "relu_out"))))
-        return rc;
-    if (relu_out && ((rc = need_f32_as(relu_out, in->layout, __func__, "relu_out")) ||
-                     (rc = same_numel(relu_out, crl_tensor_numel(in), __func__, "relu_out", "like in"))))
-        return rc;
+    int rc = crl_batchnorm_check_backward(&n, &c, &hw, grad_in, grad_weight, grad_bias, grad_out, in, weight,
+                                          save_mean, save_invstd, relu_out, CRL_CPU, __func__);
+    if (rc) return rc;
     const float *ro = relu_out ? crl_tensor_data(relu_out) : NULL;
-    const crl_tensor *vecs[5] = {weight, grad_weight, grad_bias, save_mean, save_invstd};
-    const char *names[5] = {"weight", "grad_weight", "grad_bias", "save_mean", "save_invstd"};
-    for (int k = 0; k < 5; k++)
-        if (vecs[k] && ((rc = need_f32(vecs[k], __func__, names[k])) ||
-                        (rc = same_numel(vecs[k], c, __func__, names[k], "one per channel"))))
-            return rc;
-    if (grad_in) {
-        if (grad_in == in || grad_in == grad_out) return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be its own tensor");
-        if ((rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes, in->layout))) return rc;
-    }
+    if (grad_in && (rc = crl_prepare_layout(grad_in, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes, in->layout)))
+        return rc;
     const float *x = crl_tensor_data(in), *gy = crl_tensor_data(grad_out);
     const float *w = weight ? crl_tensor_data(weight) : NULL;
     const float *sm = crl_tensor_data(save_mean), *si = crl_tensor_data(save_invstd);
@@ -287,7 +308,7 @@ int crl_cpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl
             float sg = 0, sgx = 0, fm = (float)mean;
             if (r) {
                 for (int64_t q = 0; q < hw; q++) {
-                    float gq = r[q] > 0.0f ? g[q] : 0.0f;
+                    float gq = crl_relu_grad(g[q], r[q]);
                     sg += gq;
                     sgx += gq * (p[q] - fm);
                 }
@@ -312,12 +333,12 @@ int crl_cpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl
                 const float *r = ro ? ro + (i * c + ch) * hw : NULL;
                 float *o = gx + (i * c + ch) * hw;
                 if (!training) {
-                    for (int64_t q = 0; q < hw; q++) o[q] = a * (r && !(r[q] > 0.0f) ? 0.0f : g[q]);
+                    for (int64_t q = 0; q < hw; q++) o[q] = a * (r ? crl_relu_grad(g[q], r[q]) : g[q]);
                     continue;
                 }
                 if (r) {
                     for (int64_t q = 0; q < hw; q++)
-                        o[q] = a * (r[q] > 0.0f ? g[q] : 0.0f) + b0 + b1 * (p[q] - fm);
+                        o[q] = a * crl_relu_grad(g[q], r[q]) + b0 + b1 * (p[q] - fm);
                 } else {
                     for (int64_t q = 0; q < hw; q++) o[q] = a * g[q] + b0 + b1 * (p[q] - fm);
                 }
@@ -335,8 +356,7 @@ int crl_cpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl
 
 int crl_layer_f32(const crl_tensor *t, int layout, int device, const char *func, const char *name)
 {
-    if (device == CRL_CPU) return need_f32_as(t, layout, func, name);
-    return need_f32_on(t, device, func, name);
+    return need_f32_as(t, layout, device, func, name);
 }
 
 int crl_relu_backward_check(const crl_tensor *grad_out, const crl_tensor *out, int device, const char *func)
@@ -446,7 +466,7 @@ int crl_cpu_relu_forward(crl_tensor *out, const crl_tensor *in)
 {
     CHECK_TENSOR(out, "out");
     CHECK_TENSOR(in, "in");
-    int rc = need_f32_as(in, in->layout, __func__, "in");
+    int rc = need_f32_as(in, in->layout, CRL_CPU, __func__, "in");
     if (rc) return rc;
     if (out != in && (rc = crl_prepare_layout(out, CRL_FLOAT32, CRL_CPU, in->ndim, in->sizes, in->layout))) return rc;
     int64_t n = crl_tensor_span(in); /* blocked: the padding lanes stay zero */
