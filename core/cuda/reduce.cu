@@ -25,7 +25,7 @@ namespace {
 
 const unsigned FULL_MASK = 0xffffffffu;
 
-enum { ALL_SUM = 0, ALL_MAX = 1, ALL_MIN = 2, ALL_SUMSQ = 3 };
+enum { ALL_SUM = 0, ALL_MAX = 1, ALL_MIN = 2 };
 enum { ALL_MAX_BLOCKS = 1024 };
 
 /* One element x entering a running all-elements result. */
@@ -33,7 +33,6 @@ __device__ __forceinline__ double all_step(int what, double acc, double x)
 {
     switch (what) {
     case ALL_SUM: return acc + x;
-    case ALL_SUMSQ: return acc + x * x;
     default: return crl_extreme_step(what == ALL_MAX, acc, x);
     }
 }
@@ -367,27 +366,6 @@ extern "C" int crl_gpu_tensor_max_all(double *value, const crl_tensor *t)
 extern "C" int crl_gpu_tensor_min_all(double *value, const crl_tensor *t)
 {
     return all_elements(value, t, ALL_MIN, "crl_tensor_min_all");
-}
-
-/* The squared L2 norm of a contiguous float32 tensor (cf. crl_cpu_tensor_sumsq
- * in cpu/optim.c, whose slab check and message this repeats). */
-extern "C" int crl_gpu_tensor_sumsq(double *value, const crl_tensor *t)
-{
-    static const char *F = "crl_tensor_sumsq";
-    int rc = crl_gpu_nonnull(t, F, "t");
-    if (rc) return rc;
-    if (value == NULL) return crl_fail(CRL_ERR_ARG, F, "argument 'value' is NULL");
-    int64_t n = crl_tensor_numel(t);
-    rc = crl_gpu_require(t, F, "t");
-    if (rc) return rc;
-    if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t))
-        return crl_fail(CRL_ERR_SHAPE, F, "'%s' %s must be a contiguous float32 tensor of %lld elements "
-                        "(the size of params)", "t", crl_shape(t), (long long)n);
-    if (n == 0) {
-        *value = 0.0;
-        return CRL_OK;
-    }
-    return all_elements_gpu(value, t, n, ALL_SUMSQ, F);
 }
 
 extern "C" int crl_gpu_tensor_sum(crl_tensor *out, const crl_tensor *src, int dim, int keepdim)
