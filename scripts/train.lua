@@ -13,7 +13,7 @@ local ok, opts = pcall(function()
 end)
 if not ok then
   io.stderr:write(tostring(opts), '\n')
-  os.exit(2)
+  os.exit(2, true)
 end
 if opts == nil then
   print(train.usage())
