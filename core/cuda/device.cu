@@ -260,6 +260,10 @@ static int rt_malloc(void **ptr, int64_t nbytes)
         cudaError_t err = cudaMalloc(ptr, (size_t)size);
         if (err == cudaErrorMemoryAllocation && !d.cached.empty()) {
             cudaGetLastError();
+            /* cached blocks may still be read or written by queued work
+             * (freed in stream order), and cudaFree is not documented to
+             * wait for it: drain the stream first, as empty_cache does */
+            cudaStreamSynchronize(d.stream);
             release_cached(d); /* give the cache back and try once more */
             err = cudaMalloc(ptr, (size_t)size);
         }
