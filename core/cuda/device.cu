@@ -459,7 +459,11 @@ extern "C" int crl_gpu_scratch(void **ptr, int64_t nbytes, const char *func)
     d.scratch = NULL;
     d.scratch_size = 0;
     int rc = rt_malloc(&d.scratch, nbytes);
-    if (rc) return crl_fail(rc, func, "scratch of %lld bytes: %s", (long long)nbytes, crl_last_error());
+    if (rc) {
+        char why[1024]; /* crl_fail writes the buffer crl_last_error reads */
+        snprintf(why, sizeof why, "%s", crl_last_error());
+        return crl_fail(rc, func, "scratch of %lld bytes: %s", (long long)nbytes, why);
+    }
     d.scratch_size = nbytes;
     *ptr = d.scratch;
     return CRL_OK;
