@@ -2,6 +2,8 @@
  * and copies between CUDA tensors of any strides and dtypes, on the stream,
  * so zeroing a gradient slab or making a view contiguous never goes
  * through the host. Conversions follow core/math/convert.h. */
+#include <math.h>
+
 #include "common.cuh"
 
 __global__ void fill_kernel(void *base, int dtype, crl_gpu_view v, int64_t n, double value)
@@ -24,7 +26,7 @@ extern "C" int crl_gpu_fill(crl_tensor *t, double value)
     if (n == 0) return CRL_OK;
     cudaStream_t s = crl_gpu_stream();
     if (s == 0) return CRL_ERR_DEVICE;
-    if (value == 0.0 && crl_tensor_is_contiguous(t)) {
+    if (value == 0.0 && !signbit(value) && crl_tensor_is_contiguous(t)) { /* -0.0f is not all zero bytes */
         CRL_GPU_TRY(cudaMemsetAsync(crl_tensor_data(t), 0, (size_t)(n * crl_dtype_size(t->dtype)), s), F);
         return CRL_OK;
     }
