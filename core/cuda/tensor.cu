@@ -35,6 +35,19 @@ extern "C" int crl_gpu_fill(crl_tensor *t, double value)
     return crl_gpu_launched(F, "fill_kernel");
 }
 
+/* The bytes [*lo, *hi) of t's storage that its elements lie in (n > 0). */
+static void byte_span(const crl_tensor *t, int64_t *lo, int64_t *hi)
+{
+    int64_t first = t->offset, last = t->offset;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t step = (t->sizes[d] - 1) * t->strides[d];
+        if (step < 0) first += step;
+        else last += step;
+    }
+    *lo = first * crl_dtype_size(t->dtype);
+    *hi = (last + 1) * crl_dtype_size(t->dtype);
+}
+
 extern "C" int crl_gpu_copy(crl_tensor *dst, const crl_tensor *src)
 {
     static const char *F = "crl_tensor_copy";
@@ -42,6 +55,22 @@ extern "C" int crl_gpu_copy(crl_tensor *dst, const crl_tensor *src)
     if (n == 0) return CRL_OK;
     cudaStream_t s = crl_gpu_stream();
     if (s == 0) return CRL_ERR_DEVICE;
+    if (dst->storage == src->storage) {
+        /* overlapping views: cudaMemcpyAsync forbids overlap and the kernel's
+         * threads would race, so src goes through a temporary first (the
+         * CPU's memmove semantics); the cache reuses it in stream order */
+        int64_t dlo, dhi, slo, shi;
+        byte_span(dst, &dlo, &dhi);
+        byte_span(src, &slo, &shi);
+        if (dlo < shi && slo < dhi) {
+            crl_tensor *tmp = crl_tensor_new(src->dtype, CRL_CUDA, src->ndim, src->sizes);
+            if (tmp == NULL) return CRL_ERR_DEVICE;
+            int rc = crl_gpu_copy(tmp, src);
+            if (rc == CRL_OK) rc = crl_gpu_copy(dst, tmp);
+            crl_tensor_free(tmp);
+            return rc;
+        }
+    }
     if (dst->dtype == src->dtype && crl_tensor_is_contiguous(dst) && crl_tensor_is_contiguous(src)) {
         CRL_GPU_TRY(cudaMemcpyAsync(crl_tensor_data(dst), crl_tensor_data(src),
                                     (size_t)(n * crl_dtype_size(dst->dtype)), cudaMemcpyDeviceToDevice, s), F);
