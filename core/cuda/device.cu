@@ -333,15 +333,21 @@ static int rt_memcpy(void *dst, const void *src, int64_t nbytes, int kind)
     if (kind == 0) {
         /* host -> device: from page-locked memory the copy overlaps with the
          * work queued before it, and an event marks when the host block may
-         * be written again (crl_cuda_host_fence); from ordinary memory the
-         * runtime stages the data before returning */
-        std::lock_guard<std::mutex> g(lock);
-        CRL_GPU_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, s), func);
-        Pinned *pb = find_pinned(src, nbytes);
-        if (pb) {
-            CRL_GPU_TRY(cudaEventRecord(pb->copied, s), func);
-            pb->pending = true;
+         * be written again (crl_cuda_host_fence). From ordinary memory the
+         * runtime usually stages the data before returning, but the API
+         * only says it "might be synchronous", and callers free or reuse
+         * the source at once (stack buffers, temporaries): wait for it. */
+        {
+            std::lock_guard<std::mutex> g(lock);
+            CRL_GPU_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, s), func);
+            Pinned *pb = find_pinned(src, nbytes);
+            if (pb) {
+                CRL_GPU_TRY(cudaEventRecord(pb->copied, s), func);
+                pb->pending = true;
+                return CRL_OK;
+            }
         }
+        CRL_GPU_TRY(cudaStreamSynchronize(s), func);
         return CRL_OK;
     }
     if (kind == 1) { /* device -> host: the host reads it next */
