@@ -260,6 +260,10 @@ static int rt_malloc(void **ptr, int64_t nbytes)
         cudaError_t err = cudaMalloc(ptr, (size_t)size);
         if (err == cudaErrorMemoryAllocation && !d.cached.empty()) {
             cudaGetLastError();
+            /* cached blocks may still be read or written by queued work
+             * (freed in stream order), and cudaFree is not documented to
+             * wait for it: drain the stream first, as empty_cache does */
+            cudaStreamSynchronize(d.stream);
             release_cached(d); /* give the cache back and try once more */
             err = cudaMalloc(ptr, (size_t)size);
         }
@@ -329,15 +333,21 @@ static int rt_memcpy(void *dst, const void *src, int64_t nbytes, int kind)
     if (kind == 0) {
         /* host -> device: from page-locked memory the copy overlaps with the
          * work queued before it, and an event marks when the host block may
-         * be written again (crl_cuda_host_fence); from ordinary memory the
-         * runtime stages the data before returning */
-        std::lock_guard<std::mutex> g(lock);
-        CRL_GPU_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, s), func);
-        Pinned *pb = find_pinned(src, nbytes);
-        if (pb) {
-            CRL_GPU_TRY(cudaEventRecord(pb->copied, s), func);
-            pb->pending = true;
+         * be written again (crl_cuda_host_fence). From ordinary memory the
+         * runtime usually stages the data before returning, but the API
+         * only says it "might be synchronous", and callers free or reuse
+         * the source at once (stack buffers, temporaries): wait for it. */
+        {
+            std::lock_guard<std::mutex> g(lock);
+            CRL_GPU_TRY(cudaMemcpyAsync(dst, src, (size_t)nbytes, cudaMemcpyHostToDevice, s), func);
+            Pinned *pb = find_pinned(src, nbytes);
+            if (pb) {
+                CRL_GPU_TRY(cudaEventRecord(pb->copied, s), func);
+                pb->pending = true;
+                return CRL_OK;
+            }
         }
+        CRL_GPU_TRY(cudaStreamSynchronize(s), func);
         return CRL_OK;
     }
     if (kind == 1) { /* device -> host: the host reads it next */
@@ -455,7 +465,11 @@ extern "C" int crl_gpu_scratch(void **ptr, int64_t nbytes, const char *func)
     d.scratch = NULL;
     d.scratch_size = 0;
     int rc = rt_malloc(&d.scratch, nbytes);
-    if (rc) return crl_fail(rc, func, "scratch of %lld bytes: %s", (long long)nbytes, crl_last_error());
+    if (rc) {
+        char why[1024]; /* crl_fail writes the buffer crl_last_error reads */
+        snprintf(why, sizeof why, "%s", crl_last_error());
+        return crl_fail(rc, func, "scratch of %lld bytes: %s", (long long)nbytes, why);
+    }
     d.scratch_size = nbytes;
     *ptr = d.scratch;
     return CRL_OK;

@@ -9,6 +9,7 @@
 #include "common.cuh"
 #include "deferred.cuh"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "../math/metrics.h"
@@ -164,6 +165,14 @@ extern "C" int crl_gpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, 
     return crl_gpu_launched(F, "stats_add_kernel");
 }
 
+/* crl_fail writes the buffer crl_last_error reads: the reason is copied first. */
+static int stats_read_failed(const crl_tensor *stats, const char *func)
+{
+    char why[1024];
+    snprintf(why, sizeof why, "%s", crl_last_error());
+    return crl_fail(CRL_ERR_DEVICE, func, "reading stats %s back: %s", crl_shape(stats), why);
+}
+
 extern "C" int crl_gpu_batch_stats_read(double *values, const crl_tensor *stats, int64_t n)
 {
     static const char *F = "crl_batch_stats_read";
@@ -171,7 +180,7 @@ extern "C" int crl_gpu_batch_stats_read(double *values, const crl_tensor *stats,
     if (rc == CRL_OK) rc = crl_gpu_defer_check(0, F);
     if (rc) return rc;
     crl_tensor *h = host_copy(stats);
-    if (h == NULL) return crl_fail(CRL_ERR_DEVICE, F, "reading stats %s back: %s", crl_shape(stats), crl_last_error());
+    if (h == NULL) return stats_read_failed(stats, F);
     rc = crl_batch_stats_read(values, h, n); /* the CPU's kernel and messages on the copy */
     crl_tensor_free(h);
     return rc;
@@ -185,7 +194,7 @@ extern "C" int crl_gpu_batch_stats_summary(crl_batch_summary *out, const crl_ten
     if (rc == CRL_OK) rc = crl_gpu_defer_check(0, F);
     if (rc) return rc;
     crl_tensor *h = host_copy(stats);
-    if (h == NULL) return crl_fail(CRL_ERR_DEVICE, F, "reading stats %s back: %s", crl_shape(stats), crl_last_error());
+    if (h == NULL) return stats_read_failed(stats, F);
     rc = crl_batch_stats_summary(out, h);
     crl_tensor_free(h);
     return rc;

@@ -111,6 +111,16 @@ D.run(t, {
     local f, g = ties(5, 1, 7), ties(3, 1)
     same(D.to(f):le(D.to(g)), f:le(g), '(5, 1, 7) <= (3, 1)')
   end},
+  {'copy between overlapping views of one tensor; fill with -0.0', function()
+    local a = crlab.randn(3, 100)
+    local g = D.to(a)
+    a:narrow(2, 2, 90):copy(a:narrow(2, 1, 90))
+    g:narrow(2, 2, 90):copy(g:narrow(2, 1, 90))
+    same(g, a, 'shifted copy within one storage (memmove semantics)')
+    local z, gz = crlab.zeros(3, 5):fill(-0.0), D.to(crlab.zeros(3, 5)):fill(-0.0)
+    local hz, hcpu = flat(gz), flat(z)
+    t.ok(1 / hz[1] == -math.huge and 1 / hcpu[1] == -math.huge, 'fill(-0.0) keeps the sign bit')
+  end},
   {'non-contiguous operands', function()
     local a, b = crlab.randn(65, 37), crlab.randn(37, 65)
     D.close(t, D.to(a):t() + D.to(b), a:t() + b, 'transposed + contiguous')
