@@ -168,6 +168,9 @@ extern "C" int crl_gpu_batchnorm_forward(crl_tensor *out, crl_tensor *save_mean,
         return rc;
     if (out != in && (rc = crl_prepare(out, CRL_FLOAT32, CRL_CUDA, in->ndim, in->sizes))) return rc;
     int64_t numel = n * c * hw;
+    /* every launch and copy below is on crl_gpu_stream(): never its failure
+     * value 0, the legacy default stream */
+    if (crl_gpu_stream() == 0) return CRL_ERR_DEVICE;
     if (!training && save && c > 0)
         BN_LAUNCH(FWD, bn_eval_stats, c, dptr(save_mean), dptr(save_invstd), dptr(running_mean), dptr(running_var), c,
                   eps);
@@ -233,6 +236,7 @@ extern "C" int crl_gpu_batchnorm_backward(crl_tensor *grad_in, crl_tensor *grad_
     if (grad_in && (rc = crl_prepare(grad_in, CRL_FLOAT32, CRL_CUDA, in->ndim, in->sizes))) return rc;
     int64_t numel = n * c * hw;
     if (numel == 0 || (!grad_in && !grad_weight && !grad_bias)) return CRL_OK;
+    if (crl_gpu_stream() == 0) return CRL_ERR_DEVICE; /* not the legacy default stream */
     const float *x = dptr(in), *gy = dptr(grad_out), *ro = dptr(relu_out);
     const float *sm = dptr(save_mean), *si = dptr(save_invstd);
     float *gx = dptr(grad_in), *gw = dptr(grad_weight), *gb = dptr(grad_bias);

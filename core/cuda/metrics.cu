@@ -136,8 +136,9 @@ extern "C" int crl_gpu_batch_stats_reset(crl_tensor *stats, int nbins)
     int64_t size[2] = {CRL_STAT_BINS + 3 * (int64_t)nbins, 2};
     if (rc == CRL_OK) rc = crl_prepare(stats, CRL_FLOAT32, CRL_CUDA, 2, size);
     if (rc) return rc;
-    CRL_GPU_TRY(cudaMemsetAsync(crl_tensor_data(stats), 0, (size_t)(size[0] * 2 * sizeof(float)), crl_gpu_stream()),
-                F);
+    cudaStream_t s = crl_gpu_stream(); /* 0 (message set) would be the legacy default stream */
+    if (s == 0) return CRL_ERR_DEVICE;
+    CRL_GPU_TRY(cudaMemsetAsync(crl_tensor_data(stats), 0, (size_t)(size[0] * 2 * sizeof(float)), s), F);
     return CRL_OK;
 }
 

@@ -31,7 +31,9 @@ extern "C" int crl_gpu_sgd_step(crl_tensor *params, crl_tensor *momentum_buf, co
     if (rc) return rc;
     int64_t n = crl_tensor_numel(params);
     if (n == 0) return CRL_OK;
-    sgd_kernel<<<crl_gpu_blocks(n), CRL_GPU_THREADS, 0, crl_gpu_stream()>>>(
+    cudaStream_t s = crl_gpu_stream(); /* 0 (message set) would be the legacy default stream */
+    if (s == 0) return CRL_ERR_DEVICE;
+    sgd_kernel<<<crl_gpu_blocks(n), CRL_GPU_THREADS, 0, s>>>(
         (float *)crl_tensor_data(params), momentum != 0 ? (float *)crl_tensor_data(momentum_buf) : NULL,
         (const float *)crl_tensor_data(grads), decay ? (const float *)crl_tensor_data(decay) : NULL, n, lr, momentum,
         dampening, nesterov);
@@ -48,7 +50,9 @@ extern "C" int crl_gpu_adam_step(crl_tensor *params, crl_tensor *m, crl_tensor *
     int64_t n = crl_tensor_numel(params);
     if (n == 0) return CRL_OK;
     crl_adam_consts c = crl_adam_consts_of(lr, beta1, beta2, step);
-    adam_kernel<<<crl_gpu_blocks(n), CRL_GPU_THREADS, 0, crl_gpu_stream()>>>(
+    cudaStream_t s = crl_gpu_stream();
+    if (s == 0) return CRL_ERR_DEVICE;
+    adam_kernel<<<crl_gpu_blocks(n), CRL_GPU_THREADS, 0, s>>>(
         (float *)crl_tensor_data(params), (float *)crl_tensor_data(m), (float *)crl_tensor_data(v),
         (const float *)crl_tensor_data(grads), decay ? (const float *)crl_tensor_data(decay) : NULL, n, lr, beta1,
         beta2, eps, c, decoupled);
@@ -102,11 +106,12 @@ extern "C" int crl_gpu_tensor_sumsq(double *value, const crl_tensor *t)
     int64_t n = crl_tensor_numel(t);
     int rc = crl_check_slab(t, n, CRL_CUDA, F, "t");
     if (rc) return rc;
+    cudaStream_t s = crl_gpu_stream();
+    if (s == 0) return CRL_ERR_DEVICE;
     int blocks = (int)crl_gpu_blocks(n, SUMSQ_THREADS);
     if (blocks > SUMSQ_BLOCKS) blocks = SUMSQ_BLOCKS;
     double *scratch; /* [0]: the total, [1..blocks]: the partials */
     if ((rc = crl_gpu_scratch((void **)&scratch, (blocks + 1) * (int64_t)sizeof(double), F))) return rc;
-    cudaStream_t s = crl_gpu_stream();
     sumsq_partial_kernel<<<blocks, SUMSQ_THREADS, 0, s>>>(scratch + 1, (const float *)crl_tensor_data(t), n);
     if ((rc = crl_gpu_launched(F, "sumsq_partial_kernel"))) return rc;
     sumsq_final_kernel<<<1, SUMSQ_THREADS, 0, s>>>(scratch, scratch + 1, blocks);

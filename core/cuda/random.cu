@@ -54,7 +54,9 @@ extern "C" int crl_gpu_dropout_forward(crl_tensor *out, crl_tensor *mask, const 
     int64_t n = crl_tensor_numel(in);
     float keep = 1.0f / (1.0f - p);
     if (n > 0) {
-        dropout_kernel<<<crl_gpu_blocks((n + 3) / 4), CRL_GPU_THREADS, 0, crl_gpu_stream()>>>(
+        cudaStream_t s = crl_gpu_stream(); /* 0 (message set) would be the legacy default stream */
+        if (s == 0) return CRL_ERR_DEVICE;
+        dropout_kernel<<<crl_gpu_blocks((n + 3) / 4), CRL_GPU_THREADS, 0, s>>>(
             (float *)crl_tensor_data(out), (float *)crl_tensor_data(mask), (const float *)crl_tensor_data(in), n,
             g->seed, g->offset, crl_dropout_threshold(p), keep);
         if ((rc = crl_gpu_launched(F, "dropout_kernel"))) return rc;
