@@ -18,10 +18,11 @@
  * when the capture began (or taken from the cache during it) is in the
  * graph's `uses`, and when its tensor frees it the block goes to the
  * graph's `held` list instead of the cache, rejoining the cache when the
- * graph is freed. During a capture nothing may call cudaMalloc (illegal
- * there): a request the cache cannot serve fails, as does any read back to
- * the host (a copy to the host, a synchronisation), which a graph cannot
- * contain. */
+ * graph is freed (a block freed during the capture may serve a later
+ * request of the same capture: the graph replays them in that order).
+ * During a capture nothing may call cudaMalloc (illegal there): a request
+ * neither can serve fails, as does any read back to the host (a copy to the
+ * host, a synchronisation), which a graph cannot contain. */
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -164,7 +165,21 @@ int alloc_locked(Device &d, void **ptr, int64_t nbytes, const char *func)
     int64_t size = round_size(nbytes);
     d.requests++;
     auto it = d.cached.lower_bound(size);
-    if (it != d.cached.end() && it->first <= size + size / 4) {
+    int reuse = -1; /* during a capture: a block of its own held list (freed earlier in the capture) */
+    if (d.capture) {
+        std::vector<std::pair<int64_t, void *>> &h = d.capture->held;
+        for (size_t i = 0; i < h.size(); i++)
+            if (h[i].first >= size && h[i].first <= size + size / 4 && (reuse < 0 || h[i].first < h[reuse].first))
+                reuse = (int)i;
+    }
+    if (reuse >= 0) {
+        /* the graph's work is one chain on one stream, so a block freed by
+         * an earlier operation of the capture is free again for a later one
+         * at every replay, as in eager order */
+        *ptr = d.capture->held[reuse].second;
+        size = d.capture->held[reuse].first;
+        d.capture->held.erase(d.capture->held.begin() + reuse);
+    } else if (it != d.cached.end() && it->first <= size + size / 4) {
         *ptr = it->second;
         size = it->first;
         d.cached.erase(it);

@@ -194,8 +194,12 @@ function M.stepper(model, crit, grads, stats, device, graph)
         s.warm = s.warm + 1
         return eager(x, y)
       end
-      s.g = crlab.cuda.graph(function() eager(x, y) end, device)
-      s.captures = s.captures + 1
+      local ok, g = pcall(crlab.cuda.graph, function() eager(x, y) end, device)
+      if not ok then
+        error('train: --cuda-graph: the training step could not be captured: ' .. tostring(g) ..
+              ' (train without --cuda-graph)', 0)
+      end
+      s.g, s.captures = g, s.captures + 1
     end
     if n ~= s.n then return eager(x, y) end
     s.g:replay()
