@@ -6,8 +6,8 @@
 -- with CRLAB_TEST_DEVICE=cpu the graph is its stand-in (replay calls the
 -- function), which checks the Lua side and says nothing about CUDA.
 --
--- TF32 is off: the graph and the eager run then do the same fp32 work, and
--- only cuDNN's choice of algorithm between them could differ.
+-- TF32 is off and cuDNN deterministic: the graph and the eager run then do
+-- the same fp32 work in the same order, hence the 1e-5 tolerances.
 local t = require 'tap'
 local crlab = require 'crlab'
 local models = require 'crlab.models'
@@ -52,10 +52,11 @@ t.errors(function() crlab.cuda.graph(42) end, 'expects a function, got number', 
 t.errors(function() crlab.cuda.graph(function() end, 'tpu') end, "device 'cuda' or 'cpu'",
          'and a known device')
 
-local tf32
+local tf32, determ
 if not D.stand_in and D.available() then
-  tf32 = crlab.cuda.allowTF32()
+  tf32, determ = crlab.cuda.allowTF32(), crlab.cuda.deterministic()
   crlab.cuda.allowTF32(false)
+  crlab.cuda.deterministic(true) -- no atomics in cuDNN's backward: the eager and replayed sums in one order
 end
 
 D.run(t, {
@@ -150,6 +151,8 @@ D.run(t, {
     if D.stand_in then return t.skip('the stand-in does not capture') end
     local a = crlab.randn(12345, 7)
     local ad = a:cuda()
+    collectgarbage()
+    collectgarbage()
     crlab.cuda.emptyCache() -- nothing cached: a new tensor needs cudaMalloc
     local ok, err = pcall(crlab.cuda.graph, function() local _ = ad * 2 end)
     t.ok(not ok and tostring(err):find('would allocate during CUDA graph capture: run a step eagerly first', 1,
@@ -227,5 +230,8 @@ D.run(t, {
   end},
 })
 
-if tf32 ~= nil then crlab.cuda.allowTF32(tf32) end
+if tf32 ~= nil then
+  crlab.cuda.allowTF32(tf32)
+  crlab.cuda.deterministic(determ)
+end
 t.done()
