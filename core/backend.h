@@ -84,10 +84,15 @@ typedef struct crl_cuda_runtime {
      * CUDA tensors of any strides and dtypes (conversion as math/convert.h) */
     int (*fill)(crl_tensor *t, double value);
     int (*copy)(crl_tensor *dst, const crl_tensor *src);
+    /* CUDA graphs (crlab_api.h: crl_cuda_graph_begin ...) */
+    int (*graph_begin)(crl_cuda_graph **g);
+    int (*graph_end)(crl_cuda_graph *g);
+    int (*graph_replay)(crl_cuda_graph *g);
+    void (*graph_free)(crl_cuda_graph *g);
 } crl_cuda_runtime;
 
 /* What libcrlab_cuda.so exports (one symbol, resolved after dlopen). */
-#define CRL_CUDA_PLUGIN_ABI 1
+#define CRL_CUDA_PLUGIN_ABI 2
 typedef int (*crl_cuda_plugin_fn)(int abi, const crl_backend **ops, const crl_cuda_runtime **rt);
 
 extern const crl_backend crl_cpu_backend;

@@ -618,3 +618,24 @@ enum { CRL_CUDA_TF32 = 0, CRL_CUDA_DETERMINISTIC = 1, CRL_CUDA_BENCHMARK = 2, CR
 int crl_cuda_set_option(int option, int value);
 /* The option's value, or -1 (message set) when CUDA cannot be loaded. */
 int crl_cuda_get_option(int option);
+
+/* CUDA graphs: the work queued between begin and end on the device's one
+ * stream is captured (not run) and can then be replayed with one launch,
+ * on the same tensors, as often as wanted: for steps that are many small
+ * kernels. While capturing, an operation that would allocate device memory
+ * the cache cannot give (so run the step once eagerly first), or read back
+ * to the host (crl_tensor_get, a copy to the host, crl_loss_forward's
+ * value, crl_tensor_sumsq, crl_cuda_synchronize), or copy from the host,
+ * fails with a message saying so. Blocks the graph may use are not given to
+ * other tensors until it is freed; a tensor whose storage is replaced after
+ * the capture (resized larger, say) is not seen by the replays. */
+typedef struct crl_cuda_graph crl_cuda_graph;
+/* Starts capturing; NULL (message set) on failure. */
+crl_cuda_graph *crl_cuda_graph_begin(void);
+/* Ends the capture and prepares the graph; on failure the message names
+ * the CUDA error, the stream is usable again, and g can only be freed. */
+int crl_cuda_graph_end(crl_cuda_graph *g);
+/* Queues one run of the graph on the stream (asynchronous, like a kernel). */
+int crl_cuda_graph_replay(crl_cuda_graph *g);
+/* Frees the graph after its queued replays (ends a capture still open). */
+void crl_cuda_graph_free(crl_cuda_graph *g);

@@ -210,3 +210,28 @@ int crl_cuda_copy(crl_tensor *dst, const crl_tensor *src)
     RT_OR_FAIL(rt);
     return rt->copy(dst, src);
 }
+
+crl_cuda_graph *crl_cuda_graph_begin(void)
+{
+    const crl_cuda_runtime *rt = crl_cuda_rt(__func__);
+    crl_cuda_graph *g = NULL;
+    if (rt == NULL || rt->graph_begin(&g) != CRL_OK) return NULL;
+    return g;
+}
+
+int crl_cuda_graph_end(crl_cuda_graph *g)
+{
+    RT_OR_FAIL(rt);
+    return rt->graph_end(g);
+}
+
+int crl_cuda_graph_replay(crl_cuda_graph *g)
+{
+    RT_OR_FAIL(rt);
+    return rt->graph_replay(g);
+}
+
+void crl_cuda_graph_free(crl_cuda_graph *g)
+{
+    if (g && cuda_runtime) cuda_runtime->graph_free(g);
+}

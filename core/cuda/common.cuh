@@ -48,6 +48,12 @@ int crl_gpu_scratch(void **ptr, int64_t nbytes, const char *func);
 int crl_gpu_fill(crl_tensor *t, double value);
 int crl_gpu_copy(crl_tensor *dst, const crl_tensor *src);
 
+/* Fails, naming func and `what` (e.g. "reading the loss value back to the
+ * host"), when the current device's stream is being captured into a CUDA
+ * graph, where the host cannot wait for the GPU; CRL_OK otherwise. Every
+ * read back calls it before queueing anything. */
+int crl_gpu_no_capture(const char *func, const char *what);
+
 /* Switch values (crl_cuda_set_option), read by the kernels. */
 int crl_gpu_option(int option);
 

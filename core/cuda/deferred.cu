@@ -30,6 +30,8 @@ int record(crl_gpu_deferred **rec, const char *func)
     if (s == 0) return CRL_ERR_DEVICE;
     std::lock_guard<std::mutex> g(lock);
     if (records[dev] == NULL) {
+        int rc = crl_gpu_no_capture(func, "making the device's error record (a cudaMalloc; run a step eagerly first)");
+        if (rc) return rc;
         void *p = NULL;
         CRL_GPU_TRY(cudaMalloc(&p, sizeof(crl_gpu_deferred)), func);
         CRL_GPU_TRY(cudaMemsetAsync(p, 0xff, sizeof(crl_gpu_deferred), s), func);
@@ -57,9 +59,10 @@ extern "C" int crl_gpu_defer_begin(crl_gpu_defer_ctx *ctx, int op, int64_t n, in
 
 extern "C" int crl_gpu_defer_check(uint32_t call, const char *func)
 {
-    crl_gpu_deferred *rec = NULL;
-    int rc = record(&rec, func);
+    int rc = crl_gpu_no_capture(func, "reading the record of bad labels or confidences back to the host");
     if (rc) return rc;
+    crl_gpu_deferred *rec = NULL;
+    if ((rc = record(&rec, func))) return rc;
     cudaStream_t s = crl_gpu_stream();
     crl_gpu_deferred h;
     CRL_GPU_TRY(cudaMemcpyAsync(&h, rec, sizeof h, cudaMemcpyDeviceToHost, s), func);

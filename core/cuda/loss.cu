@@ -145,6 +145,8 @@ int forward(double *host_value, crl_tensor *value_out, crl_tensor *per_example, 
             const crl_tensor *labels, const crl_loss_spec *spec, int op, const char *func)
 {
     int rc = check_inputs(logits, labels, spec, func);
+    if (rc == CRL_OK && host_value)
+        rc = crl_gpu_no_capture(func, "reading the loss value back to the host (crl_loss_forward_into does not)");
     if (rc) return rc;
     if (per_example == logits || per_example == labels)
         return crl_fail(CRL_ERR_ARG, func, "per_example must be a tensor of its own");

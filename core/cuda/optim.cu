@@ -105,6 +105,7 @@ extern "C" int crl_gpu_tensor_sumsq(double *value, const crl_tensor *t)
     if (value == NULL) return crl_fail(CRL_ERR_ARG, F, "argument 'value' is NULL");
     int64_t n = crl_tensor_numel(t);
     int rc = crl_check_slab(t, n, CRL_CUDA, F, "t");
+    if (rc == CRL_OK) rc = crl_gpu_no_capture(F, "reading the sum of squares back to the host (gradient clipping)");
     if (rc) return rc;
     cudaStream_t s = crl_gpu_stream();
     if (s == 0) return CRL_ERR_DEVICE;

@@ -91,7 +91,9 @@ int all_elements_gpu(double *value, const crl_tensor *t, int64_t n, int what, co
     int nparts = (int)crl_gpu_blocks(n);
     if (nparts > ALL_MAX_BLOCKS) nparts = ALL_MAX_BLOCKS;
     void *scratch = NULL;
-    int rc = crl_gpu_scratch(&scratch, (int64_t)(nparts + 1) * (int64_t)sizeof(double), func);
+    int rc = crl_gpu_no_capture(func, "reading a reduction of all elements back to the host");
+    if (rc) return rc;
+    rc = crl_gpu_scratch(&scratch, (int64_t)(nparts + 1) * (int64_t)sizeof(double), func);
     if (rc) return rc;
     double *partial = (double *)scratch, *result = partial + nparts;
     crl_gpu_view v = crl_gpu_view_of(t);

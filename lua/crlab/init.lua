@@ -70,6 +70,71 @@ function crlab.cuda.setWorkspaceLimit(mb)
   core.check(core.C.crl_cuda_set_option(core.C.CRL_CUDA_WORKSPACE_MB, mb))
 end
 
+-- CUDA graphs: local g = crlab.cuda.graph(fn) captures the GPU work of
+-- fn() (it is queued, not run) and g:replay() runs all of it again with one
+-- launch, on the same tensors; g:free() (or the garbage collector) frees it.
+-- fn's Lua code runs once, at the capture: what it computes on the host
+-- (a learning rate, a generator offset) is fixed in the graph. During the
+-- capture nothing may allocate device memory the cache does not already
+-- hold (run fn once eagerly first), read back to the host, or copy from
+-- it; each fails with a message saying so, and the stream stays usable.
+-- crlab.cuda.graph(fn, 'cpu') is the stand-in for CPU tensors: replay()
+-- calls fn(), so one loop runs on either device.
+local Graph = {}
+Graph.__index = Graph
+
+function Graph:replay()
+  if self.fn then
+    self.fn()
+  elseif self.handle ~= nil then
+    core.check(core.C.crl_cuda_graph_replay(self.handle))
+  else
+    error('crlab.cuda.graph: replay of a freed graph', 2)
+  end
+  return self
+end
+
+function Graph:free()
+  if self.handle ~= nil then
+    core.C.crl_cuda_graph_free(require('ffi').gc(self.handle, nil))
+    self.handle = nil
+  end
+  self.fn = nil
+end
+
+function Graph:__tostring()
+  return 'crlab.cuda.graph(' .. self.device .. (self.fn == nil and self.handle == nil and ', freed)' or ')')
+end
+
+local function graph(fn, device)
+  if type(fn) ~= 'function' then error('crlab.cuda.graph: expects a function, got ' .. type(fn), 2) end
+  device = device or 'cuda'
+  if device ~= 'cuda' and device ~= 'cpu' then
+    error("crlab.cuda.graph: device 'cuda' or 'cpu' (the stand-in), got " .. tostring(device), 2)
+  end
+  local self = setmetatable({device = device}, Graph)
+  if device == 'cpu' then
+    self.fn = fn
+    return self
+  end
+  local C = core.C
+  local h = C.crl_cuda_graph_begin()
+  if h == nil then error(core.last_error(), 2) end
+  local ok, err = pcall(fn)
+  if not ok then
+    C.crl_cuda_graph_free(h) -- ends the capture: the stream works again
+    error(err, 0)
+  end
+  if C.crl_cuda_graph_end(h) ~= 0 then
+    local msg = core.last_error()
+    C.crl_cuda_graph_free(h)
+    error(msg, 2)
+  end
+  self.handle = require('ffi').gc(h, C.crl_cuda_graph_free)
+  return self
+end
+crlab.cuda.graph = graph
+
 -- The larger parts load on first use: crlab.nn, crlab.models, crlab.optim,
 -- crlab.data, crlab.train, crlab.checkpoint, crlab.json, crlab.image,
 -- crlab.transforms, crlab.metrics.

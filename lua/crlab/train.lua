@@ -14,6 +14,10 @@
 -- its state lives there too; each batch is copied into device buffers that
 -- are reused; the loss and the epoch's sums stay on the device and are
 -- read back only for a progress line and at the end of the epoch.
+-- cuda_graph = true (with device = 'cuda') captures the step's forward,
+-- loss, sums and backward in a CUDA graph after two eager steps of each
+-- epoch and replays it for every batch of that size (M.stepper); the
+-- optimiser step and clipping stay eager.
 -- Checkpoints hold host data either way and load on a CPU-only machine.
 local crlab = require 'crlab'
 local core = require 'crlab.core'
@@ -64,6 +68,7 @@ M.options = {
   {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping'},
   {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
   {'device', 'cpu', 'cpu | cuda: where the model trains'},
+  {'cuda-graph', false, 'cuda: replay the forward and backward pass as one CUDA graph (no dropout)'},
   {'threads', 0, 'CPU threads (0: all cores)'},
   {'train-limit', 0, 'use only the first N training images (0: all)'},
   {'test-limit', 0, 'use only the first N test images (0: all)'},
@@ -131,24 +136,100 @@ function M.check_device(o)
     error('train: --device cuda, but no CUDA device can be used here: ' ..
           tostring(why):gsub('^[%w_]+: ', '') .. ' (use --device cpu)', 0)
   end
+  if o['cuda-graph'] and dev ~= 'cuda' then
+    error('train: --cuda-graph needs --device cuda (a CUDA graph replays GPU work)', 0)
+  end
   return dev
 end
 
 -- A function that copies a host tensor into a device buffer kept under a
 -- key, resized as needed (the last batch of an epoch may be smaller), so
 -- that a training step allocates no device memory once warmed up. On the
--- CPU it returns the tensor itself.
-function M.uploader(device)
-  if device ~= 'cuda' then return function(_, t) return t end end
+-- CPU it returns the tensor itself, unless fixed is true: then it copies
+-- into host buffers kept likewise (a graph's stand-in reads fixed buffers).
+function M.uploader(device, fixed)
+  if device ~= 'cuda' and not fixed then return function(_, t) return t end end
+  local dev = device == 'cuda' and C.CRL_CUDA or C.CRL_CPU
   local bufs = {}
   return function(key, t)
     local b = bufs[key]
     if b == nil or b.dtype ~= t.dtype then
-      b = T.new(t.dtype, C.CRL_CUDA, {0})
+      b = T.new(t.dtype, dev, {0})
       bufs[key] = b
     end
     core.check(C.crl_tensor_resize_as(b, t))
     return b:copy(t)
+  end
+end
+
+-- The part of a training step before the optimiser: forward, the loss,
+-- the epoch's sums (stats), zeroed gradients, backward; s.step(xh, yh)
+-- takes a host batch. With graph = true it runs eagerly for s.warmup (2)
+-- steps of one batch size (so that every buffer, scratch block and cuDNN
+-- choice, benchmark timing included, exists), then captures the step in a
+-- graph (crlab.cuda.graph: on 'cuda' a CUDA graph, on 'cpu' its stand-in)
+-- that reads the batch from fixed buffers, and replays it for each batch
+-- of that size; a batch of another size (an epoch's last) runs eagerly.
+-- The optimiser stays out of the graph: its learning rate changes every
+-- step and would be fixed in it. s.reset() frees the graph; call it when
+-- the model's buffers may be replaced (evaluation with a larger batch
+-- grows them), and the next steps warm up and capture again.
+function M.stepper(model, crit, grads, stats, device, graph)
+  local up = M.uploader(device, graph)
+  local function eager(x, y)
+    local out = model:forward(x)
+    local _, per = crit:forwardTensor(out, y)
+    stats:add(out, y, per)
+    grads:zero()
+    model:backward(x, crit:backward(out, y))
+  end
+  local s = {warmup = 2, warm = 0, captures = 0, replays = 0}
+  function s.step(xh, yh)
+    local x, y = up('x', xh), up('y', yh)
+    if not graph then return eager(x, y) end
+    local n = xh:size(1)
+    if s.g == nil then
+      if n ~= s.n then s.n, s.warm = n, 0 end
+      if s.warm < s.warmup then
+        s.warm = s.warm + 1
+        return eager(x, y)
+      end
+      local ok, g = pcall(crlab.cuda.graph, function() eager(x, y) end, device)
+      if not ok then
+        error('train: --cuda-graph: the training step could not be captured: ' .. tostring(g) ..
+              ' (train without --cuda-graph)', 0)
+      end
+      s.g, s.captures = g, s.captures + 1
+    end
+    if n ~= s.n then return eager(x, y) end
+    s.g:replay()
+    s.replays = s.replays + 1
+  end
+  function s.reset()
+    if s.g then s.g:free() end
+    s.g, s.n, s.warm = nil, nil, 0
+  end
+  return s
+end
+
+-- The first Dropout with p > 0 in the model, or nil.
+local function find_dropout(m)
+  if m.__typename == 'nn.Dropout' and m.p > 0 then return m end
+  for _, c in ipairs(m:children()) do
+    local d = find_dropout(c)
+    if d then return d end
+  end
+end
+
+-- Fails when a model cannot train from a replayed graph: dropout draws its
+-- mask from the generator's offset, which advances on the host, so every
+-- replay would reuse the mask of the capture.
+function M.check_graph(model, name)
+  local drop = find_dropout(model)
+  if drop then
+    error(string.format("train: --cuda-graph cannot train model '%s': it has dropout (p = %g), whose masks come " ..
+                        "from the generator's offset, which advances on the host, so every replay of the graph " ..
+                        "would reuse one mask (train without --cuda-graph)", name, drop.p), 0)
   end
 end
 
@@ -330,6 +411,7 @@ function M.run(o)
   local model = models.build(o.model, {channels = ds.channels, classes = K,
                                        size = ds.size == 224 and o['image-size'] or ds.size})
   model:skipInputGradient() -- the images need no gradient
+  if o['cuda-graph'] then M.check_graph(model, o.model) end
   -- moved before the slabs are made: the optimiser takes its device from them
   if device == 'cuda' then model:cuda() end
   local params, grads, ranges = model:getParameters()
@@ -376,12 +458,11 @@ function M.run(o)
                         start > 1 and 'resuming at epoch ' .. start or 'training', o.model, o.dataset,
                         train_split:size(), test_split:size(), tostring(crit), params:numel(), where, dir))
   end
-  local up = M.uploader(device)
-
   local progress = new_progress(o.quiet)
   -- the epoch's loss and accuracy are summed in C, step by step, and read
   -- back only for a progress line and at the end of the epoch
   local train_stats = metrics.new{bins = 0}
+  local stepper = M.stepper(model, crit, grads, train_stats, device, o['cuda-graph'])
   local nb = train_batches:count()
   local last = o.epochs
   if o['stop-after'] > 0 then last = math.min(o.epochs, start + o['stop-after'] - 1) end
@@ -398,13 +479,8 @@ function M.run(o)
       return s
     end
     for i, xh, yh in train_batches:epoch() do
-      local x, y = up('x', xh), up('y', yh)
       lr = sched(epoch - 1 + (i - 1) / nb)
-      local out = model:forward(x)
-      local _, per = crit:forwardTensor(out, y)
-      train_stats:add(out, y, per)
-      grads:zero()
-      model:backward(x, crit:backward(out, y))
+      stepper.step(xh, yh)
       if o.clip > 0 then optim.clipGradNorm(grads, o.clip) end
       opt:step(lr)
       if progress:due(i == nb) then
@@ -413,6 +489,7 @@ function M.run(o)
         progress:update(epoch, o.epochs, i, nb, s.loss, s.acc, s.n / el, el, i == nb)
       end
     end
+    stepper.reset() -- evaluation may grow the model's buffers: capture again next epoch
     local train_time = C.crl_time_seconds() - t0
     local tr = read_back()
     local ev = M.evaluate(model, crit, test_batches, device)
