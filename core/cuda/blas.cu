@@ -65,6 +65,9 @@ int bf16gemm_rowmajor(cublasHandle_t h, int ta, int tb, int64_t m, int64_t n, in
 {
     /* as stored: op(A) is m x k, so A is k x m when transposed, else m x k */
     int64_t an = stored_span(ta ? k : m, ta ? m : k, lda), bn = stored_span(tb ? n : k, tb ? k : n, ldb);
+    /* default math: tensor cores for bf16 inputs; the TF32 mode that
+     * blas_handle may have set is about float32 inputs only */
+    CRL_CUBLAS_TRY(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), func);
     crl_tensor *tA = NULL, *tB = NULL;
     uint16_t *bA = NULL, *bB = NULL;
     int rc = crl_gpu_bf16_copy(&tA, &bA, A, an, func);
