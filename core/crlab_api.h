@@ -613,8 +613,12 @@ int crl_cuda_empty_cache(void);
  *                  backward adds in the CPU's order, not with atomics (0)
  *   BENCHMARK      time the candidate convolution algorithms once per shape
  *                  and keep the fastest, instead of the heuristics' pick (0)
- *   WORKSPACE_MB   the most a convolution's workspace may take (1024) */
-enum { CRL_CUDA_TF32 = 0, CRL_CUDA_DETERMINISTIC = 1, CRL_CUDA_BENCHMARK = 2, CRL_CUDA_WORKSPACE_MB = 3 };
+ *   WORKSPACE_MB   the most a convolution's workspace may take (1024)
+ *   BF16           mixed precision: convolutions and GEMMs (matrix products, linear
+ *                  layers) round their operands to bfloat16 and run on tensor cores,
+ *                  accumulating and writing float32; tensors stay float32 (0) */
+enum { CRL_CUDA_TF32 = 0, CRL_CUDA_DETERMINISTIC = 1, CRL_CUDA_BENCHMARK = 2, CRL_CUDA_WORKSPACE_MB = 3,
+       CRL_CUDA_BF16 = 4 };
 int crl_cuda_set_option(int option, int value);
 /* The option's value, or -1 (message set) when CUDA cannot be loaded. */
 int crl_cuda_get_option(int option);

@@ -6,15 +6,23 @@
  * with leading dimension ld is, read column-major, its own transpose; so
  * row-major C = op(A) op(B) is computed as column-major C^T = op(B)^T
  * op(A)^T: the same buffers, operands swapped, m and n swapped, each
- * operand keeping its transpose flag (sgemm_rowmajor below, the one place
- * this is written). Views are read as the CPU reads them (crl_blas_layout):
+ * operand keeping its transpose flag (sgemm_rowmajor below, and its bf16
+ * twin bf16gemm_rowmajor). Views are read as the CPU reads them (crl_blas_layout):
  * row-major or transposed views go to cuBLAS as they are, other strides
  * are copied to a contiguous matrix first.
  *
  * Math mode per call on the (shared) handle: TF32 tensor cores when
  * crl_gpu_option(CRL_CUDA_TF32) is 1 (crlab.cuda.allowTF32, the default),
- * plain float32 otherwise. Alpha and beta are host values. */
+ * plain float32 otherwise. Alpha and beta are host values.
+ *
+ * bf16 mixed precision (crl_gpu_option(CRL_CUDA_BF16), crlab.cuda.bf16):
+ * every product goes through gemm_rowmajor, which rounds the operands to
+ * bf16 copies (math/bf16.h) and calls cublasGemmEx with A and B
+ * CUDA_R_16BF, C CUDA_R_32F (the float32 output itself, so beta keeps its
+ * meaning), compute type CUBLAS_COMPUTE_32F and float alpha / beta: a
+ * combination cuBLAS lists for cublasGemmEx, run on tensor cores. */
 #include "common.cuh"
+#include "bf16.cuh"
 #include "ops.cuh"
 
 namespace {
@@ -42,6 +50,48 @@ int sgemm_rowmajor(cublasHandle_t h, int ta, int tb, int64_t m, int64_t n, int64
                                     (int)m, (int)k, &alpha, B, ldb, A, lda, &beta, C, ldc);
     if (st != CUBLAS_STATUS_SUCCESS) return crl_gpu_cublas_fail(st, func, "cublasSgemm");
     return CRL_OK;
+}
+
+/* The elements a row-major stored matrix of rows x cols with leading
+ * dimension ld spans, from its first to its last (the gaps between rows
+ * included: they lie inside the same storage). */
+int64_t stored_span(int64_t rows, int64_t cols, int ld) { return (rows - 1) * (int64_t)ld + cols; }
+
+/* sgemm_rowmajor's product (same arguments and meaning) on bf16 copies of A
+ * and B, accumulated in float32 into the float32 C. */
+int bf16gemm_rowmajor(cublasHandle_t h, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                      const char *func)
+{
+    /* as stored: op(A) is m x k, so A is k x m when transposed, else m x k */
+    int64_t an = stored_span(ta ? k : m, ta ? m : k, lda), bn = stored_span(tb ? n : k, tb ? k : n, ldb);
+    /* default math: tensor cores for bf16 inputs; the TF32 mode that
+     * blas_handle may have set is about float32 inputs only */
+    CRL_CUBLAS_TRY(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), func);
+    crl_tensor *tA = NULL, *tB = NULL;
+    uint16_t *bA = NULL, *bB = NULL;
+    int rc = crl_gpu_bf16_copy(&tA, &bA, A, an, func);
+    if (rc == CRL_OK) rc = crl_gpu_bf16_copy(&tB, &bB, B, bn, func);
+    if (rc == CRL_OK) {
+        /* the column-major swap of sgemm_rowmajor */
+        cublasStatus_t st = cublasGemmEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n,
+                                         (int)m, (int)k, &alpha, bB, CUDA_R_16BF, ldb, bA, CUDA_R_16BF, lda, &beta, C,
+                                         CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS) rc = crl_gpu_cublas_fail(st, func, "cublasGemmEx (bf16)");
+    }
+    crl_tensor_free(tA);
+    crl_tensor_free(tB);
+    return rc;
+}
+
+/* The product of every GEMM here: float32, or bf16 operands when the
+ * switch is on. */
+int gemm_rowmajor(cublasHandle_t h, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc, const char *func)
+{
+    if (crl_gpu_option(CRL_CUDA_BF16))
+        return bf16gemm_rowmajor(h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, func);
+    return sgemm_rowmajor(h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, func);
 }
 
 /* How a GEMM operand goes to cuBLAS: its data, row-major flag (1: it is the
@@ -142,9 +192,9 @@ int gemm_run(crl_tensor *out, const crl_tensor *a, const crl_tensor *b, int tran
         int fa = ta ^ (transpose_a != 0), fb = tb ^ (transpose_b != 0);
         float *pc = (float *)crl_tensor_data(c);
         if (out_layout == 0)
-            rc = sgemm_rowmajor(h, fa, fb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, func);
+            rc = gemm_rowmajor(h, fa, fb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, func);
         else /* out is C^T stored row-major: C^T = op(B)^T op(A)^T */
-            rc = sgemm_rowmajor(h, !fb, !fa, n, m, k, alpha, pb, ldb, pa, lda, beta, pc, ldc, func);
+            rc = gemm_rowmajor(h, !fb, !fa, n, m, k, alpha, pb, ldb, pa, lda, beta, pc, ldc, func);
     }
     if (rc == CRL_OK && ctmp) rc = crl_gpu_copy_view(out, ctmp, func);
     crl_tensor_free(atmp);
@@ -206,7 +256,7 @@ extern "C" int crl_gpu_linear_forward(crl_tensor *out, const crl_tensor *in, con
     rc = blas_handle(&h, F);
     if (rc) return rc;
     /* (N, O) = (N, I) x (O, I)^T, adding to the bias rows when there are any */
-    return sgemm_rowmajor(h, 0, 1, n, o, i, 1.0f, (const float *)crl_tensor_data(in), (int)i,
+    return gemm_rowmajor(h, 0, 1, n, o, i, 1.0f, (const float *)crl_tensor_data(in), (int)i,
                           (const float *)crl_tensor_data(weight), (int)i, bias ? 1.0f : 0.0f, y, (int)o, F);
 }
 
@@ -245,7 +295,7 @@ extern "C" int crl_gpu_linear_backward(crl_tensor *grad_in, crl_tensor *grad_wei
                 rc = zero(grad_in, s, F);
             } else if ((rc = blas_handle(&h, F)) == CRL_OK) {
                 /* (N, I) = (N, O) x (O, I) */
-                rc = sgemm_rowmajor(h, 0, 0, n, i, o, 1.0f, gy, (int)o, (const float *)crl_tensor_data(weight),
+                rc = gemm_rowmajor(h, 0, 0, n, i, o, 1.0f, gy, (int)o, (const float *)crl_tensor_data(weight),
                                     (int)i, 0.0f, (float *)crl_tensor_data(grad_in), (int)i, F);
             }
             if (rc) return rc;
@@ -254,7 +304,7 @@ extern "C" int crl_gpu_linear_backward(crl_tensor *grad_in, crl_tensor *grad_wei
     if (grad_weight && n > 0 && o > 0 && i > 0) {
         if (h == NULL && (rc = blas_handle(&h, F)) != CRL_OK) return rc;
         /* (O, I) += (N, O)^T x (N, I) */
-        rc = sgemm_rowmajor(h, 1, 0, o, i, n, 1.0f, gy, (int)o, (const float *)crl_tensor_data(in), (int)i, 1.0f,
+        rc = gemm_rowmajor(h, 1, 0, o, i, n, 1.0f, gy, (int)o, (const float *)crl_tensor_data(in), (int)i, 1.0f,
                             (float *)crl_tensor_data(grad_weight), (int)i, F);
         if (rc) return rc;
     }

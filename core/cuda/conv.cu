@@ -19,10 +19,23 @@
  * algorithm settings (oneDNN / reference, direct / winograd) are CPU
  * matters and are ignored here.
  *
+ * bf16 mixed precision (CRL_CUDA_BF16, an entry key like the other
+ * switches): the operands are rounded to bfloat16 copies (math/bf16.h) and
+ * cuDNN runs its PSEUDO_BFLOAT16_CONFIG -- x, w, y (and dx, dw, dy)
+ * CUDNN_DATA_BFLOAT16, the convolution descriptor's compute type
+ * CUDNN_DATA_FLOAT, tensor-op math -- the one bf16 configuration the legacy
+ * API documents (cuDNN's cudnn_cnn library reference, the supported data
+ * type configurations of cudnnConvolutionForward / BackwardData /
+ * BackwardFilter). Its outputs are bf16, so the results come back through
+ * scratch: out and grad_in converted (exactly) to float32, the bf16 weight
+ * gradient added into the float32 grad_weight; the bias and its gradient
+ * stay float32 throughout. Accumulation inside cuDNN is float32.
+ *
  * Layout: plain NCHW fp32, as every CUDA tensor. NHWC (channels-last),
  * which tensor-core kernels prefer, was not measured: there was no GPU where
  * this was written. Nothing here has run on a GPU yet. */
 #include "common.cuh"
+#include "bf16.cuh"
 
 #include <limits.h>
 #include <stdio.h>
@@ -39,8 +52,10 @@ struct conv_entry {
     int64_t n, c, h, w, f, kh, kw; /* the key: the call's shape... */
     int64_t cg, wnumel;             /* input channels per group, weight elements */
     int tf32, det, bench, ws_mb;    /* ...and the switches when the entry was made */
+    int bf16;                        /* x, y, wd are bf16 (CRL_CUDA_BF16); yf the float32 y for the bias */
     uint64_t stamp;
     cudnnTensorDescriptor_t x, y, b; /* in / grad_in, out / grad_out, bias (1, F, 1, 1) */
+    cudnnTensorDescriptor_t yf;      /* bf16 entries only: out / grad_out as the float32 tensors they are */
     cudnnFilterDescriptor_t wd;
     /* one convolution descriptor per pass: each carries its own math type,
      * the one of the algorithm chosen for that pass */
@@ -60,6 +75,7 @@ static void entry_clear(conv_entry *e)
     if (e->x) cudnnDestroyTensorDescriptor(e->x);
     if (e->y) cudnnDestroyTensorDescriptor(e->y);
     if (e->b) cudnnDestroyTensorDescriptor(e->b);
+    if (e->yf) cudnnDestroyTensorDescriptor(e->yf);
     if (e->wd) cudnnDestroyFilterDescriptor(e->wd);
     for (int i = 0; i < 3; i++)
         if (e->conv[i]) cudnnDestroyConvolutionDescriptor(e->conv[i]);
@@ -99,16 +115,24 @@ static int build(conv_entry *e, const crl_conv2d_shape *s, const crl_conv2d_para
     CRL_CUDNN_TRY(cudnnCreateTensorDescriptor(&e->y), func);
     CRL_CUDNN_TRY(cudnnCreateTensorDescriptor(&e->b), func);
     CRL_CUDNN_TRY(cudnnCreateFilterDescriptor(&e->wd), func);
-    CRL_CUDNN_TRY(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)s->n, (int)s->c,
+    /* the operands' type: float32, or bf16 copies (PSEUDO_BFLOAT16_CONFIG) */
+    const cudnnDataType_t dt = e->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    CRL_CUDNN_TRY(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, dt, (int)s->n, (int)s->c,
                                              (int)s->h, (int)s->w), func);
-    CRL_CUDNN_TRY(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)s->n, (int)s->f,
+    CRL_CUDNN_TRY(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, dt, (int)s->n, (int)s->f,
                                              (int)s->oh, (int)s->ow), func);
     CRL_CUDNN_TRY(cudnnSetTensor4dDescriptor(e->b, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, (int)s->f, 1, 1), func);
-    CRL_CUDNN_TRY(cudnnSetFilter4dDescriptor(e->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)s->f, (int)s->cg,
+    CRL_CUDNN_TRY(cudnnSetFilter4dDescriptor(e->wd, dt, CUDNN_TENSOR_NCHW, (int)s->f, (int)s->cg,
                                              (int)s->kh, (int)s->kw), func);
+    if (e->bf16) {
+        CRL_CUDNN_TRY(cudnnCreateTensorDescriptor(&e->yf), func);
+        CRL_CUDNN_TRY(cudnnSetTensor4dDescriptor(e->yf, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)s->n, (int)s->f,
+                                                 (int)s->oh, (int)s->ow), func);
+    }
     /* TF32 allowed: the default math (tensor cores may run fp32 as TF32);
-     * else FMA math, which keeps fp32 to the FMA units */
-    cudnnMathType_t math = e->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+     * else FMA math, which keeps fp32 to the FMA units; bf16: tensor cores
+     * (the compute type below stays CUDNN_DATA_FLOAT in every case) */
+    cudnnMathType_t math = e->bf16 ? CUDNN_TENSOR_OP_MATH : e->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     for (int i = 0; i < 3; i++) {
         CRL_CUDNN_TRY(cudnnCreateConvolutionDescriptor(&e->conv[i]), func);
         CRL_CUDNN_TRY(cudnnSetConvolution2dDescriptor(e->conv[i], p->pad_h, p->pad_w, p->stride_h, p->stride_w,
@@ -134,12 +158,13 @@ static int find_entry(conv_entry **out, conv_state *st, const crl_conv2d_shape *
 {
     int tf32 = crl_gpu_option(CRL_CUDA_TF32) != 0, det = crl_gpu_option(CRL_CUDA_DETERMINISTIC) != 0;
     int bench = crl_gpu_option(CRL_CUDA_BENCHMARK) != 0, ws_mb = crl_gpu_option(CRL_CUDA_WORKSPACE_MB);
+    int bf16 = crl_gpu_option(CRL_CUDA_BF16) != 0;
     conv_entry *victim = &st->cache[0];
     for (int i = 0; i < CACHE; i++) {
         conv_entry *e = &st->cache[i];
         if (e->used && e->n == s->n && e->c == s->c && e->h == s->h && e->w == s->w && e->f == s->f &&
             e->kh == s->kh && e->kw == s->kw && e->tf32 == tf32 && e->det == det && e->bench == bench &&
-            e->ws_mb == ws_mb) {
+            e->ws_mb == ws_mb && e->bf16 == bf16) {
             e->stamp = ++st->clock;
             *out = e;
             return CRL_OK;
@@ -153,6 +178,7 @@ static int find_entry(conv_entry **out, conv_state *st, const crl_conv2d_shape *
     victim->cg = s->cg;
     victim->wnumel = s->f * s->cg * s->kh * s->kw;
     victim->tf32 = tf32; victim->det = det; victim->bench = bench; victim->ws_mb = ws_mb;
+    victim->bf16 = bf16;
     int rc = build(victim, s, p, func);
     if (rc) {
         entry_clear(victim);
@@ -168,13 +194,14 @@ static size_t ws_limit(const conv_entry *e) { return (size_t)(e->ws_mb > 0 ? e->
 
 /* The first result (cuDNN orders them best first) that ran or may run,
  * fits the workspace limit, is deterministic when asked, and keeps fp32
- * off the tensor cores unless TF32 is allowed; -1 if none. */
+ * off the tensor cores unless TF32 is allowed (bf16 entries are meant for
+ * them); -1 if none. */
 template <typename Perf> static int pick(const Perf *perf, int count, const conv_entry *e)
 {
     for (int i = 0; i < count; i++) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > ws_limit(e)) continue;
         if (e->det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-        if (!e->tf32 && (perf[i].mathType == CUDNN_TENSOR_OP_MATH ||
+        if (!e->bf16 && !e->tf32 && (perf[i].mathType == CUDNN_TENSOR_OP_MATH ||
                          perf[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
             continue;
         return i;
@@ -202,7 +229,7 @@ static int none_fits(const conv_entry *e, int pass, const char *func)
                     "within a %d MiB workspace%s%s (crlab.cuda: raise the workspace limit%s)",
                     pass_name[pass], (long long)e->n, (long long)e->c, (long long)e->h, (long long)e->w,
                     (long long)e->f, (long long)e->cg, (long long)e->kh, (long long)e->kw, e->ws_mb,
-                    e->det ? ", deterministic" : "", e->tf32 ? "" : ", without TF32",
+                    e->det ? ", deterministic" : "", e->bf16 ? ", bf16" : e->tf32 ? "" : ", without TF32",
                     e->det ? " or allow non-deterministic algorithms" : "");
 }
 
@@ -210,8 +237,8 @@ static int none_fits(const conv_entry *e, int pass, const char *func)
  * CRL_CUDA_BENCHMARK a timing of the candidates on the call's own data
  * (buffers the timing may write: the pass's output, or for the filter pass
  * a scratch copy, since grad_weight accumulates). */
-static int choose(conv_entry *e, int pass, cudnnHandle_t h, const float *x, const float *w, float *y, const float *dy,
-                  float *dx, const char *func)
+static int choose(conv_entry *e, int pass, cudnnHandle_t h, const void *x, const void *w, void *y, const void *dy,
+                  void *dx, const char *func)
 {
     if (e->chosen[pass]) return CRL_OK;
     int count = 0, idx = -1;
@@ -251,9 +278,10 @@ static int choose(conv_entry *e, int pass, cudnnHandle_t h, const float *x, cons
         CRL_CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, e->x, e->y, cd, e->wd, MAX_PERF, &count, perf),
                       func);
         if (e->bench) {
-            /* scratch: [workspace | a throw-away weight gradient, 256-aligned] */
+            /* scratch: [workspace | a throw-away weight gradient (of the
+             * filter descriptor's type), 256-aligned] */
             size_t wsz = find_workspace(perf, count, e), off = (wsz + 255) & ~(size_t)255;
-            size_t dwbytes = (size_t)e->wnumel * sizeof(float);
+            size_t dwbytes = (size_t)e->wnumel * (e->bf16 ? sizeof(uint16_t) : sizeof(float));
             void *ws = NULL;
             int rc = crl_gpu_scratch(&ws, (int64_t)(off + dwbytes), func);
             if (rc) return rc;
@@ -321,6 +349,7 @@ static void describe(crl_conv2d_plan *pl, const conv_entry *e)
         else
             n += snprintf(text + n, sizeof text - (size_t)n, "%s %s -", i ? " |" : "", label[i]);
     }
+    if (e->bf16 && n >= 0 && n < (int)sizeof text) snprintf(text + n, sizeof text - (size_t)n, " | bf16 operands");
     crl_conv2d_plan_set_description(pl, text);
 }
 
@@ -332,6 +361,83 @@ static int workspace(void **ws, const conv_entry *e, int pass, const char *func)
     *ws = NULL;
     if (e->ws[pass] == 0) return CRL_OK;
     return crl_gpu_scratch(ws, (int64_t)e->ws[pass], func);
+}
+
+/* ---- bf16 mixed precision: the passes on bf16 copies --------------------------------------- */
+
+/* y (float32, xn elements in, yn out) = conv(x, w) through bf16 copies of
+ * x and w and a bf16 result, converted back exactly. Scaling factors are
+ * float for every data type but double (cuDNN's rule). */
+static int forward_bf16(conv_entry *e, cudnnHandle_t h, float *y, const float *x, const float *w, int64_t xn,
+                        int64_t yn)
+{
+    crl_tensor *tx = NULL, *tw = NULL, *ty = NULL;
+    uint16_t *bx = NULL, *bw = NULL, *by = NULL;
+    int rc = crl_gpu_bf16_copy(&tx, &bx, x, xn, FWD);
+    if (rc == CRL_OK) rc = crl_gpu_bf16_copy(&tw, &bw, w, e->wnumel, FWD);
+    if (rc == CRL_OK) rc = crl_gpu_bf16_buffer(&ty, &by, yn);
+    if (rc == CRL_OK) rc = choose(e, PASS_FWD, h, bx, bw, by, NULL, NULL, FWD);
+    void *ws = NULL;
+    if (rc == CRL_OK) rc = workspace(&ws, e, PASS_FWD, FWD);
+    if (rc == CRL_OK) {
+        const float one = 1.0f, zero = 0.0f;
+        cudnnStatus_t st = cudnnConvolutionForward(h, &one, e->x, bx, e->wd, bw, e->conv[PASS_FWD],
+                                                   (cudnnConvolutionFwdAlgo_t)e->algo[PASS_FWD], ws,
+                                                   e->ws[PASS_FWD], &zero, e->y, by);
+        rc = st == CUDNN_STATUS_SUCCESS ? crl_gpu_bf16_to_float(y, by, yn, 0, FWD)
+                                        : crl_gpu_cudnn_fail(st, FWD, "cudnnConvolutionForward (bf16)");
+    }
+    crl_tensor_free(tx);
+    crl_tensor_free(tw);
+    crl_tensor_free(ty);
+    return rc;
+}
+
+/* grad_in (dx, overwritten) and grad_weight (dw, accumulated in float32),
+ * either may be NULL, through bf16 copies of grad_out, weight and in: each
+ * pass writes a bf16 result (beta 0) that is then converted into dx or
+ * added into dw. */
+static int backward_bf16(conv_entry *e, cudnnHandle_t h, float *dx, float *dw, const float *dy, const float *x,
+                         const float *w, int64_t xn, int64_t yn)
+{
+    crl_tensor *tdy = NULL, *tx = NULL, *tw = NULL, *tout = NULL;
+    uint16_t *bdy = NULL, *bx = NULL, *bw = NULL, *bout = NULL;
+    const float one = 1.0f, zero = 0.0f;
+    void *ws = NULL;
+    int rc = crl_gpu_bf16_copy(&tdy, &bdy, dy, yn, BWD);
+    if (rc == CRL_OK && dx) {
+        rc = crl_gpu_bf16_copy(&tw, &bw, w, e->wnumel, BWD);
+        if (rc == CRL_OK) rc = crl_gpu_bf16_buffer(&tout, &bout, xn);
+        if (rc == CRL_OK) rc = choose(e, PASS_DATA, h, NULL, bw, NULL, bdy, bout, BWD);
+        if (rc == CRL_OK) rc = workspace(&ws, e, PASS_DATA, BWD);
+        if (rc == CRL_OK) {
+            cudnnStatus_t st = cudnnConvolutionBackwardData(h, &one, e->wd, bw, e->y, bdy, e->conv[PASS_DATA],
+                                                            (cudnnConvolutionBwdDataAlgo_t)e->algo[PASS_DATA], ws,
+                                                            e->ws[PASS_DATA], &zero, e->x, bout);
+            rc = st == CUDNN_STATUS_SUCCESS ? crl_gpu_bf16_to_float(dx, bout, xn, 0, BWD)
+                                            : crl_gpu_cudnn_fail(st, BWD, "cudnnConvolutionBackwardData (bf16)");
+        }
+        crl_tensor_free(tout);
+        tout = NULL;
+    }
+    if (rc == CRL_OK && dw) {
+        rc = crl_gpu_bf16_copy(&tx, &bx, x, xn, BWD);
+        if (rc == CRL_OK) rc = crl_gpu_bf16_buffer(&tout, &bout, e->wnumel);
+        if (rc == CRL_OK) rc = choose(e, PASS_FILTER, h, bx, NULL, NULL, bdy, NULL, BWD);
+        if (rc == CRL_OK) rc = workspace(&ws, e, PASS_FILTER, BWD);
+        if (rc == CRL_OK) {
+            cudnnStatus_t st = cudnnConvolutionBackwardFilter(h, &one, e->x, bx, e->y, bdy, e->conv[PASS_FILTER],
+                                                              (cudnnConvolutionBwdFilterAlgo_t)e->algo[PASS_FILTER],
+                                                              ws, e->ws[PASS_FILTER], &zero, e->wd, bout);
+            rc = st == CUDNN_STATUS_SUCCESS ? crl_gpu_bf16_to_float(dw, bout, e->wnumel, 1, BWD)
+                                            : crl_gpu_cudnn_fail(st, BWD, "cudnnConvolutionBackwardFilter (bf16)");
+        }
+    }
+    crl_tensor_free(tdy);
+    crl_tensor_free(tx);
+    crl_tensor_free(tw);
+    crl_tensor_free(tout);
+    return rc;
 }
 
 extern "C" int crl_gpu_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out, const crl_tensor *in,
@@ -351,14 +457,20 @@ extern "C" int crl_gpu_conv2d_plan_forward(crl_conv2d_plan *pl, crl_tensor *out,
     if ((rc = state_of(&st, pl, FWD)) || (rc = find_entry(&e, st, &s, crl_conv2d_plan_params(pl), FWD))) return rc;
     float *y = dptr(out);
     const float *x = dptr(in), *w = dptr(weight);
-    if ((rc = choose(e, PASS_FWD, h, x, w, y, NULL, NULL, FWD))) return rc;
-    void *ws;
-    if ((rc = workspace(&ws, e, PASS_FWD, FWD))) return rc;
-    const float one = 1.0f, zero = 0.0f;
-    CRL_CUDNN_TRY(cudnnConvolutionForward(h, &one, e->x, x, e->wd, w, e->conv[PASS_FWD],
-                                          (cudnnConvolutionFwdAlgo_t)e->algo[PASS_FWD], ws, e->ws[PASS_FWD], &zero,
-                                          e->y, y), FWD);
-    if (bias) CRL_CUDNN_TRY(cudnnAddTensor(h, &one, e->b, dptr(bias), &one, e->y, y), FWD);
+    if (e->bf16) {
+        rc = forward_bf16(e, h, y, x, w, s.n * s.c * s.h * s.w, s.n * s.f * s.oh * s.ow);
+        if (rc) return rc;
+    } else {
+        if ((rc = choose(e, PASS_FWD, h, x, w, y, NULL, NULL, FWD))) return rc;
+        void *ws;
+        if ((rc = workspace(&ws, e, PASS_FWD, FWD))) return rc;
+        const float one = 1.0f, zero = 0.0f;
+        CRL_CUDNN_TRY(cudnnConvolutionForward(h, &one, e->x, x, e->wd, w, e->conv[PASS_FWD],
+                                              (cudnnConvolutionFwdAlgo_t)e->algo[PASS_FWD], ws, e->ws[PASS_FWD],
+                                              &zero, e->y, y), FWD);
+    }
+    const float one = 1.0f;
+    if (bias) CRL_CUDNN_TRY(cudnnAddTensor(h, &one, e->b, dptr(bias), &one, e->bf16 ? e->yf : e->y, y), FWD);
     describe(pl, e);
     return CRL_OK;
 }
@@ -387,7 +499,11 @@ extern "C" int crl_gpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *gra
     const float *x = dptr(in), *w = dptr(weight), *dy = dptr(grad_out);
     const float one = 1.0f, zero = 0.0f;
     void *ws;
-    if (grad_in) {
+    if (e->bf16 && (grad_in || grad_weight)) {
+        rc = backward_bf16(e, h, grad_in ? dptr(grad_in) : NULL, grad_weight ? dptr(grad_weight) : NULL, dy, x, w,
+                           s.n * s.c * s.h * s.w, s.n * s.f * s.oh * s.ow);
+        if (rc) return rc;
+    } else if (grad_in) {
         float *dx = dptr(grad_in);
         if ((rc = choose(e, PASS_DATA, h, x, w, NULL, dy, dx, BWD))) return rc;
         if ((rc = workspace(&ws, e, PASS_DATA, BWD))) return rc;
@@ -395,7 +511,7 @@ extern "C" int crl_gpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *gra
                                                    (cudnnConvolutionBwdDataAlgo_t)e->algo[PASS_DATA], ws,
                                                    e->ws[PASS_DATA], &zero, e->x, dx), BWD);
     }
-    if (grad_weight) {
+    if (grad_weight && !e->bf16) {
         if ((rc = choose(e, PASS_FILTER, h, x, w, NULL, dy, NULL, BWD))) return rc;
         if ((rc = workspace(&ws, e, PASS_FILTER, BWD))) return rc;
         /* beta = 1: accumulated, as the API promises */
@@ -403,7 +519,9 @@ extern "C" int crl_gpu_conv2d_plan_backward(crl_conv2d_plan *pl, crl_tensor *gra
                                                      (cudnnConvolutionBwdFilterAlgo_t)e->algo[PASS_FILTER], ws,
                                                      e->ws[PASS_FILTER], &one, e->wd, dptr(grad_weight)), BWD);
     }
-    if (grad_bias) CRL_CUDNN_TRY(cudnnConvolutionBackwardBias(h, &one, e->y, dy, &one, e->b, dptr(grad_bias)), BWD);
+    if (grad_bias)
+        CRL_CUDNN_TRY(cudnnConvolutionBackwardBias(h, &one, e->bf16 ? e->yf : e->y, dy, &one, e->b, dptr(grad_bias)),
+                      BWD);
     describe(pl, e);
     return CRL_OK;
 }

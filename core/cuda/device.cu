@@ -84,7 +84,7 @@ Device devices[MAX_DEVICES];
 int current_device;
 int device_total = -1;
 std::map<const char *, Pinned> pinned; /* page-locked blocks by start address */
-int options[4] = {1, 0, 0, 1024};      /* TF32, DETERMINISTIC, BENCHMARK, WORKSPACE_MB */
+int options[5] = {1, 0, 0, 1024, 0};   /* TF32, DETERMINISTIC, BENCHMARK, WORKSPACE_MB, BF16 */
 
 const char *human(char *buf, size_t n, int64_t bytes)
 {
@@ -350,7 +350,7 @@ cudnnHandle_t crl_gpu_cudnn(const char *func)
     return d.cudnn;
 }
 
-int crl_gpu_option(int option) { return option >= 0 && option < 4 ? options[option] : 0; }
+int crl_gpu_option(int option) { return option >= 0 && option < 5 ? options[option] : 0; }
 
 int crl_gpu_no_capture(const char *func, const char *what)
 {
@@ -575,9 +575,9 @@ static int rt_empty_cache(void)
 
 static int rt_set_option(int option, int value)
 {
-    static const char *const names[4] = {"TF32", "DETERMINISTIC", "BENCHMARK", "WORKSPACE_MB"};
-    if (option < 0 || option > 3)
-        return crl_fail(CRL_ERR_ARG, "crl_cuda_set_option", "unknown option %d (0..3)", option);
+    static const char *const names[5] = {"TF32", "DETERMINISTIC", "BENCHMARK", "WORKSPACE_MB", "BF16"};
+    if (option < 0 || option > 4)
+        return crl_fail(CRL_ERR_ARG, "crl_cuda_set_option", "unknown option %d (0..4)", option);
     if (option == CRL_CUDA_WORKSPACE_MB ? value < 0 : (value != 0 && value != 1))
         return crl_fail(CRL_ERR_ARG, "crl_cuda_set_option", "%s must be %s, got %d", names[option],
                         option == CRL_CUDA_WORKSPACE_MB ? ">= 0" : "0 or 1", value);

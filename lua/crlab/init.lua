@@ -62,6 +62,9 @@ crlab.cuda = {
   allowTF32 = cudaFlag(core.C.CRL_CUDA_TF32, 'allowTF32'),         -- TF32 tensor cores for fp32 conv/GEMM (default true)
   deterministic = cudaFlag(core.C.CRL_CUDA_DETERMINISTIC, 'deterministic'), -- deterministic cuDNN algorithms only (default false)
   benchmark = cudaFlag(core.C.CRL_CUDA_BENCHMARK, 'benchmark'),         -- time conv algorithms once per shape (default false)
+  -- bf16 mixed precision (default false): convolutions and GEMMs round their operands to bfloat16 and
+  -- run on tensor cores, accumulating in float32; every tensor (weights, activations, gradients) stays float32
+  bf16 = cudaFlag(core.C.CRL_CUDA_BF16, 'bf16'),
 }
 function crlab.cuda.setWorkspaceLimit(mb)
   if type(mb) ~= 'number' or mb < 0 or mb % 1 ~= 0 then

@@ -69,6 +69,8 @@ M.options = {
   {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
   {'device', 'cpu', 'cpu | cuda: where the model trains'},
   {'cuda-graph', false, 'cuda: replay the forward and backward pass as one CUDA graph (no dropout)'},
+  {'precision', 'fp32', 'fp32 | bf16: bf16 runs convolutions and matrix products in bfloat16 on tensor cores '
+                         .. '(float32 weights, activations and optimiser; --device cuda only)'},
   {'threads', 0, 'CPU threads (0: all cores)'},
   {'train-limit', 0, 'use only the first N training images (0: all)'},
   {'test-limit', 0, 'use only the first N test images (0: all)'},
@@ -130,6 +132,13 @@ function M.check_device(o)
   local dev = o.device or 'cpu'
   if dev ~= 'cpu' and dev ~= 'cuda' then
     error("train: unknown device '" .. tostring(dev) .. "' (cpu, cuda)", 0)
+  end
+  local prec = o.precision or 'fp32'
+  if prec ~= 'fp32' and prec ~= 'bf16' then
+    error("train: unknown precision '" .. tostring(prec) .. "' (fp32, bf16)", 0)
+  end
+  if prec == 'bf16' and dev ~= 'cuda' then
+    error('train: --precision bf16 needs --device cuda (the CPU trains in fp32)', 0)
   end
   if dev == 'cuda' and not crlab.cuda.available() then
     local _, why = pcall(function() return crlab.zeros(1):cuda() end)
@@ -413,7 +422,11 @@ function M.run(o)
   model:skipInputGradient() -- the images need no gradient
   if o['cuda-graph'] then M.check_graph(model, o.model) end
   -- moved before the slabs are made: the optimiser takes its device from them
-  if device == 'cuda' then model:cuda() end
+  if device == 'cuda' then
+    model:cuda()
+    -- process-wide: set either way, so that an earlier run's choice does not carry over
+    crlab.cuda.bf16((o.precision or 'fp32') == 'bf16')
+  end
   local params, grads, ranges = model:getParameters()
   local crit = make_loss(o, 'mean')
   local opt = make_optimizer(o, params, grads, ranges)
@@ -454,6 +467,7 @@ function M.run(o)
   csv:close()
   if not o.quiet then
     local where = device == 'cuda' and 'on ' .. crlab.cuda.deviceName() or C.crl_get_num_threads() .. ' threads'
+    if device == 'cuda' and o.precision == 'bf16' then where = where .. ' (bf16 mixed precision)' end
     print(string.format('%s: %s on %s (%d train / %d test images), loss %s, %d parameters, %s -> %s',
                         start > 1 and 'resuming at epoch ' .. start or 'training', o.model, o.dataset,
                         train_split:size(), test_split:size(), tostring(crit), params:numel(), where, dir))

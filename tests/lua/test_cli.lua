@@ -82,6 +82,12 @@ end
 out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device tpu --out /nonexistent/x')
 t.ok(rc == 2 and out:find("unknown device 'tpu' (cpu, cuda)", 1, true), 'an unknown --device is refused: ' ..
      out:gsub('\n', ' | '))
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --precision bf16 --out /nonexistent/x')
+t.ok(rc == 2 and out:find('--precision bf16 needs --device cuda', 1, true) and not out:find('traceback', 1, true),
+     '--precision bf16 without --device cuda is refused at once: ' .. out:gsub('\n', ' | '))
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --precision half --out /nonexistent/x')
+t.ok(rc == 2 and out:find("unknown precision 'half' (fp32, bf16)", 1, true), 'an unknown --precision is refused: ' ..
+     out:gsub('\n', ' | '))
 local session0 = 't = crlab.tensor{1,2}\nt[5]\nprint("after")\n'
 out, rc = sh(crlab_cmd, session0)
 t.ok(out:find('stdin:1: index 5 is out of range for dimension 1 of size 2', 1, true) and out:find('after', 1, true),

@@ -109,6 +109,12 @@ else
 end
 t.errors(function() train.run(opts({'--device', 'gpu', '--out', tmp .. '/x'})) end, "unknown device 'gpu'",
          'an unknown device name')
+t.errors(function() train.run(opts({'--precision', 'bf16', '--out', tmp .. '/x'})) end,
+         '--precision bf16 needs --device cuda', 'bf16 on the CPU is refused before any work')
+t.errors(function() train.run(opts({'--precision', 'fp16', '--device', 'cuda', '--out', tmp .. '/x'})) end,
+         "unknown precision 'fp16' (fp32, bf16)", 'an unknown precision is refused, even before the device is tried')
+t.ok(train.defaults().precision == 'fp32', 'the default precision is fp32')
+t.ok(train.usage():find('--precision', 1, true) ~= nil, 'the usage lists --precision')
 
 -- resume: 2 epochs at once == the same run stopped after epoch 1 and resumed
 local whole = train.run(opts({'--epochs', '2', '--out', tmp .. '/whole', '--flip', '--crop', '2'}))
