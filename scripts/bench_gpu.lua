@@ -43,9 +43,13 @@ local function options(args)
   return o
 end
 
--- crlab's training images/s on the GPU, or nil and the error.
-local function measure(name, shape, iters)
+-- crlab's training images/s on the GPU, or nil and the error. mode:
+-- 'eager'; 'graph' (forward, loss and backward replayed as one CUDA graph,
+-- the optimiser step eager, as train.lua --cuda-graph does); 'bf16'.
+local function measure(name, shape, iters, mode)
+  mode = mode or 'eager'
   local ok, res = pcall(function()
+    crlab.cuda.bf16(mode == 'bf16')
     crlab.manualSeed(0)
     local model = models.build(name, {channels = shape[2], classes = 10, size = shape[3]}):skipInputGradient()
     model:cuda()
@@ -55,22 +59,30 @@ local function measure(name, shape, iters)
     local y = crlab.randperm(shape[1])
     for i = 1, shape[1] do y[i] = y[i] % 10 end
     local x, yd = crlab.randn(shape):cuda(), y:cuda()
-    local function step()
+    local function pass()
       local out = model:forward(x)
       crit:forwardTensor(out, yd) -- the loss stays on the device: no read-back, no sync per step
       grads:zero()
       model:backward(x, crit:backward(out, yd))
+    end
+    local g
+    local function step()
+      if g then g:replay() else pass() end
       opt:step(0.01)
     end
     local t0 = now()
     for _ = 1, 3 do step() end
+    if mode == 'graph' then g = crlab.cuda.graph(pass) end
     crlab.cuda.synchronize()
     local warm = now() - t0
     t0 = now()
     for _ = 1, iters do step() end
     crlab.cuda.synchronize()
-    return {ips = shape[1] * iters / (now() - t0), warm = warm}
+    local ips = shape[1] * iters / (now() - t0)
+    if g then g:free() end
+    return {ips = ips, warm = warm}
   end)
+  pcall(crlab.cuda.bf16, false)
   collectgarbage()
   collectgarbage()
   pcall(crlab.cuda.emptyCache) -- leave the memory to the PyTorch process that follows
@@ -135,6 +147,8 @@ function M.main(args)
       r.note = 'not run: the time budget is spent'
     else
       r.crlab, r.err = measure(r.name, r.shape, o.iters)
+      r.graph, r.graph_err = measure(r.name, r.shape, o.iters, 'graph')
+      if o.bf16 then r.cbf16, r.bf16_err = measure(r.name, r.shape, o.iters, 'bf16') end
       if o.torch and left() > 10 then
         local pt, why = torch_run(r.name, r.shape[1], o.iters, 'both', nil, math.min(left() - 5, 240))
         if pt then
@@ -146,9 +160,10 @@ function M.main(args)
           r.torch_err = why
         end
       end
-      print(string.format('%-10s crlab %s%s | PyTorch NCHW %s, channels_last %s | ratio %s', r.name,
-                          fmt(r.crlab and r.crlab.ips), r.err and (' (' .. r.err .. ')') or '', fmt(r.nchw),
-                          fmt(r.nhwc), ratio(r.crlab and r.crlab.ips, r.best))
+      print(string.format('%-10s crlab %s%s, with CUDA graphs %s%s | PyTorch NCHW %s, channels_last %s | ratio %s',
+                          r.name, fmt(r.crlab and r.crlab.ips), r.err and (' (' .. r.err .. ')') or '',
+                          fmt(r.graph and r.graph.ips), r.graph_err and (' (' .. r.graph_err .. ')') or '',
+                          fmt(r.nchw), fmt(r.nhwc), ratio(r.crlab and r.crlab.ips, r.best))
             .. (r.torch_err and ('  [PyTorch: ' .. r.torch_err .. ']') or ''))
       io.stdout:flush()
     end
@@ -187,21 +202,27 @@ function M.main(args)
   print()
   print(string.format('%s -- PyTorch %s%s', gpu, torch_version or (o.torch and 'did not run' or 'not asked for'),
                       torch_gpu and torch_gpu ~= gpu and (' on ' .. torch_gpu) or ''))
-  local head = string.format('%-10s %-11s %9s %9s %9s %7s %9s %7s', 'model', 'input', 'crlab', 'pt NCHW', 'pt NHWC',
-                             'ratio', 'pt comp.', 'ratio')
-  if o.bf16 then head = head .. string.format(' %9s', 'pt bf16') end
+  local head = string.format('%-10s %-11s %9s %9s %9s %9s %7s %7s %9s %7s', 'model', 'input', 'crlab', 'cr graph',
+                             'pt NCHW', 'pt NHWC', 'ratio', 'gr/pt', 'pt comp.', 'ratio')
+  if o.bf16 then head = head .. string.format(' %9s %9s %7s', 'cr bf16', 'pt bf16', 'ratio') end
   print(head)
   local ok = true
   for _, r in ipairs(rows) do
     local c = r.crlab and r.crlab.ips
     ok = ok and c ~= nil
-    local line = string.format('%-10s %-11s %9s %9s %9s %7s %9s %7s', r.name,
-                               table.concat({r.shape[2], r.shape[3], r.shape[4]}, 'x'), fmt(c), fmt(r.nchw),
-                               fmt(r.nhwc), ratio(c, r.best), fmt(r.compiled), ratio(c, r.compiled))
-    if o.bf16 then line = line .. string.format(' %9s', fmt(r.bf16)) end
+    local gr = r.graph and r.graph.ips
+    local line = string.format('%-10s %-11s %9s %9s %9s %9s %7s %7s %9s %7s', r.name,
+                               table.concat({r.shape[2], r.shape[3], r.shape[4]}, 'x'), fmt(c), fmt(gr),
+                               fmt(r.nchw), fmt(r.nhwc), ratio(c, r.best), ratio(gr, r.best), fmt(r.compiled),
+                               ratio(math.max(c or 0, gr or 0), r.compiled))
+    if o.bf16 then
+      local cb = r.cbf16 and r.cbf16.ips
+      line = line .. string.format(' %9s %9s %7s', fmt(cb), fmt(r.bf16), ratio(cb, r.bf16))
+    end
     print(line)
   end
-  print('(images/s, batch 128; ratio = crlab / the better PyTorch eager layout, and / torch.compile; ' ..
+  print('(images/s, batch 128; ratio = crlab eager / the better PyTorch eager layout, gr/pt = crlab with CUDA ' ..
+        'graphs / the same, the last ratio = crlab\'s better / torch.compile; ' ..
         string.format('crlab warm-up (3 steps incl. autotuning): %s)',
                       table.concat((function()
                         local w = {}
@@ -212,6 +233,8 @@ function M.main(args)
                       end)(), ', ')))
   for _, r in ipairs(rows) do
     if r.err then print(r.name .. ': crlab failed: ' .. r.err) end
+    if r.graph_err then print(r.name .. ': crlab with CUDA graphs failed: ' .. r.graph_err) end
+    if r.bf16_err then print(r.name .. ': crlab bf16 failed: ' .. r.bf16_err) end
     if r.note then print(r.name .. ': ' .. r.note) end
   end
   return ok
