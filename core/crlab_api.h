@@ -511,6 +511,13 @@ int64_t crl_rss_bytes(void);
 /* Number of threads the CPU kernels use (OpenMP and OpenBLAS). */
 void crl_set_num_threads(int n);
 int crl_get_num_threads(void);
+/* Ctrl-C at the interactive prompt. crl_interrupt_arm installs a SIGINT
+ * handler that only notes the signal (a blocked read returns with EINTR);
+ * crl_interrupt_take returns 1 once per noted signal (then 0 until the next);
+ * crl_interrupt_disarm puts back the handler found by arm. */
+int crl_interrupt_arm(void);
+int crl_interrupt_take(void);
+void crl_interrupt_disarm(void);
 
 /* ---- losses, results left in tensors --------------------------------------- */
 

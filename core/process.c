@@ -1,7 +1,11 @@
 /* process.c -- process-level facts and settings: resident memory (for the
- * memory-flatness check) and the CPU kernels' thread count. */
+ * memory-flatness check), the CPU kernels' thread count, and the SIGINT
+ * handler of the interactive prompt. */
 #include <cblas.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -54,3 +58,39 @@ int crl_get_num_threads(void)
     return 1;
 #endif
 }
+
+/* Ctrl-C for the prompt: the handler only notes the signal; the prompt
+ * takes the note between Lua instructions (a debug hook) or when a read
+ * returns early. No SA_RESTART, so a blocked read returns with EINTR. */
+static volatile sig_atomic_t interrupted;
+static struct sigaction sigint_before;
+static int sigint_armed;
+
+static void note_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+int crl_interrupt_arm(void)
+{
+    if (sigint_armed) return CRL_OK;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_interrupt;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, &sigint_before) != 0)
+        return crl_fail(CRL_ERR_ARG, __func__, "cannot install a SIGINT handler: %s", strerror(errno));
+    interrupted = 0;
+    sigint_armed = 1;
+    return CRL_OK;
+}
+
+void crl_interrupt_disarm(void)
+{
+    if (!sigint_armed) return;
+    sigaction(SIGINT, &sigint_before, NULL);
+    sigint_armed = 0;
+}
+
+int crl_interrupt_take(void) { return __atomic_exchange_n(&interrupted, 0, __ATOMIC_SEQ_CST) ? 1 : 0; }

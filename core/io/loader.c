@@ -3,8 +3,10 @@
  * sample, run the transform pipeline with the sample's own Philox counter,
  * and write into one slot of a ring of reusable batch buffers; the consumer
  * takes the batches in order. A slot is refilled only after the consumer
- * has moved past it. The first error of any worker stops the epoch and is
- * handed to the consumer with its message (file name included). */
+ * has moved past it. An error stops the epoch: workers take no new batch,
+ * the batches before the failed one (all taken already) are still handed
+ * out in order, then the consumer gets the error of the earliest failed
+ * batch, named with its message (file name included). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ struct crl_loader {
     pthread_cond_t work, ready;
     int shutdown, active, failed;
     int64_t next_fill, next_take, released, in_flight, epoch;
+    int64_t failed_batch;                /* the earliest batch that failed (when failed) */
     int64_t skipped;
     char error[1024];
 };
@@ -163,7 +166,10 @@ static void *worker(void *arg)
         pthread_mutex_lock(&l->mu);
         l->in_flight--;
         if (rc != CRL_OK) {
-            if (!l->failed) snprintf(l->error, sizeof l->error, "%s", crl_last_error());
+            if (!l->failed || b < l->failed_batch) {
+                snprintf(l->error, sizeof l->error, "%s", crl_last_error());
+                l->failed_batch = b;
+            }
             l->failed = 1;
         } else {
             l->slot_batch[slot] = b;
@@ -421,8 +427,9 @@ int crl_loader_next(crl_loader *l, crl_tensor *images, crl_tensor *labels, int *
     pthread_cond_broadcast(&l->work);
     int64_t b = l->next_take;
     int slot = (int)(b % l->cfg.prefetch);
-    while (!l->failed && l->slot_batch[slot] != b) pthread_cond_wait(&l->ready, &l->mu);
-    if (l->failed) {
+    /* batches before a failed one were all taken by workers: wait for them */
+    while (!(l->failed && l->failed_batch <= b) && l->slot_batch[slot] != b) pthread_cond_wait(&l->ready, &l->mu);
+    if (l->failed && l->failed_batch <= b) {
         l->active = 0;
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", l->error);

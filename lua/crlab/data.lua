@@ -290,7 +290,7 @@ function M.cub200(dir, opts)
 end
 
 ---------------------------------------------------------------------------
--- Adience: aligned faces, 8 age groups, 5 folds
+-- Adience: aligned faces (aligned.tar.gz or faces.tar.gz), 8 age groups, 5 folds
 
 M.ADIENCE_AGES = {'(0, 2)', '(4, 6)', '(8, 12)', '(15, 20)', '(25, 32)', '(38, 43)', '(48, 53)', '(60, 100)'}
 
@@ -300,6 +300,16 @@ M.ADIENCE_AGES = {'(0, 2)', '(4, 6)', '(8, 12)', '(15, 20)', '(25, 32)', '(38, 4
 function M.adience(dir, opts)
   local fold = opts and opts.fold or 0
   if fold < 0 or fold > 4 or fold % 1 ~= 0 then fail('adience: fold must be 0..4, got ' .. tostring(fold)) end
+  -- the two official archives of the faces: aligned.tar.gz unpacks to
+  -- aligned/<user>/landmark_aligned_face.*, faces.tar.gz to
+  -- faces/<user>/coarse_tilt_aligned_face.*; the first is read when both are there
+  local subdirs = {}
+  for _, name in ipairs(list_dir(dir, 1)) do subdirs[name] = true end
+  local layout = subdirs.aligned and 'aligned/%s/landmark_aligned_face.%s.%s' or
+                 subdirs.faces and 'faces/%s/coarse_tilt_aligned_face.%s.%s'
+  if not layout then
+    fail(dir .. " holds neither 'aligned/' (aligned.tar.gz) nor 'faces/' (faces.tar.gz) of the Adience faces")
+  end
   local group = {}
   for i, a in ipairs(M.ADIENCE_AGES) do group[a] = i - 1 end
   local parts = {train = {{}, {}}, test = {{}, {}}}
@@ -318,7 +328,7 @@ function M.adience(dir, opts)
         if not (user and orig and face and age) then fail(string.format('%s line %d has too few columns', path, n)) end
         local g = group[age]
         if g then
-          local img = string.format('%s/aligned/%s/landmark_aligned_face.%s.%s', dir, user, face, orig)
+          local img = dir .. '/' .. string.format(layout, user, face, orig)
           if not exists(img) then fail(string.format('%s line %d names %s, which does not exist', path, n, img)) end
           local p = parts[f == fold and 'test' or 'train']
           p[1][#p[1] + 1] = img

@@ -4,6 +4,15 @@
 -- message and a short traceback and the prompt carries on. Line editing and
 -- history come from GNU readline through the FFI when the library is there
 -- (history in ~/.crlab_history); otherwise lines are read plainly.
+--
+-- Ctrl-C cancels the line being typed (a statement being continued
+-- included) or interrupts the running statement, every time; the session
+-- goes on. The SIGINT handler (in the core) only notes the signal; a count
+-- hook takes the note between Lua instructions, so a statement stops at its
+-- next Lua instruction (a long C call ends first). Compiled code runs no
+-- hooks, so the prompt turns the JIT compiler off while it runs (scripts
+-- run compiled); `jit.on()` typed at the prompt turns it back on, and then
+-- a compiled loop may ignore Ctrl-C.
 local ffi = require 'ffi'
 
 local M = {}
@@ -16,6 +25,10 @@ do
     int read_history(const char *filename);
     int write_history(const char *filename);
     extern int rl_inhibit_completion;
+    extern int rl_catch_signals;
+    extern int rl_point;
+    extern int rl_end;
+    extern int (*rl_getc_function)(void *);
     void free(void *ptr);
   ]])
   if ok then
@@ -105,10 +118,20 @@ local function compile(src)
   return loadstring(src, '=stdin')
 end
 
+local C -- the core's functions, once the prompt starts
+
+-- Called every HOOK_COUNT instructions while a statement runs.
+local HOOK_COUNT = 10000
+local function on_count()
+  if C.crl_interrupt_take() == 1 then error('interrupted (Ctrl-C)', 2) end
+end
+
 -- stdout is flushed before anything goes to stderr so that, piped, the
 -- two streams keep the order in which things happened.
 local function run(fn)
+  debug.sethook(on_count, '', HOOK_COUNT)
   local res = {xpcall(fn, M.traceback)}
+  debug.sethook()
   io.stdout:flush()
   if not res[1] then
     io.stderr:write(tostring(res[2]), '\n')
@@ -123,24 +146,67 @@ local function run(fn)
   end
 end
 
+local libc_ok = pcall(ffi.cdef, [[
+  struct _IO_FILE;
+  extern struct _IO_FILE *stdin;
+  void clearerr(struct _IO_FILE *stream);
+  long read(int fd, void *buf, size_t count);
+]])
+local EINTR = 4
+
 function M.start()
+  C = require('crlab.core').C
   local tty = is_tty()
   local history = (os.getenv('HOME') or '.') .. '/.crlab_history'
-  local read
-  if tty and rl then
+  local jit_was_on = jit.status()
+  jit.off()
+  jit.flush()
+  local read, getc, getc_before
+  if tty and rl and libc_ok then
     rl.rl_inhibit_completion = 1
     rl.read_history(history)
+    -- readline reads through this, so that Ctrl-C (EINTR, readline's own
+    -- handlers off) ends the line: an empty line at EOF returns NULL
+    local byte, cancelled = ffi.new('unsigned char[1]'), false
+    getc = ffi.cast('int (*)(void *)', function()
+      while not cancelled do
+        if C.crl_interrupt_take() == 1 then
+          cancelled = true
+        else
+          local n = ffi.C.read(0, byte, 1)
+          if n == 1 then return byte[0] end
+          if n == 0 or ffi.errno() ~= EINTR then return -1 end
+        end
+      end
+      rl.rl_point, rl.rl_end = 0, 0
+      return -1
+    end)
+    getc_before = rl.rl_getc_function
+    rl.rl_getc_function = getc
+    rl.rl_catch_signals = 0
     read = function(prompt)
+      cancelled = false
       local p = rl.readline(prompt)
-      if p == nil then return nil end
-      local s = ffi.string(p)
-      ffi.C.free(p)
+      local s = p ~= nil and ffi.string(p) or nil
+      if p ~= nil then ffi.C.free(p) end
+      if cancelled then
+        io.write('^C\n')
+        return nil, true
+      end
       return s
     end
+    -- a callback must not be entered from compiled code: never compile the caller
+    jit.off(read)
   else
     read = function(prompt)
       if tty then io.write(prompt) io.flush() end
-      return io.read('*l')
+      local s = io.read('*l')
+      if C.crl_interrupt_take() == 1 then
+        if libc_ok then ffi.C.clearerr(ffi.C.stdin) end -- the EINTR left stdin's error flag set
+        if tty then io.write('\n') end
+        return nil, true
+      end
+      return s
     end
   end
   if tty then
@@ -149,23 +215,26 @@ function M.start()
                         crlab.cuda.available() and (crlab.cuda.deviceCount() .. ' device(s)') or
                         (crlab.cuda.compiled() and 'no device' or 'not built')))
     print("'crlab' is loaded. Try: crlab.loss.crl{alpha=1.5}:forward(crlab.randn(4, 10), {0, 1, 2, 3})")
-    print('Ctrl-D or os.exit() to leave.')
+    print('Ctrl-D or os.exit() to leave; Ctrl-C cancels the line or stops the statement.')
   end
+  require('crlab.core').check(C.crl_interrupt_arm())
   while true do
-    local line = read('> ')
-    if line == nil then
+    C.crl_interrupt_take() -- a Ctrl-C that came after the last statement ended
+    local line, cancel = read('> ')
+    if line == nil and not cancel then
       if tty then io.write('\n') end
       break
     end
-    local src = line
+    local src = line or ''
     local fn, err = compile(src)
-    while not fn and incomplete(err) do
-      local more = read('>> ')
+    while not cancel and not fn and incomplete(err) do
+      local more
+      more, cancel = read('>> ')
       if more == nil then break end
       src = src .. '\n' .. more
       fn, err = compile(src)
     end
-    if src:find('%S') then
+    if not cancel and src:find('%S') then
       if tty and rl then
         rl.add_history(src)
         rl.write_history(history)
@@ -178,6 +247,12 @@ function M.start()
       end
     end
   end
+  C.crl_interrupt_disarm()
+  if getc then
+    rl.rl_getc_function = getc_before
+    getc:free()
+  end
+  if jit_was_on then jit.on() end
 end
 
 return M

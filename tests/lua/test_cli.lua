@@ -123,6 +123,79 @@ t.ok(out:find(' 1  2\n 3  4\n[crlab.FloatTensor of size 2x2]', 1, true),
      'the prompt goes on after an error and pretty-prints a tensor')
 t.ok(out:find('a : 1', 1, true), 'a table result is listed')
 t.ok(out:find('\n40\n', 1, true), '=expr prints the expression')
+-- Ctrl-C at the prompt: at an empty prompt it cancels the line, in a running
+-- statement it interrupts it (a tight loop the JIT would compile included),
+-- in a statement being continued it drops the statement; every time, and the
+-- session goes on. Through a pipe the signal is sent with kill -INT; under a
+-- pseudo-terminal (script(1), readline) it is typed: \003.
+local function ctrl_c_session(tty)
+  local d = os.tmpname()
+  os.remove(d)
+  os.execute('mkdir -p ' .. d)
+  -- (under `make asan` the readline session leaves readline's own allocations to LeakSanitizer: not checked)
+  local run = tty and string.format('HOME=%s TERM=dumb ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" script -qfec %s /dev/null',
+                                    d, q(crlab_cmd)) or crlab_cmd
+  local intr = tty and "printf '\\003' >&3" or 'kill -INT $pid'
+  local sh_script = table.concat({
+    'd=' .. d,
+    'mkfifo $d/in',
+    run .. ' < $d/in > $d/out 2>&1 &',
+    'pid=$!',
+    'exec 3> $d/in',
+    -- the words looked for are joined at run time, so an echo of the input never matches
+    'trap "" PIPE',
+    'fin() {',
+    '  exec 3>&-',
+    '  n=0; while kill -0 $pid 2>/dev/null && [ $n -lt 60 ]; do n=$((n+1)); sleep 0.05; done',
+    '  kill -0 $pid 2>/dev/null && { echo "(still running: killed)"; kill -KILL $pid; }',
+    '  wait $pid; echo "session rc=$?"',
+    '  tr -d "\\r" < $d/out',
+    '  exit 0',
+    '}',
+    'waitfor() { n=0; while ! grep -q "$1" $d/out; do n=$((n+1)); if [ $n -gt 200 ]; then echo "(no $1)"; fin; fi; sleep 0.05; done; }',
+    'echo \'print("rea".."dy")\' >&3; waitfor ready',
+    intr .. '; sleep 0.3',
+    'echo \'print("ali".."ve1")\' >&3; waitfor alive1',
+    'echo \'io.write("lo".."op1", string.char(10)) io.stdout:flush() local x = 0 while true do x = x + 1 end\' >&3; waitfor loop1; sleep 0.3',
+    intr .. '; sleep 0.3',
+    'echo \'print("ali".."ve2")\' >&3; waitfor alive2',
+    'echo \'io.write("lo".."op2", string.char(10)) io.stdout:flush() for i = 1, 1e15 do local y = i * 2 end\' >&3; waitfor loop2; sleep 0.3',
+    intr .. '; sleep 0.3',
+    'echo \'print("ali".."ve3")\' >&3; waitfor alive3',
+    'echo \'for i = 1, 2 do\' >&3; sleep 0.3',
+    intr .. '; sleep 0.3',
+    'echo \'print("ali".."ve4")\' >&3; waitfor alive4',
+    tty and "printf '\\004' >&3" or ':',
+    'fin',
+  }, '\n') .. '\n'
+  local f = io.open(d .. '/t.sh', 'w')
+  f:write(sh_script)
+  f:close()
+  local o = sh('sh ' .. d .. '/t.sh')
+  os.execute('rm -rf ' .. d)
+  local _, interrupted = o:gsub('interrupted', '')
+  return o, interrupted
+end
+local function all_alive(o)
+  return o:find('\nalive1\n', 1, true) and o:find('\nalive2\n', 1, true) and o:find('\nalive3\n', 1, true) and
+         o:find('\nalive4\n', 1, true) and not o:find('(no ', 1, true) and not o:find('still running', 1, true)
+end
+out = ctrl_c_session(false)
+local _, nint = out:gsub('interrupted', '')
+t.ok(all_alive(out) and out:find('session rc=0', 1, true) and nint == 2 and not out:find('repl.lua', 1, true) and
+     out:find('stdin:1:', 1, true),
+     'SIGINT at an empty prompt, in two loops (one JIT-compilable) and in a continued statement: the session ' ..
+     'goes on: ' .. out:gsub('\n', ' | '))
+if os.execute('command -v script > /dev/null 2>&1') == 0 and pcall(require('ffi').load, 'readline') then
+  out = ctrl_c_session(true)
+  _, nint = out:gsub('interrupted', '')
+  t.ok(all_alive(out) and out:find('session rc=0', 1, true) and nint == 2,
+       'Ctrl-C typed under a terminal (readline): the line is cancelled, both loops interrupted, the session goes ' ..
+       'on: ' .. out:gsub('\n', ' | '))
+else
+  t.skip('Ctrl-C under a terminal: no script(1) or no readline here')
+end
+
 -- show.lua on the real Fashion-MNIST and on a generated CIFAR-format fixture
 local dir = os.tmpname()
 os.remove(dir)

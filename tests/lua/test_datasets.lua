@@ -133,7 +133,7 @@ write(cub .. '/images.txt', table.concat(listing, '\n') .. '\n7 001.Black_footed
 t.errors(function() data.load('cub200', cub) end, 'images.txt line 7 names ' .. cub ..
          '/images/001.Black_footed_Albatross/missing.jpg, which does not exist', 'a split file naming a missing image')
 
--- Adience: aligned/<user>/landmark_aligned_face.<face>.<original>, fold_k_data.txt
+-- Adience: aligned/<user>/landmark_aligned_face.<face>.<original> (or faces/...), fold_k_data.txt
 local ad = tmp .. '/adience'
 mkdir(ad .. '/aligned/u1')
 local header = 'user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\tfiducial_yaw_angle\tfiducial_score'
@@ -162,6 +162,27 @@ for i = 1, a2.test:size() do
 end
 t.ok(found, 'Adience: the fold-2 face in age group (60, 100) is in the fold-2 test split with label 7')
 t.errors(function() data.load('adience', ad, {fold = 5}) end, 'fold must be 0..4', 'a fold outside 0..4')
+-- the other official archive, faces.tar.gz: faces/<user>/coarse_tilt_aligned_face.<face>.<original>
+local adf = tmp .. '/adience-faces'
+mkdir(adf .. '/faces/u1')
+for f = 0, 4 do
+  os.execute(string.format("cp '%s/fold_%d_data.txt' '%s/'", ad, f, adf))
+  for k = 1, 2 do
+    local face = f * 10 + k
+    image.saveJpeg(string.format('%s/faces/u1/coarse_tilt_aligned_face.%d.photo%d.jpg', adf, face, face),
+                   make_image(face, 3, 10, 10))
+  end
+end
+local ok_faces, af = pcall(data.load, 'adience', adf, {fold = 2})
+t.ok(ok_faces and af.train:size() == a2.train:size() and af.test:size() == a2.test:size() and af.skipped == 4 and
+     af.test.paths[1]:find('/faces/u1/coarse_tilt_aligned_face.', 1, true) ~= nil,
+     'Adience unpacked from faces.tar.gz (faces/<user>/coarse_tilt_aligned_face.*) is read as the aligned one: ' ..
+     tostring(ok_faces and af.test.paths[1] or af))
+local fi = ok_faces and af.test:get(1)
+t.ok(fi and same(fi, a2.test:get(1), 8), 'Adience faces layout: the same face reads the same image')
+mkdir(tmp .. '/adience-none')
+t.errors(function() data.load('adience', tmp .. '/adience-none') end, "holds neither 'aligned/' (aligned.tar.gz) " ..
+         "nor 'faces/' (faces.tar.gz)", 'a folder with neither Adience archive unpacked is named')
 write(ad .. '/fold_3_data.txt', header .. '\nu1\tnope.jpg\t99\t(0, 2)\tm\t0\t0\t1\t1\t0\t0\t1\n')
 t.errors(function() data.load('adience', ad) end, 'fold_3_data.txt line 2 names', 'a fold file naming a missing face')
 

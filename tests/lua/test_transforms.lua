@@ -216,6 +216,30 @@ local seen = 0
 for _, x in L4:epoch() do seen = seen + x:size(1) end
 t.ok(seen == 23 and L4:skipped() == 1, 'skipBad replaces the unreadable image and counts it (' .. L4:skipped() .. ')')
 L4:close()
+-- a corrupt image third in the list, batch 1: the two good batches before it
+-- come in order, then the error names batch 2 (0-based) and the file, on
+-- every run whatever the threads' timing
+local third = bad:head(6)
+local victim3 = third.paths[3]
+fh = io.open(victim3, 'wb')
+fh:write('not an image at all')
+fh:close()
+local runs_ok, report = 0, ''
+for run = 1, 20 do
+  local L5 = data.loader(third, {batch = 1, transform = aug, threads = 4, shuffle = false})
+  local got = {}
+  local ok5, e5 = pcall(function() for i, _, y in L5:epoch() do got[#got + 1] = i .. ':' .. y[1] end end)
+  L5:close()
+  local want = '1:' .. third.labels[1] .. ' 2:' .. third.labels[2]
+  if not ok5 and table.concat(got, ' ') == want and tostring(e5):find('batch 2: ', 1, true) and
+     tostring(e5):find(victim3, 1, true) then
+    runs_ok = runs_ok + 1
+  elseif report == '' then
+    report = 'run ' .. run .. ': delivered {' .. table.concat(got, ' ') .. '}, error ' .. tostring(e5)
+  end
+end
+t.eq(runs_ok, 20, 'a corrupt third image with batch 1: batches 1 and 2 delivered, then the error names batch 2 ' ..
+     'and the file, in 20 runs of 4 threads ' .. report)
 t.errors(function() data.loader(files.data, {transform = T.compose{T.hflip()}}) end, 'must end in a fixed size',
          'images of different sizes need a fixed-size pipeline')
 t.errors(function() data.loader(mem, {transform = caug, threads = 0}) end, 'threads in 1..256', 'zero threads')
