@@ -54,11 +54,12 @@ CRL_HD void crl_loss_pass1_merge(crl_loss_pass1 *a, const crl_loss_pass1 *b)
 }
 
 /* Second pass: s = sum_j exp(z_j - m), so = sum_{j != y} exp(z_j - mo);
- * the sums merge by addition. */
+ * the sums merge by addition. A -inf logit adds exp(-inf) = 0 to so even
+ * when mo is -inf too (every other logit -inf: so = 0, S = 0). */
 CRL_HD void crl_loss_pass2_add(double *s, double *so, const crl_loss_pass1 *a, double v, int is_label)
 {
     *s += exp(v - a->m);
-    if (!is_label) *so += exp(v - a->mo);
+    if (!is_label && v != -INFINITY) *so += exp(v - a->mo);
 }
 
 /* The per-row quantities every loss needs. */
@@ -102,8 +103,9 @@ CRL_HD double crl_loss_row_value(const crl_loss_stats *r, const crl_loss_spec *s
     double log_py = r->zy - r->lse;
     switch (spec->kind) {
     case CRL_LOSS_CE: {
+        /* the smoothing term only with e > 0: 0 * zsum is NaN for a -inf logit */
         double e = spec->smoothing;
-        return r->lse - (1 - e) * r->zy - e / (double)k * r->zsum;
+        return r->lse - (1 - e) * r->zy - (e > 0 ? e / (double)k * r->zsum : 0.0);
     }
     case CRL_LOSS_NLLR:
         return -log_py + r->log_s;
@@ -153,7 +155,8 @@ CRL_HD crl_loss_grad_row crl_loss_grad_of(const crl_loss_stats *r, const crl_los
         g.at_label = -g.f * exp(r->log_s - g.log_as);
     } else {
         double gam = spec->gamma, log_py = r->zy - r->lse, py = exp(log_py);
-        double w = pow(s, gam) - (s > 0 && gam > 0 ? gam * pow(s, gam - 1) * py * log_py : 0);
+        /* p log p -> 0 as p -> 0 (a -inf label logit) */
+        double w = pow(s, gam) - (s > 0 && gam > 0 && py > 0 ? gam * pow(s, gam - 1) * py * log_py : 0);
         g.up = up * w;
         g.at_label = -up * w * s;
     }
