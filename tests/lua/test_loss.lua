@@ -177,4 +177,22 @@ do
   t.ok(isnan(ce:forward(row{-inf, -inf, -inf}, {0})), 'CE of an all -inf row stays NaN (undefined)')
 end
 
+-- huge equal logits: the shift by the maximum is exact, so the values are those of {0, 0, 0}
+do
+  for _, s in ipairs({1e15, 1e16, 1e20, 3e38, -1e20}) do
+    local z = crlab.tensor({{s, s, s}})
+    t.close(crlab.loss.ce():forward(z, {0}), math.log(3), 1e-7, string.format('CE of three logits %g is log 3', s))
+    t.close(crlab.loss.ce{smoothing = 0.1}:forward(z, {0}), math.log(3), 1e-7,
+            string.format('smoothed CE of three logits %g is log 3', s))
+    t.close(crlab.loss.crl():forward(z, {0}), math.log(6.5), 1e-7,
+            string.format('CRL of three logits %g is log((1.5 + 2/3) / (1/3))', s))
+    t.close(crlab.loss.focal():forward(z, {0}), 4 / 9 * math.log(3), 1e-6,
+            string.format('focal of three logits %g is (2/3)^2 log 3', s))
+    local g = crlab.loss.ce():backward(z, {0}):totable()[1]
+    t.ok(math.abs(g[1] + 2 / 3) < 1e-6 and math.abs(g[2] - 1 / 3) < 1e-6,
+         string.format('CE backward of three logits %g is p - onehot (%s)', s, table.concat(g, ' ')))
+    t.close(z:softmax(2):sum(), 1, 1e-6, string.format('softmax of three logits %g sums to 1', s))
+    t.close(z:log_softmax(2)[1][2], -math.log(3), 1e-6, string.format('log_softmax of three logits %g is -log 3', s))
+  end
+end
 t.done()
