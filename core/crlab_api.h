@@ -109,8 +109,10 @@ const char *crl_tensor_shape_str(const crl_tensor *t, char *buf, int buflen);
 void *crl_tensor_data(const crl_tensor *t);
 
 /* Makes t contiguous with this shape, keeping dtype and device. Keeps the
- * storage when it is unshared and large enough, else allocates a new one
- * (old contents are not preserved then). */
+ * storage when it is large enough and either unshared or t already is
+ * contiguous of this shape, else allocates a new one (old contents are not
+ * preserved then): a view that must change shape or strides never writes
+ * through the storage it shares. Outputs of operations follow this rule. */
 int crl_tensor_resize(crl_tensor *t, int ndim, const int64_t *size);
 /* Resize t to src's shape (and dtype, device when t has no storage). */
 int crl_tensor_resize_as(crl_tensor *t, const crl_tensor *src);
