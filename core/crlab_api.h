@@ -510,8 +510,9 @@ double crl_time_seconds(void);
 int crl_isatty(int fd);
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 int64_t crl_rss_bytes(void);
-/* Number of threads the CPU kernels use (OpenMP and OpenBLAS). */
-void crl_set_num_threads(int n);
+/* Number of threads the CPU kernels use (OpenMP and OpenBLAS): n < 1 is
+ * 1; more than 1024 fails (CRL_ERR_ARG) and keeps the current count. */
+int crl_set_num_threads(int n);
 int crl_get_num_threads(void);
 
 /* ---- losses, results left in tensors --------------------------------------- */

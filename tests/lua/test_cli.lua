@@ -79,6 +79,16 @@ if not require('crlab').cuda.available() then
 else
   t.skip('train.lua --device cuda without a GPU: this machine has one')
 end
+-- --threads beyond what the C core allows is refused before any work (it
+-- crashed inside libgomp)
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --threads 100000 --out /nonexistent-dir/x')
+t.ok(rc == 1 and out:find('train: --threads: 100000 threads requested, at most 1024', 1, true) and
+     out:find('stack traceback', 1, true), 'train.lua --threads 100000 is refused with the limit: ' .. out:gsub('\n', ' | '))
+out, rc = sh(crlab_cmd .. ' -e ' .. q('local C = crlab.C; local before = C.crl_get_num_threads(); ' ..
+                                      'local rc = C.crl_set_num_threads(1025); ' ..
+                                      'print(rc ~= 0, C.crl_get_num_threads() == before, require("crlab.core").last_error())'))
+t.ok(rc == 0 and out:find('^true\ttrue\tcrl_set_num_threads: 1025 threads requested, at most 1024'),
+     'crl_set_num_threads(1025) fails, names the limit and keeps the count: ' .. out:gsub('\n', ' | '))
 out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device tpu --out /nonexistent/x')
 t.ok(rc == 2 and out:find("unknown device 'tpu' (cpu, cuda)", 1, true), 'an unknown --device is refused: ' ..
      out:gsub('\n', ' | '))
