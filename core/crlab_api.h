@@ -435,7 +435,12 @@ int crl_dir_list(crl_tensor *out, const char *path, int kind);
  * [0, 1] first; NORMALIZE maps them to (x - mean) / std. Every random draw
  * of transform j on a sample comes from the Philox blocks (seed,
  * counter + 16 j + k), so a sample's augmentation depends only on its
- * (seed, counter) -- not on threads or on the other samples. */
+ * (seed, counter) -- not on threads or on the other samples. A sample owns
+ * 256 blocks (the loader's counters are 256 apart), so a pipeline has at
+ * most 16 transforms; a longer one is refused (it would draw the next
+ * sample's numbers). */
+enum { CRL_TRANSFORM_BLOCKS = 16, CRL_SAMPLE_BLOCKS = 256,
+       CRL_MAX_TRANSFORMS = CRL_SAMPLE_BLOCKS / CRL_TRANSFORM_BLOCKS };
 
 enum { CRL_T_RANDOM_CROP = 0, CRL_T_CENTER_CROP = 1, CRL_T_RESIZE = 2, CRL_T_RANDOM_RESIZED_CROP = 3,
        CRL_T_HFLIP = 4, CRL_T_COLOR_JITTER = 5, CRL_T_LIGHTING = 6, CRL_T_CUTOUT = 7, CRL_T_NORMALIZE = 8 };
