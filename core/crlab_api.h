@@ -109,8 +109,10 @@ const char *crl_tensor_shape_str(const crl_tensor *t, char *buf, int buflen);
 void *crl_tensor_data(const crl_tensor *t);
 
 /* Makes t contiguous with this shape, keeping dtype and device. Keeps the
- * storage when it is unshared and large enough, else allocates a new one
- * (old contents are not preserved then). */
+ * storage when it is large enough and either unshared or t already is
+ * contiguous of this shape, else allocates a new one (old contents are not
+ * preserved then): a view that must change shape or strides never writes
+ * through the storage it shares. Outputs of operations follow this rule. */
 int crl_tensor_resize(crl_tensor *t, int ndim, const int64_t *size);
 /* Resize t to src's shape (and dtype, device when t has no storage). */
 int crl_tensor_resize_as(crl_tensor *t, const crl_tensor *src);
@@ -433,7 +435,12 @@ int crl_dir_list(crl_tensor *out, const char *path, int kind);
  * [0, 1] first; NORMALIZE maps them to (x - mean) / std. Every random draw
  * of transform j on a sample comes from the Philox blocks (seed,
  * counter + 16 j + k), so a sample's augmentation depends only on its
- * (seed, counter) -- not on threads or on the other samples. */
+ * (seed, counter) -- not on threads or on the other samples. A sample owns
+ * 256 blocks (the loader's counters are 256 apart), so a pipeline has at
+ * most 16 transforms; a longer one is refused (it would draw the next
+ * sample's numbers). */
+enum { CRL_TRANSFORM_BLOCKS = 16, CRL_SAMPLE_BLOCKS = 256,
+       CRL_MAX_TRANSFORMS = CRL_SAMPLE_BLOCKS / CRL_TRANSFORM_BLOCKS };
 
 enum { CRL_T_RANDOM_CROP = 0, CRL_T_CENTER_CROP = 1, CRL_T_RESIZE = 2, CRL_T_RANDOM_RESIZED_CROP = 3,
        CRL_T_HFLIP = 4, CRL_T_COLOR_JITTER = 5, CRL_T_LIGHTING = 6, CRL_T_CUTOUT = 7, CRL_T_NORMALIZE = 8 };
@@ -508,8 +515,9 @@ double crl_time_seconds(void);
 int crl_isatty(int fd);
 /* Resident set size of this process in bytes (from /proc/self/statm). */
 int64_t crl_rss_bytes(void);
-/* Number of threads the CPU kernels use (OpenMP and OpenBLAS). */
-void crl_set_num_threads(int n);
+/* Number of threads the CPU kernels use (OpenMP and OpenBLAS): n < 1 is
+ * 1; more than 1024 fails (CRL_ERR_ARG) and keeps the current count. */
+int crl_set_num_threads(int n);
 int crl_get_num_threads(void);
 /* Ctrl-C at the interactive prompt. crl_interrupt_arm installs a SIGINT
  * handler that only notes the signal (a blocked read returns with EINTR);

@@ -42,12 +42,21 @@ __attribute__((constructor)) static void single_threaded_blas(void)
     openblas_set_num_threads(1);
 }
 
-void crl_set_num_threads(int n)
+/* More threads than this is refused: libgomp does not fail cleanly when it
+ * cannot start them (100000 crashed in the first parallel region), and
+ * compute kernels gain nothing past a few threads per core. */
+#define CRL_MAX_THREADS 1024
+
+int crl_set_num_threads(int n)
 {
+    if (n > CRL_MAX_THREADS)
+        return crl_fail(CRL_ERR_ARG, __func__, "%d threads requested, at most %d (%ld CPUs online)", n,
+                        CRL_MAX_THREADS, sysconf(_SC_NPROCESSORS_ONLN));
     if (n < 1) n = 1;
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
+    return CRL_OK;
 }
 
 int crl_get_num_threads(void)

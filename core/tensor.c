@@ -287,11 +287,30 @@ static int64_t span_of(int ndim, const int64_t *size, int64_t numel, int layout)
     return size[0] * crl_layout_blocks(size[1], layout) * layout * size[2] * size[3];
 }
 
+/* Whether t already is a contiguous tensor of this shape and layout. */
+static int has_shape(const crl_tensor *t, int ndim, const int64_t *size, int layout)
+{
+    if (t->ndim != ndim || t->layout != layout) return 0;
+    int64_t stride = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        if (t->sizes[d] != size[d]) return 0;
+        if (size[d] != 1 && t->strides[d] != stride) return 0;
+        stride *= size[d];
+    }
+    return 1;
+}
+
+/* Keeps the storage when it is large enough and either unshared or already
+ * holding this contiguous shape (writing into a view of the result's shape
+ * is writing into the viewed tensor); a shared storage is never resized
+ * into, which would overwrite the other tensors' elements. */
 static int resize_layout(crl_tensor *t, int ndim, const int64_t *size, int64_t numel, int layout)
 {
     int64_t span = span_of(ndim, size, numel, layout);
     int64_t need = (t->offset + span) * crl_dtype_size(t->dtype);
-    if (t->storage == NULL || t->storage->nbytes < need) {
+    int shared = t->storage && __atomic_load_n(&t->storage->refcount, __ATOMIC_ACQUIRE) > 1 &&
+                 !has_shape(t, ndim, size, layout);
+    if (t->storage == NULL || t->storage->nbytes < need || shared) {
         crl_storage *s = crl_storage_new(span * crl_dtype_size(t->dtype), t->device);
         if (s == NULL) return CRL_ERR_NOMEM;
         crl_storage_release(t->storage);

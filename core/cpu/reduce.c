@@ -187,8 +187,9 @@ static int softmax_impl(crl_tensor *out, const crl_tensor *src, int dim, int wan
                 double shift = crl_softmax_shift(m);
                 double z = 0;
                 for (int64_t k = 0; k < s.n; k++) z += exp((double)xp[k * s.inner] - shift);
-                double logz = log(z) + shift;
-                for (int64_t k = 0; k < s.n; k++) yp[k * s.inner] = crl_softmax_out(xp[k * s.inner], logz, want_log);
+                double logz = log(z);
+                for (int64_t k = 0; k < s.n; k++)
+                    yp[k * s.inner] = crl_softmax_out(xp[k * s.inner], shift, logz, want_log);
             }
     }
     crl_tensor_free(s.tmp);

@@ -190,7 +190,7 @@ int crl_transform_run(float **result, int64_t *oc, int64_t *oh, int64_t *ow, con
     for (int j = 0; j < count; j++) {
         const crl_transform *tr = &t[j];
         draws d;
-        draws_init(&d, seed, counter + 16 * (uint64_t)j);
+        draws_init(&d, seed, counter + CRL_TRANSFORM_BLOCKS * (uint64_t)j);
         int64_t nh = h, nw = w;
         /* transforms that change the size write into the other buffer */
         int64_t y0 = 0, x0 = 0, rh = h, rw = w;
@@ -398,6 +398,9 @@ int crl_transform_run(float **result, int64_t *oc, int64_t *oh, int64_t *ow, con
 int crl_transform_check(const crl_transform *t, int count, const char *func)
 {
     if (count > 0 && t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument 'transforms' is NULL");
+    if (count > CRL_MAX_TRANSFORMS)
+        return crl_fail(CRL_ERR_ARG, func, "%d transforms, at most %d (each draws from %d of a sample's %d "
+                        "Philox blocks)", count, CRL_MAX_TRANSFORMS, CRL_TRANSFORM_BLOCKS, CRL_SAMPLE_BLOCKS);
     for (int j = 0; j < count; j++) {
         const crl_transform *tr = &t[j];
         switch (tr->kind) {

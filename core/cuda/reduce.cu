@@ -262,9 +262,9 @@ __global__ void softmax_dim_kernel(float *y, const float *x, crl_gpu_view vx, in
         for (int64_t k = lane; k < n; k += 32) z += exp((double)x[crl_gpu_offset(vx, base + k * inner)] - shift);
         for (int off = 16; off > 0; off >>= 1) z += __shfl_down_sync(FULL_MASK, z, off);
         z = __shfl_sync(FULL_MASK, z, 0);
-        double logz = log(z) + shift;
+        double logz = log(z);
         for (int64_t k = lane; k < n; k += 32)
-            y[base + k * inner] = crl_softmax_out(x[crl_gpu_offset(vx, base + k * inner)], logz, want_log);
+            y[base + k * inner] = crl_softmax_out(x[crl_gpu_offset(vx, base + k * inner)], shift, logz, want_log);
     }
 }
 

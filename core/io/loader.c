@@ -15,7 +15,7 @@
 #include "../internal.h"
 #include "../cpu/transform.h"
 
-#define COUNTER_STRIDE 256 /* Philox blocks reserved per sample */
+#define COUNTER_STRIDE CRL_SAMPLE_BLOCKS /* Philox blocks reserved per sample */
 
 struct crl_loader;
 /* Made before the threads start, so a worker allocates nothing of its own

@@ -7,7 +7,10 @@
  * the second the sums of exp(z_j - max). The CPU runs each pass as one
  * loop; the GPU splits a row over the 32 lanes of a warp and merges the
  * lanes' partial results with the same functions (maxima merge exactly,
- * the sums in another order). Everything is in double. */
+ * the sums in another order). Everything is in double, and the shift by
+ * the maximum stays apart from log s: z_j - m is exact for float logits
+ * of one magnitude, where m + log s would round away log s (equal logits
+ * of 1e16 would lose log 3). */
 #ifndef CRLAB_MATH_LOSS_H
 #define CRLAB_MATH_LOSS_H
 
@@ -54,30 +57,38 @@ CRL_HD void crl_loss_pass1_merge(crl_loss_pass1 *a, const crl_loss_pass1 *b)
 }
 
 /* Second pass: s = sum_j exp(z_j - m), so = sum_{j != y} exp(z_j - mo);
- * the sums merge by addition. */
+ * the sums merge by addition. A -inf logit adds exp(-inf) = 0 to so even
+ * when mo is -inf too (every other logit -inf: so = 0, S = 0). */
 CRL_HD void crl_loss_pass2_add(double *s, double *so, const crl_loss_pass1 *a, double v, int is_label)
 {
     *s += exp(v - a->m);
-    if (!is_label) *so += exp(v - a->mo);
+    if (!is_label && v != -INFINITY) *so += exp(v - a->mo);
 }
 
-/* The per-row quantities every loss needs. */
+/* The per-row quantities every loss needs; lse = m + log_sum. */
 typedef struct {
-    double lse;    /* log sum_j exp z_j */
-    double log_s;  /* log sum_{j != y} p_j (-inf when K = 1) */
-    double zy;
-    double zsum;   /* sum_j z_j, for label smoothing */
+    double m;       /* max_j z_j */
+    double log_sum; /* log sum_j exp(z_j - m) */
+    double log_py;  /* z_y - lse */
+    double log_s;   /* log sum_{j != y} p_j (-inf when K = 1) */
+    double zmean;   /* m - (1/K) sum_j z_j, for label smoothing */
 } crl_loss_stats;
 
 CRL_HD crl_loss_stats crl_loss_stats_of(const crl_loss_pass1 *a, double s, double so, double zy, int64_t k)
 {
     crl_loss_stats r;
-    r.zsum = a->zsum;
-    r.lse = a->m + log(s);
-    double lse_o = k > 1 ? a->mo + log(so) : -INFINITY;
-    r.log_s = lse_o - r.lse;
-    r.zy = zy;
+    r.m = a->m;
+    r.log_sum = log(s);
+    r.log_py = (zy - a->m) - r.log_sum;
+    r.log_s = k > 1 ? (a->mo - a->m) + (log(so) - r.log_sum) : -INFINITY;
+    r.zmean = a->m - a->zsum / (double)k;
     return r;
+}
+
+/* log p_j of a logit of the row */
+CRL_HD double crl_loss_log_p(const crl_loss_stats *r, double zj)
+{
+    return (zj - r->m) - r->log_sum;
 }
 
 /* Both passes over one row z[j * zs] with label y, as one loop each. */
@@ -99,11 +110,14 @@ CRL_HD double crl_loss_log_as(const crl_loss_stats *r, double alpha)
 /* The row's loss. */
 CRL_HD double crl_loss_row_value(const crl_loss_stats *r, const crl_loss_spec *spec, int64_t k)
 {
-    double log_py = r->zy - r->lse;
+    double log_py = r->log_py;
+    (void)k;
     switch (spec->kind) {
     case CRL_LOSS_CE: {
+        /* (1 - e)(lse - z_y) + e (lse - mean z); the smoothing term only
+         * with e > 0: 0 * inf is NaN for a -inf logit */
         double e = spec->smoothing;
-        return r->lse - (1 - e) * r->zy - e / (double)k * r->zsum;
+        return -(1 - e) * log_py + (e > 0 ? e * (r->zmean + r->log_sum) : 0.0);
     }
     case CRL_LOSS_NLLR:
         return -log_py + r->log_s;
@@ -123,7 +137,7 @@ CRL_HD double crl_loss_row_value(const crl_loss_stats *r, const crl_loss_spec *s
  * crl_loss_grad_elem(g, z_j), element y is g->at_label. */
 typedef struct {
     int kind;
-    double lse;
+    crl_loss_stats r;
     double up;      /* CE: up; focal: up * w */
     double q_off;   /* CE: e / K */
     double f;       /* CRL, NLLR: up beta (alpha + 1) */
@@ -135,7 +149,7 @@ CRL_HD crl_loss_grad_row crl_loss_grad_of(const crl_loss_stats *r, const crl_los
 {
     crl_loss_grad_row g;
     g.kind = spec->kind;
-    g.lse = r->lse;
+    g.r = *r;
     g.up = up;
     g.q_off = 0;
     g.f = 0;
@@ -152,8 +166,9 @@ CRL_HD crl_loss_grad_row crl_loss_grad_of(const crl_loss_stats *r, const crl_los
         g.f = up * beta * (alpha + 1.0);
         g.at_label = -g.f * exp(r->log_s - g.log_as);
     } else {
-        double gam = spec->gamma, log_py = r->zy - r->lse, py = exp(log_py);
-        double w = pow(s, gam) - (s > 0 && gam > 0 ? gam * pow(s, gam - 1) * py * log_py : 0);
+        double gam = spec->gamma, log_py = r->log_py, py = exp(log_py);
+        /* p log p -> 0 as p -> 0 (a -inf label logit) */
+        double w = pow(s, gam) - (s > 0 && gam > 0 && py > 0 ? gam * pow(s, gam - 1) * py * log_py : 0);
         g.up = up * w;
         g.at_label = -up * w * s;
     }
@@ -162,11 +177,12 @@ CRL_HD crl_loss_grad_row crl_loss_grad_of(const crl_loss_stats *r, const crl_los
 
 CRL_HD double crl_loss_grad_elem(const crl_loss_grad_row *g, double zj)
 {
+    double log_p = crl_loss_log_p(&g->r, zj);
     switch (g->kind) {
-    case CRL_LOSS_CE: return g->up * (exp(zj - g->lse) - g->q_off);
+    case CRL_LOSS_CE: return g->up * (exp(log_p) - g->q_off);
     case CRL_LOSS_NLLR:
-    case CRL_LOSS_CRL: return g->f * exp(zj - g->lse - g->log_as);
-    default: return g->up * exp(zj - g->lse);
+    case CRL_LOSS_CRL: return g->f * exp(log_p - g->log_as);
+    default: return g->up * exp(log_p);
     }
 }
 

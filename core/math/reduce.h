@@ -32,15 +32,16 @@ CRL_HD int crl_extreme_takes(int want_max, float best, int64_t i, float x, int64
 
 /* Softmax along a row: m is the row's maximum (NaN ignored: start from
  * -inf and keep x > m), shifted by crl_softmax_shift; z = sum exp(x - m')
- * in double; then each output from x and log z + m'. */
+ * in double; then each output from x - m' and log z, kept apart (m' + log z
+ * would round log z away for logits of 1e16). */
 CRL_HD float crl_softmax_max(float m, float x) { return x > m ? x : m; }
 
 /* All -inf: the shift is 0, so exp gives 0/0 = NaN, as PyTorch. */
 CRL_HD double crl_softmax_shift(float m) { return m == -INFINITY ? 0.0 : (double)m; }
 
-CRL_HD float crl_softmax_out(float x, double logz, int want_log)
+CRL_HD float crl_softmax_out(float x, double shift, double logz, int want_log)
 {
-    double lp = (double)x - logz;
+    double lp = ((double)x - shift) - logz;
     return (float)(want_log ? lp : exp(lp));
 }
 

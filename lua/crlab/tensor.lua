@@ -148,6 +148,36 @@ local function cdim(d, level)
   return d > 0 and d - 1 or d
 end
 
+-- Lua dimension d of t -> its C dimension in [0, ndim), checked here so the
+-- message names d as the caller wrote it.
+local function tdim(t, d, level)
+  local c = cdim(d, level + 1)
+  if c < 0 then c = c + t.ndim end
+  if c < 0 or c >= t.ndim then
+    error('dimension ' .. d .. ' is out of range for a ' .. t.ndim .. '-dimensional tensor', level)
+  end
+  return c
+end
+
+-- Lua position i along C dimension c of t (1-based, or negative from the
+-- end: -1 is the last) -> 1-based; what and the error name i as given.
+local function position(t, c, i, what, level)
+  if type(i) ~= 'number' or i % 1 ~= 0 then
+    error(what .. ' must be an integer, got ' .. tostring(i), level)
+  end
+  return i < 0 and tonumber(t.sizes[c]) + i + 1 or i
+end
+
+-- The same for an element's index i along dimension d (c in C's count):
+-- it must name one of the elements.
+local function index_of(t, c, d, i, what, level)
+  local k, n = position(t, c, i, what, level + 1), tonumber(t.sizes[c])
+  if k < 1 or k > n then
+    error(string.format('index %d is out of range for dimension %d of size %d', i, d, n), level)
+  end
+  return k
+end
+
 -- Accepts f(2, 3), f({2, 3}) or f(t:size()).
 local function dims_of(...)
   local first = ...
@@ -275,11 +305,7 @@ local size_mt = {
 
 function Tensor.size(t, d)
   if d ~= nil then
-    local c = cdim(d)
-    if c < 0 then c = c + t.ndim end
-    if c < 0 or c >= t.ndim then
-      error('dimension ' .. d .. ' is out of range for a ' .. t.ndim .. '-dimensional tensor', 2)
-    end
+    local c = tdim(t, d, 3)
     return tonumber(t.sizes[c])
   end
   local s = {}
@@ -336,17 +362,29 @@ function Tensor.t(t)
   return Tensor.transpose(t, 1, 2)
 end
 
--- narrow(dim, start, length), start 1-based as in Torch7
+-- narrow(dim, start, length), start 1-based as in Torch7 (negative from the
+-- end); the range is checked here to name start and dim as given
 function Tensor.narrow(t, d, start, length)
+  local c = tdim(t, d, 3)
+  local s = position(t, c, start, 'start', 3)
+  if type(length) ~= 'number' or length % 1 ~= 0 then
+    error('length must be an integer, got ' .. tostring(length), 2)
+  end
+  local n = tonumber(t.sizes[c])
+  if s < 1 or length < 0 or s - 1 + length > n then
+    error(string.format('start %d, length %d do not fit dimension %d of size %d', start, length, d, n), 2)
+  end
   local v = view_of(t)
-  check(C.crl_tensor_narrow(v, t, cdim(d), start - 1, length))
+  check(C.crl_tensor_narrow(v, t, c, s - 1, length))
   return v
 end
 
--- select(dim, index), index 1-based
+-- select(dim, index), index 1-based (negative from the end)
 function Tensor.select(t, d, index)
+  local c = tdim(t, d, 3)
+  local i = index_of(t, c, d, index, 'index', 3)
   local v = view_of(t)
-  check(C.crl_tensor_select(v, t, cdim(d), index - 1))
+  check(C.crl_tensor_select(v, t, c, i - 1))
   return v
 end
 
@@ -714,12 +752,7 @@ local function check_index(t, i, level)
     error('tensor index must be an integer, got ' .. tostring(i), level)
   end
   if t.ndim == 0 then error('cannot index a scalar tensor; use :item()', level) end
-  local n = tonumber(t.sizes[0])
-  if i < 0 then i = n + i + 1 end
-  if i < 1 or i > n then
-    error(string.format('index %d is out of range for dimension 1 of size %d', i, n), level)
-  end
-  return i
+  return index_of(t, 0, 1, i, 'tensor index', level + 1)
 end
 
 local mt = {}

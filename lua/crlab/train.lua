@@ -407,9 +407,11 @@ local CSV_FIELDS = {'epoch', 'lr', 'train_loss', 'train_acc', 'test_loss', 'test
 
 function M.run(o)
   local device = M.check_device(o)
+  if o.threads > 0 and C.crl_set_num_threads(o.threads) ~= 0 then
+    error('train: --threads: ' .. core.last_error():gsub('^[%w_]+: ', ''), 0)
+  end
   local dir = run_dir(o)
   mkdir_p(dir)
-  if o.threads > 0 then C.crl_set_num_threads(o.threads) end
   crlab.manualSeed(o.seed)
   local ds = data.load(o.dataset, o.data ~= '' and o.data or nil,
                       {crop = o.crop >= 0 and o.crop or nil, flip = o.flip or nil, coarse = o.coarse,

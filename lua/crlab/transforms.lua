@@ -121,6 +121,11 @@ function M.compose(list)
       error('crlab.transforms.compose: element ' .. i .. ' is not a transform', 2)
     end
   end
+  if #list > C.CRL_MAX_TRANSFORMS then
+    error(string.format("crlab.transforms.compose: %d transforms, at most %d (each draws from %d of a sample's " ..
+                        '%d random blocks)', #list, C.CRL_MAX_TRANSFORMS, C.CRL_TRANSFORM_BLOCKS,
+                        C.CRL_SAMPLE_BLOCKS), 2)
+  end
   local self = setmetatable({list = list, c = to_c(list), n = #list}, Pipeline)
   return self
 end
@@ -150,7 +155,7 @@ function Pipeline:apply(img, seed, counter)
   if seed == nil then
     local g = C.crl_generator_default()
     seed, counter = g.seed, g.offset
-    g.offset = g.offset + 256
+    g.offset = g.offset + C.CRL_SAMPLE_BLOCKS
   end
   local out = Tn.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
   check(C.crl_transform_apply(out, img, self.c, self.n, seed, counter or 0))

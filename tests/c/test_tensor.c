@@ -320,9 +320,63 @@ static void test_errors(void)
     ok(1, "free(NULL) is harmless");
 }
 
+/* An output that must be resized never writes through storage it shares:
+ * a view of another tensor gets a storage of its own (the api header's
+ * "keeps the storage when it is unshared"); an output already of the
+ * result's contiguous shape is written in place (into the viewed tensor). */
+static int unchanged(const crl_tensor *t, int64_t n)
+{
+    int same = 1;
+    for (int64_t i = 0; i < n; i++) same &= at(t, i) == (double)i;
+    return same;
+}
+
+static void test_resize_shared(void)
+{
+    int64_t eight[1] = {8}, s32[2] = {3, 2}, s24[2] = {2, 4};
+    crl_tensor *t = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 1, eight);
+    for (int64_t i = 0; i < 8; i++) crl_tensor_put(t, i, (double)i);
+    crl_tensor *ones = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 2, s32);
+    crl_tensor_fill(ones, 1);
+
+    crl_tensor *v = crl_tensor_new_view(t);
+    crl_tensor_narrow(v, t, 0, 0, 2);
+    int rc = crl_tensor_sum(v, ones, 1, 0); /* (3): v is resized from (2) */
+    ok(rc == CRL_OK && v->sizes[0] == 3 && at(v, 0) == 2 && at(v, 2) == 2 && unchanged(t, 8),
+       "sum into a (2) view resized to (3) leaves the viewed tensor alone");
+    ok(v->storage != t->storage, "... the view got a storage of its own");
+
+    crl_tensor_narrow(v, t, 0, 4, 4);
+    int64_t six[1] = {6};
+    ok(crl_tensor_resize(v, 1, six) == CRL_OK && unchanged(t, 8) && v->storage != t->storage,
+       "crl_tensor_resize of a shared view allocates");
+
+    crl_tensor *m = crl_tensor_new_view(t), *tr = crl_tensor_new_view(t);
+    crl_tensor_view(m, t, 2, s24);
+    crl_tensor_transpose(tr, m, 0, 1); /* (4, 2), not contiguous */
+    crl_tensor *src = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 3, (int64_t[]){4, 2, 3});
+    crl_tensor_fill(src, 1);
+    rc = crl_tensor_sum(tr, src, 2, 0); /* (4, 2): same shape, other strides */
+    ok(rc == CRL_OK && at(tr, 0) == 3 && at(tr, 7) == 3 && unchanged(t, 8),
+       "sum into a transposed (4, 2) view does not relayout the viewed storage");
+
+    crl_tensor_narrow(v, t, 0, 2, 3);
+    rc = crl_tensor_sum(v, ones, 1, 0); /* (3) into a contiguous (3) view: in place */
+    ok(rc == CRL_OK && v->storage == t->storage && at(t, 1) == 1 && at(t, 2) == 2 && at(t, 4) == 2 &&
+       at(t, 5) == 5, "sum into a view of the result's shape writes into the viewed tensor");
+
+    crl_tensor_free(v);
+    crl_tensor_free(m);
+    crl_tensor_free(tr);
+    crl_tensor_free(src);
+    crl_tensor_free(ones);
+    crl_tensor_free(t);
+}
+
 int main(void)
 {
     test_new_and_views();
+    test_resize_shared();
     test_copy_fill_convert();
     test_broadcast();
     test_reductions_and_softmax();

@@ -51,9 +51,13 @@ out, rc = sh(crlab_cmd .. ' -e ' .. q('local t = crlab.tensor{1,2}; print(t[3])'
 t.ok(rc == 1 and out:find('crlab: (-e):1: index 3 is out of range for dimension 1 of size 2', 1, true)
      and not out:find('lua/crlab/', 1, true), 'an out-of-range index reports its message at the user line: ' .. out:gsub('\n', ' | '))
 local train = root .. '/scripts/train.lua'
+-- runs that fail go to a scratch folder, never outside it
+local scratch = os.tmpname()
+os.remove(scratch)
+assert(os.execute('mkdir -p ' .. scratch) == 0)
 for _, case in ipairs({{'--epochs 0', 'cosine needs epochs > 0'}, {'--model nope', "unknown model 'nope'"},
                        {'--schedule nope', 'nope'}}) do
-  out, rc = sh(crlab_cmd .. ' ' .. train .. ' ' .. case[1] .. ' --out /nonexistent-dir/x')
+  out, rc = sh(crlab_cmd .. ' ' .. train .. ' ' .. case[1] .. ' --out ' .. scratch .. '/x')
   t.ok(rc == 1 and out:find(case[2], 1, true) and out:find('stack traceback', 1, true),
        'train.lua ' .. case[1] .. ' prints the message, then the traceback: ' .. out:gsub('\n', ' | '))
 end
@@ -72,20 +76,30 @@ end
 -- --device: a device that cannot be used ends the run at once (exit 2,
 -- the message alone, before any data is read or folder made)
 if not require('crlab').cuda.available() then
-  out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device cuda --dataset cifar10 --data /nonexistent --out /nonexistent/x')
+  out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device cuda --dataset cifar10 --data /nonexistent --out ' .. scratch .. '/x')
   t.ok(rc == 2 and out:find('--device cuda, but no CUDA device can be used here', 1, true) and
        out:find('use --device cpu', 1, true) and not out:find('traceback', 1, true) and not out:find('nonexistent'),
        'train.lua --device cuda without a GPU fails at once with the reason: ' .. out:gsub('\n', ' | '))
 else
   t.skip('train.lua --device cuda without a GPU: this machine has one')
 end
-out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device tpu --out /nonexistent/x')
+-- --threads beyond what the C core allows is refused before any work (it
+-- crashed inside libgomp)
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --threads 100000 --out ' .. scratch .. '/x')
+t.ok(rc == 1 and out:find('train: --threads: 100000 threads requested, at most 1024', 1, true) and
+     out:find('stack traceback', 1, true), 'train.lua --threads 100000 is refused with the limit: ' .. out:gsub('\n', ' | '))
+out, rc = sh(crlab_cmd .. ' -e ' .. q('local C = crlab.C; local before = C.crl_get_num_threads(); ' ..
+                                      'local rc = C.crl_set_num_threads(1025); ' ..
+                                      'print(rc ~= 0, C.crl_get_num_threads() == before, require("crlab.core").last_error())'))
+t.ok(rc == 0 and out:find('^true\ttrue\tcrl_set_num_threads: 1025 threads requested, at most 1024'),
+     'crl_set_num_threads(1025) fails, names the limit and keeps the count: ' .. out:gsub('\n', ' | '))
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --device tpu --out ' .. scratch .. '/x')
 t.ok(rc == 2 and out:find("unknown device 'tpu' (cpu, cuda)", 1, true), 'an unknown --device is refused: ' ..
      out:gsub('\n', ' | '))
-out, rc = sh(crlab_cmd .. ' ' .. train .. ' --precision bf16 --out /nonexistent/x')
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --precision bf16 --out ' .. scratch .. '/x')
 t.ok(rc == 2 and out:find('--precision bf16 needs --device cuda', 1, true) and not out:find('traceback', 1, true),
      '--precision bf16 without --device cuda is refused at once: ' .. out:gsub('\n', ' | '))
-out, rc = sh(crlab_cmd .. ' ' .. train .. ' --precision half --out /nonexistent/x')
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --precision half --out ' .. scratch .. '/x')
 t.ok(rc == 2 and out:find("unknown precision 'half' (fp32, bf16)", 1, true), 'an unknown --precision is refused: ' ..
      out:gsub('\n', ' | '))
 local session0 = 't = crlab.tensor{1,2}\nt[5]\nprint("after")\n'
@@ -211,4 +225,5 @@ for _, ds in ipairs({{'fashion-mnist', ''}, {'cifar10', ' --data ' .. dir}}) do
   os.remove(png)
 end
 os.execute('rm -rf ' .. dir)
+os.execute('rm -rf ' .. scratch)
 t.done()

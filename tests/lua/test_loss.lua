@@ -149,4 +149,50 @@ do
   end
   t.errors(function() crl:forwardTensor(zz, {0, 1, 2, 3, 4}) end, 'label 4 of example 4', 'forwardTensor checks labels')
 end
+
+-- -inf logits: IEEE values wherever the math is defined (a -inf logit has p = 0)
+do
+  local inf = math.huge
+  local function row(v) return crlab.tensor({v}) end
+  local function isnan(x) return x ~= x end
+  local ce, focal = crlab.loss.ce(), crlab.loss.focal{gamma = 2}
+  t.close(ce:forward(row{0, -inf, 0}, {0}), math.log(2), 1e-7, 'CE of {0, -inf, 0} at label 0 is log 2')
+  t.eq(ce:forward(row{-inf, 0, 0}, {0}), inf, 'CE of {-inf, 0, 0} at label 0 is inf')
+  t.eq(crlab.loss.ce{smoothing = 0.1}:forward(row{0, -inf, 0}, {0}), inf, 'smoothed CE with a -inf logit is inf')
+  t.close(ce:forward(row{-inf, -inf, 0}, {2}), 0, 0, 'CE of {-inf, -inf, 0} at label 2 is 0', 1e-12)
+  t.close(crlab.loss.crl():forward(row{-inf, -inf, 0}, {2}), math.log(1.5), 1e-7,
+          'CRL of {-inf, -inf, 0} at label 2 is log(alpha)')
+  t.eq(crlab.loss.nllr():forward(row{-inf, -inf, 0}, {2}), -inf, 'NLLR of {-inf, -inf, 0} at label 2 is -inf')
+  -- (NLLR's gradient on {-inf, -inf, 0} at label 2 is 0/0: the softmax of the other, all -inf, logits)
+  for _, c in ipairs({ce, focal, crlab.loss.crl(), crlab.loss.nllr()}) do
+    for _, case in ipairs({{{0, -inf, 0}, 0}, {{-inf, 0, 0}, 0}, c.name ~= 'nllr' and {{-inf, -inf, 0}, 2} or nil}) do
+      local g = c:backward(row(case[1]), {case[2]}):totable()[1]
+      t.ok(not isnan(g[1]) and not isnan(g[2]) and not isnan(g[3]),
+           string.format('%s backward of {%s} at label %d has no NaN (%s)', tostring(c),
+                         table.concat(case[1], ', '), case[2], table.concat(g, ' ')))
+    end
+  end
+  local g = focal:backward(row{-inf, 0, 0}, {0}):totable()[1]
+  t.ok(g[1] == -1 and g[2] == 0.5 and g[3] == 0.5, 'focal backward of {-inf, 0, 0} at label 0 is p - onehot')
+  t.ok(isnan(ce:forward(row{-inf, -inf, -inf}, {0})), 'CE of an all -inf row stays NaN (undefined)')
+end
+
+-- huge equal logits: the shift by the maximum is exact, so the values are those of {0, 0, 0}
+do
+  for _, s in ipairs({1e15, 1e16, 1e20, 3e38, -1e20}) do
+    local z = crlab.tensor({{s, s, s}})
+    t.close(crlab.loss.ce():forward(z, {0}), math.log(3), 1e-7, string.format('CE of three logits %g is log 3', s))
+    t.close(crlab.loss.ce{smoothing = 0.1}:forward(z, {0}), math.log(3), 1e-7,
+            string.format('smoothed CE of three logits %g is log 3', s))
+    t.close(crlab.loss.crl():forward(z, {0}), math.log(6.5), 1e-7,
+            string.format('CRL of three logits %g is log((1.5 + 2/3) / (1/3))', s))
+    t.close(crlab.loss.focal():forward(z, {0}), 4 / 9 * math.log(3), 1e-6,
+            string.format('focal of three logits %g is (2/3)^2 log 3', s))
+    local g = crlab.loss.ce():backward(z, {0}):totable()[1]
+    t.ok(math.abs(g[1] + 2 / 3) < 1e-6 and math.abs(g[2] - 1 / 3) < 1e-6,
+         string.format('CE backward of three logits %g is p - onehot (%s)', s, table.concat(g, ' ')))
+    t.close(z:softmax(2):sum(), 1, 1e-6, string.format('softmax of three logits %g sums to 1', s))
+    t.close(z:log_softmax(2)[1][2], -math.log(3), 1e-6, string.format('log_softmax of three logits %g is -log 3', s))
+  end
+end
 t.done()

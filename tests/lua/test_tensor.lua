@@ -135,4 +135,30 @@ t.errors(function() return a:narrow(2, 3, 2) end, 'do not fit', 'narrow past the
 t.errors(function() return crlab.tensor({1}, 'int32') + 1 end, 'float32', 'arithmetic on int32')
 t.errors(function() return crlab.manualSeed(-1) end, 'non-negative integer', 'a negative seed')
 t.errors(function() return a:item() end, 'one-element', 'item() of a matrix')
+
+-- negative positions count from the end; messages in the caller's 1-based numbers
+do
+  local m = crlab.tensor({{1, 2, 3}, {4, 5, 6}})
+  t.eq(m:select(1, -1):sum(), 15, 'select(1, -1) is the last row')
+  t.eq(m:select(2, -3):sum(), 5, 'select(2, -3) is the first column')
+  t.eq(m:narrow(2, -1, 1):sum(), 9, 'narrow(2, -1, 1) is the last column')
+  t.eq(m:narrow(2, -2, 2):sum(), 16, 'narrow(2, -2, 2) is the last two columns')
+  t.eq(m:narrow(2, 4, 0):numel(), 0, 'narrow(2, 4, 0): an empty narrow just past the end')
+  t.eq(m[-1][-1], 6, 'm[-1][-1] is the last element')
+  t.errors(function() return m:select(1, 3) end, 'index 3 is out of range for dimension 1 of size 2',
+           'select(1, 3) names the index and dimension as given')
+  t.errors(function() return m:select(1, -3) end, 'index -3 is out of range for dimension 1 of size 2',
+           'select(1, -3) names the index as given')
+  t.errors(function() return m:select(1, 0) end, 'index 0 is out of range', 'select(1, 0)')
+  t.errors(function() return m:select(3, 1) end, 'dimension 3 is out of range for a 2-dimensional tensor',
+           'select(3, 1) names the dimension as given')
+  t.errors(function() return m:select(1, 1.5) end, 'must be an integer', 'select(1, 1.5)')
+  t.errors(function() return m:narrow(2, 3, 2) end, 'start 3, length 2 do not fit dimension 2 of size 3',
+           'narrow(2, 3, 2) names start and dimension as given')
+  t.errors(function() return m:narrow(2, -4, 1) end, 'start -4, length 1 do not fit dimension 2 of size 3',
+           'narrow(2, -4, 1)')
+  t.errors(function() return m:narrow(2, 0, 1) end, 'start 0, length 1 do not fit', 'narrow(2, 0, 1)')
+  t.errors(function() return m:narrow(-3, 1, 1) end, 'dimension -3 is out of range', 'narrow(-3, 1, 1)')
+  t.errors(function() return m[-3] end, 'index -3 is out of range for dimension 1 of size 2', 'm[-3]')
+end
 t.done()

@@ -129,6 +129,22 @@ local big = ramp(3, 20, 24)
 t.eq(maxdiff(pipe:apply(big, 4, 512), pipe:apply(big, 4, 512)), 0, 'same seed and counter: same sample')
 t.ok(maxdiff(pipe:apply(big, 4, 512), pipe:apply(big, 4, 768)) > 0, 'another counter: another sample')
 
+-- a sample's stream has room for 16 transforms (16 Philox blocks each of its
+-- 256): a longer pipeline, which would read the next sample's numbers, is refused
+do
+  local flips = {}
+  for i = 1, 17 do flips[i] = T.hflip() end
+  t.errors(function() return T.compose(flips) end, '17 transforms, at most 16', 'compose refuses 17 transforms')
+  flips[17] = nil
+  t.eq(tostring(T.compose(flips):apply(img, 1, 0):size()), '3x7x9', 'compose takes 16 transforms')
+  local arr = ffi.new('crl_transform[17]')
+  for i = 0, 16 do arr[i].kind = C.CRL_T_HFLIP end
+  local out = crlab.zeros(0)
+  t.ok(C.crl_transform_apply(out, img, arr, 17, 1, 0) ~= 0 and
+       ffi.string(C.crl_last_error()):find('17 transforms, at most 16', 1, true) ~= nil,
+       'crl_transform_apply refuses 17 transforms: ' .. ffi.string(C.crl_last_error()))
+end
+
 ---------------------------------------------------------------------------
 -- the loader
 
