@@ -84,16 +84,18 @@ function M.save(path, tensors, metadata)
   end
 end
 
--- Returns tensors (name -> tensor, in file order as .names) and metadata.
-function M.load(path)
+-- Opens path and reads its header: the open file, its size, the header
+-- table, where the data begins, and bad(msg), which closes the file and
+-- fails naming it.
+local function open_header(path)
   local f, err = io.open(path, 'rb')
-  if not f then error('checkpoint: cannot open ' .. path .. ': ' .. tostring(err), 2) end
+  if not f then error('checkpoint: cannot open ' .. path .. ': ' .. tostring(err), 3) end
   local size = f:seek('end')
   f:seek('set', 0)
   local head = f:read(8)
   local function bad(msg)
     f:close()
-    error('checkpoint: ' .. path .. ' is not a valid safetensors file: ' .. msg, 3)
+    error('checkpoint: ' .. path .. ' is not a valid safetensors file: ' .. msg, 4)
   end
   if not head or #head < 8 then bad('shorter than 8 bytes') end
   local n = 0
@@ -101,7 +103,19 @@ function M.load(path)
   if n < 2 or n > size - 8 or n > 100 * 2 ^ 20 then bad('header length ' .. n .. ' does not fit a ' .. size .. '-byte file') end
   local ok, header = pcall(json.decode, f:read(n))
   if not ok or type(header) ~= 'table' then bad(tostring(header)) end
-  local base = 8 + n
+  return f, size, header, 8 + n, bad
+end
+
+-- The metadata alone (string -> string), reading only the header.
+function M.metadata(path)
+  local f, _, header = open_header(path)
+  f:close()
+  return header.__metadata__ or {}
+end
+
+-- Returns tensors (name -> tensor, in file order as .names) and metadata.
+function M.load(path)
+  local f, size, header, base, bad = open_header(path)
   local tensors, names = {}, {}
   local entries = {}
   for name, e in pairs(header) do

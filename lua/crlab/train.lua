@@ -35,9 +35,15 @@ local M = {}
 M.FORMAT = 'crlab-checkpoint-1'
 
 -- Every option, its default and its help; scripts/train.lua parses these.
+-- resume = how the option may differ when a run resumes: absent, it
+-- defines the run and must equal the saved value; 'free', it may change
+-- (epochs to extend, where and how fast the run computes); 'invocation',
+-- it belongs to one invocation. Options not given on the command line of a
+-- resume take the saved values, except the 'invocation' ones.
 M.options = {
   {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | adience | imagenet | folder'},
-  {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)'},
+  {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)',
+   resume = 'free'},
   {'coarse', false, 'cifar100: the 20 coarse labels'},
   {'extra', false, 'svhn: add the extra split to training'},
   {'bbox', false, 'cub200: crop each image to its bounding box'},
@@ -49,7 +55,7 @@ M.options = {
   {'beta', 1, 'CRL beta'},
   {'gamma', 2, 'focal gamma'},
   {'smoothing', 0, 'CE label smoothing'},
-  {'epochs', 10, 'epochs to train'},
+  {'epochs', 10, 'epochs to train', resume = 'free'},
   {'batch', 128, 'batch size'},
   {'optimizer', 'sgd', 'sgd | adam | adamw'},
   {'lr', 0.1, 'base learning rate'},
@@ -64,19 +70,21 @@ M.options = {
   {'clip', 0, 'clip the gradient norm to this (0: off)'},
   {'crop', -1, 'random crop after padding by this many pixels (-1: the dataset recipe, 0: off)'},
   {'flip', false, 'random horizontal flips (CIFAR recipes flip anyway)'},
-  {'workers', 2, 'loader threads'},
-  {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping'},
+  {'workers', 2, 'loader threads', resume = 'free'},
+  {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping', resume = 'free'},
   {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
-  {'device', 'cpu', 'cpu | cuda: where the model trains'},
-  {'cuda-graph', false, 'cuda: replay the forward and backward pass as one CUDA graph (no dropout)'},
-  {'threads', 0, 'CPU threads (0: all cores)'},
+  {'device', 'cpu', 'cpu | cuda: where the model trains', resume = 'free'},
+  {'cuda-graph', false, 'cuda: replay the forward and backward pass as one CUDA graph (no dropout)',
+   resume = 'free'},
+  {'threads', 0, 'CPU threads (0: all cores)', resume = 'free'},
   {'train-limit', 0, 'use only the first N training images (0: all)'},
   {'test-limit', 0, 'use only the first N test images (0: all)'},
-  {'eval-batch', 500, 'batch size of the test pass'},
-  {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)'},
-  {'resume', false, 'continue the run in --out from its checkpoint'},
-  {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)'},
-  {'quiet', false, 'no progress output'},
+  {'eval-batch', 500, 'batch size of the test pass', resume = 'free'},
+  {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)', resume = 'invocation'},
+  {'resume', false, 'continue the run in --out from its checkpoint', resume = 'invocation'},
+  {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)',
+   resume = 'invocation'},
+  {'quiet', false, 'no progress output', resume = 'free'},
 }
 
 function M.defaults()
@@ -85,9 +93,15 @@ function M.defaults()
   return o
 end
 
+-- The options each parsed table was given explicitly (option -> true),
+-- which a resume compares with the saved run; a table that parse did not
+-- make counts as giving every option it holds.
+local given_options = setmetatable({}, {__mode = 'k'})
+
 -- Parses {'--model', 'resnet20', '--flip', ...} into an options table.
 function M.parse(args)
-  local o, known = M.defaults(), {}
+  local o, known, given = M.defaults(), {}, {}
+  given_options[o] = given
   for _, d in ipairs(M.options) do known[d[1]] = d end
   local i = 1
   while i <= #args do
@@ -98,6 +112,7 @@ function M.parse(args)
     local d = known[key]
     if key == 'help' then return nil end
     if not d then error("train: unknown option '--" .. key .. "' (see --help)", 0) end
+    given[key] = true
     if type(d[2]) == 'boolean' then
       o[key] = inline == nil or inline == 'true' or inline == '1'
       i = i + 1
@@ -231,6 +246,43 @@ function M.check_graph(model, name)
                         "from the generator's offset, which advances on the host, so every replay of the graph " ..
                         "would reuse one mask (train without --cuda-graph)", name, drop.p), 0)
   end
+end
+
+local function show(k, v)
+  if type(v) == 'boolean' then return '--' .. k .. '=' .. tostring(v) end
+  if type(v) == 'string' and (v == '' or v:find('[%s\']')) then v = "'" .. v .. "'" end
+  return '--' .. k .. ' ' .. tostring(v)
+end
+
+-- The options of a resumed run from o and saved (the checkpoint's): an
+-- option o was not given takes the saved value (its default when the
+-- checkpoint predates it), unless it belongs to the invocation; one given
+-- that defines the run must equal the saved value. Fails naming every
+-- difference.
+function M.resume_options(o, saved, path)
+  local given = given_options[o]
+  local r, diffs = {}, {}
+  for _, d in ipairs(M.options) do
+    local k, sv = d[1], saved[d[1]]
+    if sv == nil then sv = d[2] end
+    local explicit
+    if given then explicit = given[k] == true else explicit = o[k] ~= nil end
+    if d.resume == 'invocation' or (explicit and d.resume == 'free') then
+      r[k] = o[k]
+    else
+      r[k] = sv
+      -- compared as recorded (the checkpoint holds the options as JSON)
+      if explicit and json.encode(o[k]) ~= json.encode(sv) then
+        diffs[#diffs + 1] = show(k, o[k]) .. " differs from the saved run's " .. tostring(sv)
+      end
+    end
+  end
+  if #diffs > 0 then
+    error(string.format('train: --resume: %s (%s): the options that define a run cannot change when it ' ..
+                        'resumes; leave them out to keep the saved values, or start another run with another --out',
+                        table.concat(diffs, '; '), path), 0)
+  end
+  return r
 end
 
 local function run_dir(o)
@@ -397,8 +449,24 @@ local CSV_FIELDS = {'epoch', 'lr', 'train_loss', 'train_acc', 'test_loss', 'test
                     'epoch_seconds', 'images_per_sec'}
 
 function M.run(o)
-  local device = M.check_device(o)
   local dir = run_dir(o)
+  local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
+  if o.resume then
+    local f = io.open(ckpt_path, 'rb')
+    if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end
+    f:close()
+    local meta = ckpt.metadata(ckpt_path)
+    if meta.format ~= M.FORMAT then
+      error(string.format("train: %s is not a crlab checkpoint (format '%s', expected '%s')", ckpt_path,
+                          tostring(meta.format), M.FORMAT), 0)
+    end
+    local ok, saved = pcall(json.decode, meta.options or '')
+    if not ok or type(saved) ~= 'table' then
+      error('checkpoint: ' .. ckpt_path .. ' is damaged: its options do not read (' .. tostring(saved) .. ')', 0)
+    end
+    o = M.resume_options(o, saved, ckpt_path)
+  end
+  local device = M.check_device(o)
   mkdir_p(dir)
   if o.threads > 0 then C.crl_set_num_threads(o.threads) end
   crlab.manualSeed(o.seed)
@@ -422,13 +490,9 @@ function M.run(o)
   local test_batches = data.loader(test_split, {batch = o['eval-batch'], transform = ds.recipe.test, shuffle = false,
                                                 threads = o.workers, channels = ds.channels, skipBad = o['skip-bad']})
   local sched = make_schedule(o, train_batches:count())
-  local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
   local start, best, best_epoch = 1, -1, 0
   local history = {}
   if o.resume then
-    local f = io.open(ckpt_path, 'rb')
-    if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end
-    f:close()
     local meta = M.load_into(ckpt_path, model, opt, o)
     start = tonumber(meta.epoch) + 1
     best, best_epoch = tonumber(meta.best_acc), tonumber(meta.best_epoch)

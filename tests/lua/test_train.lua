@@ -126,9 +126,24 @@ t.ok(csv:find('^epoch,lr,train_loss') and select(2, csv:gsub('\n', '')) == 3, 'm
 t.ok(io.open(tmp .. '/split/checkpoint.safetensors.tmp') == nil, 'no temporary checkpoint is left behind')
 t.ok(io.open(tmp .. '/split/best.safetensors') ~= nil, 'the best model is kept apart')
 
--- checkpoints from elsewhere
+-- resume takes the saved run's options; options that define the run may not differ (reliability row 3)
 t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/split', '--resume', '--model', 'resnet20'})) end,
-         "was written for model 'cnn', not 'resnet20'", 'resuming with another model')
+         "--model resnet20 differs from the saved run's cnn", 'resuming with another model')
+train.run(opts({'--epochs', '1', '--out', tmp .. '/r3'}))
+local ok3, err3 = pcall(train.run, opts({'--epochs', '2', '--out', tmp .. '/r3', '--resume', '--loss', 'ce', '--lr', '5'}))
+t.ok(not ok3 and tostring(err3):find("--loss ce differs from the saved run's crl", 1, true) and
+     tostring(err3):find("--lr 5 differs from the saved run's 0.05", 1, true), 'resuming with --loss ce --lr 5 is ' ..
+     'refused, naming each difference: ' .. tostring(err3))
+local r3 = train.run(train.parse({'--out', tmp .. '/r3', '--epochs', '2', '--resume', '--quiet'}))
+t.eq(#r3.history, 2, "the README's form --out X --epochs N --resume continues the run with its saved options")
+local _, m3 = ckpt.load(tmp .. '/r3/checkpoint.safetensors')
+local o3 = require('crlab.json').decode(m3.options)
+t.ok(m3.loss == 'crl' and o3.lr == 0.05 and o3['train-limit'] == 64 and o3.data == dir and o3.epochs == 2,
+     'and its checkpoint records the saved loss, lr, limit and data with the new epoch count')
+t.errors(function() train.run(train.parse({'--out', tmp .. '/r3', '--epochs', '3', '--resume', '--flip'})) end,
+         "--flip=true differs from the saved run's false", 'a boolean option that differs is named too')
+
+-- checkpoints from elsewhere
 t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/none', '--resume'})) end,
          'no checkpoint at', 'resuming without a checkpoint')
 local raw = io.open(tmp .. '/split/checkpoint.safetensors', 'rb'):read('*a')
