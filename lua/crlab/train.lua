@@ -448,6 +448,25 @@ end
 local CSV_FIELDS = {'epoch', 'lr', 'train_loss', 'train_acc', 'test_loss', 'test_acc', 'test_top5', 'test_ece',
                     'epoch_seconds', 'images_per_sec'}
 
+local function csv_row(rec)
+  local row = {}
+  for i, k in ipairs(CSV_FIELDS) do row[i] = rec[k] == nil and '' or string.format('%.6g', rec[k]) end
+  return table.concat(row, ',')
+end
+
+-- Writes text to path through a temporary file and a rename, so that an
+-- interruption leaves the old file or the new one.
+local function replace_file(path, text)
+  local f, err = io.open(path .. '.tmp', 'w')
+  if not f then error('train: cannot write ' .. path .. '.tmp: ' .. tostring(err), 0) end
+  local ok, werr = f:write(text)
+  f:close()
+  if not ok or not os.rename(path .. '.tmp', path) then
+    os.remove(path .. '.tmp')
+    error('train: cannot write ' .. path .. ': ' .. tostring(werr), 0)
+  end
+end
+
 function M.run(o)
   local dir = run_dir(o)
   local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
@@ -497,25 +516,30 @@ function M.run(o)
     start = tonumber(meta.epoch) + 1
     best, best_epoch = tonumber(meta.best_acc), tonumber(meta.best_epoch)
     crlab.setRNGState({seed = tonumber(meta.rng_seed), offset = tonumber(meta.rng_offset)})
-    -- keep the metrics of the epochs the checkpoint covers
+    -- keep the metrics of the epochs the checkpoint covers, once each (an
+    -- interrupted run may have written an epoch's metrics, or part of a
+    -- line, after its last checkpoint); metrics.csv is remade from them
     local lines = {}
     local mf = io.open(dir .. '/metrics.jsonl', 'r')
     if mf then
       for line in mf:lines() do
         local ok, rec = pcall(json.decode, line)
-        if ok and rec.epoch and rec.epoch < start then lines[#lines + 1] = line history[#history + 1] = rec end
+        if ok and type(rec) == 'table' and type(rec.epoch) == 'number' and rec.epoch < start and
+           rec.epoch > #history then
+          lines[#lines + 1] = line
+          history[#history + 1] = rec
+        end
       end
       mf:close()
     end
-    local w = assert(io.open(dir .. '/metrics.jsonl', 'w'))
-    for _, l in ipairs(lines) do w:write(l, '\n') end
-    w:close()
+    lines[#lines + 1] = ''
+    replace_file(dir .. '/metrics.jsonl', table.concat(lines, '\n'))
   else
-    io.open(dir .. '/metrics.jsonl', 'w'):close()
+    replace_file(dir .. '/metrics.jsonl', '')
   end
-  local csv = io.open(dir .. '/metrics.csv', o.resume and 'a' or 'w')
-  if not o.resume then csv:write(table.concat(CSV_FIELDS, ','), '\n') end
-  csv:close()
+  local rows = {table.concat(CSV_FIELDS, ','), ''}
+  for i, rec in ipairs(history) do rows[i + 1], rows[i + 2] = csv_row(rec), '' end
+  replace_file(dir .. '/metrics.csv', table.concat(rows, '\n'))
   if not o.quiet then
     local where = device == 'cuda' and 'on ' .. crlab.cuda.deviceName() or C.crl_get_num_threads() .. ' threads'
     print(string.format('%s: %s on %s (%d train / %d test images), loss %s, %d parameters, %s -> %s',
@@ -565,9 +589,7 @@ function M.run(o)
     jf:write(json.encode(rec), '\n')
     jf:close()
     local cf = assert(io.open(dir .. '/metrics.csv', 'a'))
-    local row = {}
-    for i, k in ipairs(CSV_FIELDS) do row[i] = rec[k] == nil and '' or string.format('%.6g', rec[k]) end
-    cf:write(table.concat(row, ','), '\n')
+    cf:write(csv_row(rec), '\n')
     cf:close()
     if ev.acc > best then
       best, best_epoch = ev.acc, epoch

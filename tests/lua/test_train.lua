@@ -143,6 +143,27 @@ t.ok(m3.loss == 'crl' and o3.lr == 0.05 and o3['train-limit'] == 64 and o3.data 
 t.errors(function() train.run(train.parse({'--out', tmp .. '/r3', '--epochs', '3', '--resume', '--flip'})) end,
          "--flip=true differs from the saved run's false", 'a boolean option that differs is named too')
 
+-- killed after epoch 2's metrics were written, before its checkpoint (and mid-line): the resume
+-- leaves both metrics files with each epoch once (reliability row 4)
+train.run(opts({'--epochs', '2', '--stop-after', '1', '--out', tmp .. '/r4'}))
+local function append(path, text)
+  local f = assert(io.open(path, 'a'))
+  f:write(text)
+  f:close()
+end
+append(tmp .. '/r4/metrics.jsonl', '{"epoch":2,"lr":0.01,"train_loss":9}\n{"epoch":3,"lr"')
+append(tmp .. '/r4/metrics.csv', '2,0.01,9,0.5,1,0.5,,0.1,1,100\n3,0.0')
+train.run(opts({'--epochs', '2', '--out', tmp .. '/r4', '--resume'}))
+local function epochs_of(path, pattern)
+  local e = {}
+  for line in io.lines(path) do e[#e + 1] = line:match(pattern) end
+  return table.concat(e, ' ')
+end
+t.eq(epochs_of(tmp .. '/r4/metrics.csv', '^(%d+),'), '1 2', 'metrics.csv holds epochs 1 and 2 once each after ' ..
+     'a resume from a kill between the metrics and the checkpoint')
+t.eq(epochs_of(tmp .. '/r4/metrics.jsonl', '^{"epoch":(%d+)'), '1 2', 'and so does metrics.jsonl')
+t.ok(io.open(tmp .. '/r4/metrics.csv'):read('*l'):find('^epoch,lr,'), 'metrics.csv keeps its header')
+
 -- checkpoints from elsewhere
 t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/none', '--resume'})) end,
          'no checkpoint at', 'resuming without a checkpoint')
