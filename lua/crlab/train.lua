@@ -580,6 +580,17 @@ function M.run(o)
     stepper.reset() -- evaluation may grow the model's buffers: capture again next epoch
     local train_time = C.crl_time_seconds() - t0
     local tr = read_back()
+    -- a step can leave NaN or infinite weights though its loss was finite
+    -- (an epoch's last): stop before they are evaluated or saved
+    for _, nt in ipairs(state_tensors(model, nil)) do
+      local v = nt[2]:sum()
+      if v ~= v or v == math.huge or v == -math.huge then
+        error(string.format('train: the weights became NaN or infinite in epoch %d (%s holds such values after ' ..
+                            'the last step, lr %g); %s', epoch, nt[1], lr, epoch > 1 and
+                            'the checkpoint of epoch ' .. (epoch - 1) .. ', ' .. ckpt_path .. ', is kept' or
+                            'no checkpoint was written'), 0)
+      end
+    end
     local ev = M.evaluate(model, crit, test_batches, device)
     local rec = {epoch = epoch, lr = lr, train_loss = tr.loss, train_acc = tr.acc,
                  test_loss = ev.loss, test_acc = ev.acc, test_top5 = K > 5 and ev.top5 or nil, test_ece = ev.ece,

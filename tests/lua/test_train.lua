@@ -164,6 +164,26 @@ t.eq(epochs_of(tmp .. '/r4/metrics.csv', '^(%d+),'), '1 2', 'metrics.csv holds e
 t.eq(epochs_of(tmp .. '/r4/metrics.jsonl', '^{"epoch":(%d+)'), '1 2', 'and so does metrics.jsonl')
 t.ok(io.open(tmp .. '/r4/metrics.csv'):read('*l'):find('^epoch,lr,'), 'metrics.csv keeps its header')
 
+-- weights that become NaN on the last batch of epoch 2 (4 batches an epoch): the run stops naming the
+-- epoch, and the checkpoint of epoch 1 stays (reliability row 5)
+local sgd = optim.sgd
+optim.sgd = function(...)
+  local o5 = sgd(...)
+  local step, steps = o5.step, 0
+  o5.step = function(self, lr)
+    step(self, lr)
+    steps = steps + 1
+    if steps == 8 then self.params:fill(0 / 0) end
+  end
+  return o5
+end
+local ok5, err5 = pcall(train.run, opts({'--epochs', '3', '--out', tmp .. '/r5'}))
+optim.sgd = sgd
+t.ok(not ok5 and tostring(err5):find('epoch 2', 1, true) and tostring(err5):find('NaN', 1, true) and
+     tostring(err5):find(tmp .. '/r5/checkpoint.safetensors', 1, true), 'weights that became NaN on the last ' ..
+     'batch of an epoch stop the run naming the epoch and the checkpoint kept: ' .. tostring(err5))
+t.eq(ckpt.metadata(tmp .. '/r5/checkpoint.safetensors').epoch, '1', 'the checkpoint of epoch 1 is kept')
+
 -- checkpoints from elsewhere
 t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/none', '--resume'})) end,
          'no checkpoint at', 'resuming without a checkpoint')
