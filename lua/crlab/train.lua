@@ -39,7 +39,10 @@ M.FORMAT = 'crlab-checkpoint-1'
 -- defines the run and must equal the saved value; 'free', it may change
 -- (epochs to extend, where and how fast the run computes); 'invocation',
 -- it belongs to one invocation. Options not given on the command line of a
--- resume take the saved values, except the 'invocation' ones.
+-- resume take the saved values, except the 'invocation' ones. A number
+-- must be finite, and an integer where int = true, >= min, > above, < below
+-- (M.check_options); the losses' parameters and the Adience fold are the
+-- loss's and the dataset's to check.
 M.options = {
   {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | adience | imagenet | folder'},
   {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)',
@@ -48,42 +51,43 @@ M.options = {
   {'extra', false, 'svhn: add the extra split to training'},
   {'bbox', false, 'cub200: crop each image to its bounding box'},
   {'fold', 0, 'adience: the test fold (0-4)'},
-  {'image-size', 224, 'cub200, adience, imagenet, folder: training crop size'},
+  {'image-size', 224, 'cub200, adience, imagenet, folder: training crop size', int = true, min = 1},
   {'model', 'cnn', 'cnn | resnet20..110 | preresnet20..110 | wrn-D-K | densenet-bc-L-K | resnet18/34/50'},
   {'loss', 'crl', 'ce | nllr | crl | focal'},
   {'alpha', 1.5, 'CRL alpha'},
   {'beta', 1, 'CRL beta'},
   {'gamma', 2, 'focal gamma'},
   {'smoothing', 0, 'CE label smoothing'},
-  {'epochs', 10, 'epochs to train', resume = 'free'},
-  {'batch', 128, 'batch size'},
+  {'epochs', 10, 'epochs to train', resume = 'free', int = true, min = 1},
+  {'batch', 128, 'batch size', int = true, min = 1},
   {'optimizer', 'sgd', 'sgd | adam | adamw'},
-  {'lr', 0.1, 'base learning rate'},
-  {'momentum', 0.9, 'SGD momentum'},
+  {'lr', 0.1, 'base learning rate', above = 0},
+  {'momentum', 0.9, 'SGD momentum', min = 0, below = 1},
   {'nesterov', false, 'Nesterov momentum'},
-  {'weight-decay', 5e-4, 'weight decay'},
+  {'weight-decay', 5e-4, 'weight decay', min = 0},
   {'no-decay-bn-bias', false, 'no weight decay on batch-norm and bias parameters'},
   {'schedule', 'cosine', 'cosine | multistep | constant'},
   {'milestones', '', 'multistep: comma-separated epochs, e.g. 100,150'},
-  {'lr-gamma', 0.1, 'multistep: factor at each milestone'},
-  {'warmup', 0, 'epochs of linear learning-rate warm-up'},
-  {'clip', 0, 'clip the gradient norm to this (0: off)'},
-  {'crop', -1, 'random crop after padding by this many pixels (-1: the dataset recipe, 0: off)'},
+  {'lr-gamma', 0.1, 'multistep: factor at each milestone', above = 0},
+  {'warmup', 0, 'epochs of linear learning-rate warm-up', min = 0},
+  {'clip', 0, 'clip the gradient norm to this (0: off)', min = 0},
+  {'crop', -1, 'random crop after padding by this many pixels (-1: the dataset recipe, 0: off)', int = true,
+   min = -1},
   {'flip', false, 'random horizontal flips (CIFAR recipes flip anyway)'},
-  {'workers', 2, 'loader threads', resume = 'free'},
+  {'workers', 2, 'loader threads', resume = 'free', int = true, min = 0},
   {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping', resume = 'free'},
-  {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
+  {'seed', 1, 'seed of the one generator (weights, order, augmentation)', int = true, min = 0},
   {'device', 'cpu', 'cpu | cuda: where the model trains', resume = 'free'},
   {'cuda-graph', false, 'cuda: replay the forward and backward pass as one CUDA graph (no dropout)',
    resume = 'free'},
-  {'threads', 0, 'CPU threads (0: all cores)', resume = 'free'},
-  {'train-limit', 0, 'use only the first N training images (0: all)'},
-  {'test-limit', 0, 'use only the first N test images (0: all)'},
-  {'eval-batch', 500, 'batch size of the test pass', resume = 'free'},
+  {'threads', 0, 'CPU threads (0: all cores)', resume = 'free', int = true, min = 0},
+  {'train-limit', 0, 'use only the first N training images (0: all)', int = true, min = 0},
+  {'test-limit', 0, 'use only the first N test images (0: all)', int = true, min = 0},
+  {'eval-batch', 500, 'batch size of the test pass', resume = 'free', int = true, min = 1},
   {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)', resume = 'invocation'},
   {'resume', false, 'continue the run in --out from its checkpoint', resume = 'invocation'},
   {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)',
-   resume = 'invocation'},
+   resume = 'invocation', int = true, min = 0},
   {'quiet', false, 'no progress output', resume = 'free'},
 }
 
@@ -119,6 +123,10 @@ function M.parse(args)
     else
       local v = inline or args[i + 1]
       if v == nil then error('train: option --' .. key .. ' needs a value', 0) end
+      if not inline and v:match('^%-%-') then
+        error('train: option --' .. key .. " needs a value, got the option '" .. v .. "' (write --" .. key ..
+              '=VALUE for a value that starts with --)', 0)
+      end
       if type(d[2]) == 'number' then
         local n = tonumber(v)
         if not n then error('train: option --' .. key .. " expects a number, got '" .. v .. "'", 0) end
@@ -127,6 +135,31 @@ function M.parse(args)
         o[key] = v
       end
       i = i + (inline and 1 or 2)
+    end
+  end
+  return M.check_options(o)
+end
+
+-- Fails naming the first option whose value is out of its range (see
+-- M.options); returns o.
+function M.check_options(o)
+  for _, d in ipairs(M.options) do
+    local k, v = d[1], o[d[1]]
+    if type(d[2]) == 'number' and v ~= nil then
+      local want = d.min and '>= ' .. d.min or d.above and '> ' .. d.above or 'finite'
+      if d.below then want = 'in [' .. d.min .. ', ' .. d.below .. ')' end
+      if d.int then want = 'an integer ' .. want end
+      if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge or (d.int and v % 1 ~= 0) or
+         (d.min and v < d.min) or (d.above and v <= d.above) or (d.below and v >= d.below) then
+        error('train: option --' .. k .. ' must be ' .. want .. ", got '" .. tostring(v) .. "'", 0)
+      end
+    end
+  end
+  for m in tostring(o.milestones or ''):gmatch('[^,%s]+') do
+    local n = tonumber(m)
+    if not n or n ~= n or n < 0 or n == math.huge then
+      error("train: option --milestones must be comma-separated epochs, got '" .. tostring(o.milestones) ..
+            "' (e.g. 100,150)", 0)
     end
   end
   return o
@@ -484,7 +517,17 @@ function M.run(o)
       error('checkpoint: ' .. ckpt_path .. ' is damaged: its options do not read (' .. tostring(saved) .. ')', 0)
     end
     o = M.resume_options(o, saved, ckpt_path)
+    for _, k in ipairs({'epoch', 'best_epoch', 'optim_steps', 'rng_seed', 'rng_offset', 'best_acc'}) do
+      local v = tonumber(meta[k])
+      if not v or v ~= v or math.abs(v) == math.huge or (k ~= 'best_acc' and (v % 1 ~= 0 or v < 0)) or
+         (k == 'epoch' and v < 1) then
+        error(string.format("checkpoint: %s is damaged: its %s is '%s' (%s)", ckpt_path, k, tostring(meta[k]),
+                            k == 'best_acc' and 'a number expected' or
+                            k == 'epoch' and 'an integer >= 1 expected' or 'an integer >= 0 expected'), 0)
+      end
+    end
   end
+  M.check_options(o)
   local device = M.check_device(o)
   mkdir_p(dir)
   if o.threads > 0 then C.crl_set_num_threads(o.threads) end
@@ -495,8 +538,16 @@ function M.run(o)
   local train_split = o['train-limit'] > 0 and ds.train:head(o['train-limit']) or ds.train
   local test_split = o['test-limit'] > 0 and ds.test:head(o['test-limit']) or ds.test
   local K = #ds.classes
-  local model = models.build(o.model, {channels = ds.channels, classes = K,
-                                       size = ds.size == 224 and o['image-size'] or ds.size})
+  local size = ds.size == 224 and o['image-size'] or ds.size
+  -- images held in memory are fed as they are: each split must fit the model
+  for _, s in ipairs({{'training', train_split}, {'test', test_split}}) do
+    local im = s[2].images
+    if im and (im:size(3) ~= size or im:size(4) ~= size) then
+      error(string.format('train: the %s images (%s) are %dx%d; the model takes %dx%d, the size of %s', s[1],
+                          s[2].files and s[2].files[1] or o.dataset, im:size(3), im:size(4), size, size, o.dataset), 0)
+    end
+  end
+  local model = models.build(o.model, {channels = ds.channels, classes = K, size = size})
   model:skipInputGradient() -- the images need no gradient
   if o['cuda-graph'] then M.check_graph(model, o.model) end
   -- moved before the slabs are made: the optimiser takes its device from them

@@ -51,7 +51,10 @@ out, rc = sh(crlab_cmd .. ' -e ' .. q('local t = crlab.tensor{1,2}; print(t[3])'
 t.ok(rc == 1 and out:find('crlab: (-e):1: index 3 is out of range for dimension 1 of size 2', 1, true)
      and not out:find('lua/crlab/', 1, true), 'an out-of-range index reports its message at the user line: ' .. out:gsub('\n', ' | '))
 local train = root .. '/scripts/train.lua'
-for _, case in ipairs({{'--epochs 0', 'cosine needs epochs > 0'}, {'--model nope', "unknown model 'nope'"},
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --epochs 0 --out /nonexistent-dir/x')
+t.ok(rc == 2 and out:find("option --epochs must be an integer >= 1, got '0'", 1, true) and not out:find('traceback'),
+     'train.lua --epochs 0 is refused at once, the message alone: ' .. out:gsub('\n', ' | '))
+for _, case in ipairs({{'--model nope', "unknown model 'nope'"},
                        {'--schedule nope', 'nope'}}) do
   out, rc = sh(crlab_cmd .. ' ' .. train .. ' ' .. case[1] .. ' --out /nonexistent-dir/x')
   t.ok(rc == 1 and out:find(case[2], 1, true) and out:find('stack traceback', 1, true),

@@ -87,6 +87,31 @@ t.errors(function() data.load('fashion-mnist', tmp .. '/nowhere') end, 'neither'
 -- options
 t.errors(function() train.parse({'--modle', 'cnn'}) end, "unknown option '--modle'", 'a misspelt option')
 t.errors(function() train.parse({'--epochs', 'ten'}) end, "expects a number, got 'ten'", 'a non-numeric value')
+-- bad values are refused up front (reliability row 14)
+t.errors(function() train.parse({'--model', '--loss', 'ce'}) end, "option --model needs a value, got the option '--loss'",
+         'an option whose value is missing does not take the next option as its value')
+for _, bad in ipairs({{'momentum', '2', 'in [0, 1)'}, {'weight-decay', '-1', '>= 0'}, {'warmup', '-1', '>= 0'},
+                      {'train-limit', '-5', 'an integer >= 0'}, {'epochs', 'nan', 'an integer >= 1'},
+                      {'epochs', '1.5', 'an integer >= 1'}, {'lr', 'inf', '> 0'}, {'batch', '0', 'an integer >= 1'},
+                      {'milestones', '10,x', 'comma-separated epochs'}}) do
+  t.errors(function() train.parse({'--' .. bad[1], bad[2]}) end,
+           'option --' .. bad[1] .. ' must be ' .. bad[3] .. ", got '" .. bad[2] .. "'",
+           '--' .. bad[1] .. ' ' .. bad[2] .. ' is refused')
+end
+t.errors(function()
+  local o = train.parse({'--data', dir, '--out', tmp .. '/x'})
+  o.momentum = -0.5
+  train.run(o)
+end, 'option --momentum must be in [0, 1)', 'train.run checks the options of a table it is given too')
+local odd = tmp .. '/odd'
+os.execute('mkdir -p ' .. odd .. ' && cp ' .. dir .. '/train-* ' .. odd)
+write(odd .. '/t10k-images-idx3-ubyte', '\0\0\8\3' .. be32(2) .. be32(32) .. be32(32) .. string.rep('\0', 2048))
+write(odd .. '/t10k-labels-idx1-ubyte', '\0\0\8\1' .. be32(2) .. '\0\1')
+t.errors(function() train.run(train.parse({'--data', odd, '--out', tmp .. '/odd-run', '--quiet'})) end,
+         'the test images (' .. odd .. '/t10k-images-idx3-ubyte) are 32x32; the model takes 28x28',
+         'test images of another size than the training images are refused before training')
+t.ok(io.open(tmp .. '/odd-run/metrics.csv') == nil, 'and nothing was trained')
+
 local base = {'--data', dir, '--train-limit', '64', '--batch', '16', '--lr', '0.05', '--quiet', '--threads', '2'}
 local function opts(extra)
   local a = {}
@@ -183,6 +208,16 @@ t.ok(not ok5 and tostring(err5):find('epoch 2', 1, true) and tostring(err5):find
      tostring(err5):find(tmp .. '/r5/checkpoint.safetensors', 1, true), 'weights that became NaN on the last ' ..
      'batch of an epoch stop the run naming the epoch and the checkpoint kept: ' .. tostring(err5))
 t.eq(ckpt.metadata(tmp .. '/r5/checkpoint.safetensors').epoch, '1', 'the checkpoint of epoch 1 is kept')
+
+-- a checkpoint whose metadata records a fractional epoch is refused as damaged (reliability row 14)
+local tens14, meta14 = ckpt.load(tmp .. '/r3/checkpoint.safetensors')
+local list14 = {}
+for _, name in ipairs(tens14.names) do list14[#list14 + 1] = {name, tens14[name]} end
+meta14.epoch = '1.5'
+os.execute('mkdir -p ' .. tmp .. '/r14')
+ckpt.save(tmp .. '/r14/checkpoint.safetensors', list14, meta14)
+t.errors(function() train.run(train.parse({'--out', tmp .. '/r14', '--epochs', '3', '--resume', '--quiet'})) end,
+         "is damaged: its epoch is '1.5'", 'a checkpoint recording epoch 1.5 is refused')
 
 -- checkpoints from elsewhere
 t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/none', '--resume'})) end,
