@@ -226,9 +226,49 @@ local raw = io.open(tmp .. '/split/checkpoint.safetensors', 'rb'):read('*a')
 write(tmp .. '/cut.safetensors', raw:sub(1, #raw - 100))
 t.errors(function() ckpt.load(tmp .. '/cut.safetensors') end, tmp .. '/cut.safetensors', 'a truncated checkpoint')
 write(tmp .. '/junk.safetensors', 'not a checkpoint at all')
-t.errors(function() ckpt.load(tmp .. '/junk.safetensors') end, 'is not a valid safetensors file', 'a junk file')
+t.errors(function() ckpt.load(tmp .. '/junk.safetensors') end, 'junk.safetensors is damaged: header length', 'a junk file')
 t.errors(function() ckpt.save(tmp .. '/no/such/dir/x.safetensors', {{'a', crlab.zeros(2)}}) end, 'cannot write',
          'saving into a missing folder fails cleanly')
+-- a CRC32 per tensor (and one over the header) in the metadata: damage is reported as such, naming the
+-- tensor; no bit flip or truncation gives an internal Lua error (reliability row 15)
+local small = tmp .. '/small.safetensors'
+local w15 = crlab.tensor({{1, 2, 3}, {4, 5, 6}})
+ckpt.save(small, {{'model.1.weight', w15}, {'model.1.bias', crlab.tensor({0.5, -0.5})},
+                  {'labels', crlab.tensor({3, 1, 2}):int()}, {'bytes', crlab.tensor({7, 8, 9, 10}):byte()},
+                  {'empty', crlab.zeros(0)}}, {format = 'x', epoch = 3, options = '{"lr":0.1,"loss":"crl"}'})
+local _, sm = ckpt.load(small)
+t.ok(sm['crc32.model.1.weight'] and sm['crc32.model.1.weight']:match('^%x%x%x%x%x%x%x%x$') and
+     sm['crc32.__header__'] ~= nil, 'the metadata holds a hex CRC32 per tensor and one over the header')
+local good = io.open(small, 'rb'):read('*a')
+local hlen = good:byte(1) + 256 * good:byte(2)
+local function flipped(pos, bit)
+  local b = good:byte(pos)
+  local nb = bit and ((math.floor(b / 2 ^ bit) % 2 == 1) and b - 2 ^ bit or b + 2 ^ bit) or b
+  return good:sub(1, pos - 1) .. string.char(nb) .. good:sub(pos + 1)
+end
+-- the data: the weight's 24 bytes, then the bias's 8, the labels' 12, the bytes' 4
+write(tmp .. '/flip.safetensors', flipped(#good - 48 + 10, 3))
+t.errors(function() ckpt.load(tmp .. '/flip.safetensors') end, tmp .. '/flip.safetensors is damaged: tensor ' ..
+         'model.1.weight fails its CRC32 check', 'a bit flipped in a weight is reported, naming the tensor')
+math.randomseed(15)
+local runs, clean, internal = 0, 0, {}
+local function try(bytes)
+  write(tmp .. '/fuzz.safetensors', bytes)
+  runs = runs + 1
+  local ok, err = pcall(ckpt.load, tmp .. '/fuzz.safetensors')
+  err = tostring(err)
+  if not ok and err:find(tmp .. '/fuzz.safetensors is damaged', 1, true) and not err:find('attempt to') then
+    clean = clean + 1
+  elseif #internal < 3 then
+    internal[#internal + 1] = ok and 'loaded' or err
+  end
+end
+for _ = 1, 300 do try(flipped(math.random(1, 8 + hlen), math.random(0, 7))) end
+for _ = 1, 100 do try(flipped(math.random(9 + hlen, #good), math.random(0, 7))) end
+for _ = 1, 60 do try(good:sub(1, math.random(0, #good - 1))) end
+t.ok(clean == runs, string.format('%d bit flips and truncations: %d refused as damaged, naming the file and no ' ..
+     'internal error (%s)', runs, clean, table.concat(internal, ' | ')))
+
 local tensors, meta = ckpt.load(tmp .. '/split/checkpoint.safetensors')
 t.eq(meta.format, train.FORMAT, 'the checkpoint records its format')
 t.ok(tensors['model.1.weight'] ~= nil and tensors['model.2.running_mean'] ~= nil and tensors['optim.momentum'] ~= nil,
