@@ -390,6 +390,9 @@ int crl_tensor_sumsq(double *value, const crl_tensor *t);
  * (N, H, W) images or (N) labels. Fails naming the file on a bad magic,
  * truncation or an unsupported element type. */
 int crl_idx_read(crl_tensor *out, const char *path);
+/* Continues *crc (0 to start) over nbytes at data: zlib's CRC-32, that of
+ * gzip and PNG (checkpoints keep one per tensor). */
+int crl_crc32(uint32_t *crc, const void *data, int64_t nbytes);
 
 /* ---- images: PNG (libpng) and JPEG (libjpeg-turbo) ------------------------------
  * Images are uint8 (C, H, W) tensors. channels = 0 keeps the file's own

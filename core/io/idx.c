@@ -67,3 +67,20 @@ int crl_idx_read(crl_tensor *out, const char *path)
     gzclose(f);
     return rc;
 }
+
+int crl_crc32(uint32_t *crc, const void *data, int64_t nbytes)
+{
+    if (crc == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'crc' is NULL");
+    if (nbytes < 0) return crl_fail(CRL_ERR_ARG, __func__, "nbytes = %lld is negative", (long long)nbytes);
+    if (data == NULL && nbytes > 0) return crl_fail(CRL_ERR_ARG, __func__, "argument 'data' is NULL");
+    const unsigned char *p = data;
+    uLong c = *crc;
+    while (nbytes > 0) { /* zlib takes a uInt length */
+        uInt chunk = nbytes > (1 << 30) ? (1u << 30) : (uInt)nbytes;
+        c = crc32(c, p, chunk);
+        p += chunk;
+        nbytes -= chunk;
+    }
+    *crc = (uint32_t)c;
+    return CRL_OK;
+}

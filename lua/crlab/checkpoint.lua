@@ -9,8 +9,12 @@
 -- loading always makes host tensors (copy them onward with :copy or
 -- :cuda()). Saving is atomic: the file is written beside its destination
 -- under a temporary name and renamed into place, so an interrupted save
--- never leaves a half-written checkpoint.
+-- never leaves a half-written checkpoint. The metadata hold a CRC-32 of
+-- each tensor's bytes ("crc32.<name>", 8 hex digits) and one of the header
+-- ("crc32.__header__": names, dtypes, shapes, offsets, other metadata), all
+-- checked on load, so a damaged file is reported as such, naming the tensor.
 local ffi = require 'ffi'
+local bit = require 'bit'
 local core = require 'crlab.core'
 local T = require 'crlab.tensor'
 local json = require 'crlab.json'
@@ -37,6 +41,32 @@ local function sync_file(path)
   end
 end
 
+local crc_buf = ffi.new('uint32_t[1]')
+
+-- zlib's CRC-32 of n bytes at p (a pointer or a string), as 8 hex digits.
+local function crc32(p, n)
+  crc_buf[0] = 0
+  check(C.crl_crc32(crc_buf, p, n))
+  return bit.tohex(crc_buf[0])
+end
+
+-- What the header's CRC-32 covers: each tensor's name, dtype, shape and
+-- offsets and each metadata entry but the CRCs, sorted.
+local function header_text(entries, meta)
+  local lines = {}
+  for name, e in pairs(entries) do
+    local shape = {}
+    for d, n in ipairs(e.shape) do shape[d] = string.format('%d', n) end
+    lines[#lines + 1] = string.format('%s\0%s\0%s\0%d,%d', name, e.dtype, table.concat(shape, ','),
+                                      e.data_offsets[1], e.data_offsets[2])
+  end
+  for k, v in pairs(meta) do
+    if k:sub(1, 6) ~= 'crc32.' then lines[#lines + 1] = '\1' .. k .. '\0' .. v end
+  end
+  table.sort(lines)
+  return table.concat(lines, '\n')
+end
+
 -- tensors: an array of {name, tensor}; metadata: string -> string.
 function M.save(path, tensors, metadata)
   local header, offset, blobs = {}, 0, {}
@@ -47,13 +77,19 @@ function M.save(path, tensors, metadata)
     -- depends on where the tensors were, and loads on a CPU-only machine
     local c = t:contiguous():cpu()
     local nbytes = c:numel() * C.crl_dtype_size(c.dtype)
-    header[name] = {dtype = to_st[tonumber(c.dtype)], shape = c:size(), data_offsets = {offset, offset + nbytes}}
-    if #header[name].shape == 0 then header[name].shape = {} end
+    local shape = {}
+    for d, n in ipairs(c:size()) do shape[d] = n end
+    header[name] = {dtype = to_st[tonumber(c.dtype)], shape = shape, data_offsets = {offset, offset + nbytes}}
     blobs[i] = {c, nbytes}
     offset = offset + nbytes
   end
   local meta = {}
   for k, v in pairs(metadata or {}) do meta[k] = tostring(v) end
+  for i, nt in ipairs(tensors) do meta['crc32.' .. nt[1]] = crc32(C.crl_tensor_data(blobs[i][1]), blobs[i][2]) end
+  local entries = {}
+  for name, e in pairs(header) do entries[name] = e end
+  local text = header_text(entries, meta)
+  meta['crc32.__header__'] = crc32(text, #text)
   header.__metadata__ = meta
   local text = json.encode(header)
   text = text .. string.rep(' ', (8 - #text % 8) % 8) -- align the data to 8 bytes
@@ -84,51 +120,116 @@ function M.save(path, tensors, metadata)
   end
 end
 
--- Returns tensors (name -> tensor, in file order as .names) and metadata.
-function M.load(path)
+-- Opens path and reads its header: the open file, its size, the header
+-- table, its metadata, where the data begins, and bad(msg), which closes
+-- the file and fails naming it as damaged.
+local function open_header(path)
   local f, err = io.open(path, 'rb')
-  if not f then error('checkpoint: cannot open ' .. path .. ': ' .. tostring(err), 2) end
+  if not f then error('checkpoint: cannot open ' .. path .. ': ' .. tostring(err), 3) end
   local size = f:seek('end')
   f:seek('set', 0)
   local head = f:read(8)
   local function bad(msg)
     f:close()
-    error('checkpoint: ' .. path .. ' is not a valid safetensors file: ' .. msg, 3)
+    error('checkpoint: ' .. path .. ' is damaged: ' .. msg, 4)
   end
-  if not head or #head < 8 then bad('shorter than 8 bytes') end
+  if not head or #head < 8 then bad('shorter than 8 bytes (not a safetensors file)') end
   local n = 0
   for i = 8, 1, -1 do n = n * 256 + head:byte(i) end
-  if n < 2 or n > size - 8 or n > 100 * 2 ^ 20 then bad('header length ' .. n .. ' does not fit a ' .. size .. '-byte file') end
-  local ok, header = pcall(json.decode, f:read(n))
-  if not ok or type(header) ~= 'table' then bad(tostring(header)) end
-  local base = 8 + n
-  local tensors, names = {}, {}
-  local entries = {}
-  for name, e in pairs(header) do
-    if name ~= '__metadata__' then entries[#entries + 1] = {name, e} end
+  if n < 2 or n > size - 8 or n > 100 * 2 ^ 20 then
+    bad(string.format('header length %.0f does not fit a %d-byte file (not a safetensors file?)', n, size))
   end
-  table.sort(entries, function(a, b) return a[2].data_offsets[1] < b[2].data_offsets[1] end)
-  for _, ne in ipairs(entries) do
-    local name, e = ne[1], ne[2]
-    local dt = from_st[e.dtype]
-    if not dt then bad('tensor ' .. name .. ' has dtype ' .. tostring(e.dtype) .. ' (crlab reads F32, I32, U8)') end
-    local shape = e.shape or {}
-    local t = T.new(dt, C.CRL_CPU, shape)
-    local b, eoff = e.data_offsets[1], e.data_offsets[2]
-    local nbytes = t:numel() * C.crl_dtype_size(dt)
-    if eoff - b ~= nbytes or base + eoff > size then
-      bad('tensor ' .. name .. ' has offsets [' .. b .. ', ' .. eoff .. '] for ' .. nbytes .. ' bytes in a ' .. size .. '-byte file')
+  local ok, header = pcall(json.decode, f:read(n))
+  if not ok then bad('its header is not JSON (' .. tostring(header) .. ')') end
+  if type(header) ~= 'table' then bad('its header is not a JSON object') end
+  local meta = header.__metadata__ or {}
+  if type(meta) ~= 'table' then bad('its __metadata__ is not an object') end
+  for k, v in pairs(meta) do
+    if type(k) ~= 'string' or type(v) ~= 'string' then bad('its __metadata__ is not an object of strings') end
+  end
+  return f, size, header, meta, 8 + n, bad
+end
+
+-- The metadata alone (string -> string), reading only the header.
+function M.metadata(path)
+  local f, _, _, meta = open_header(path)
+  f:close()
+  return meta
+end
+
+local function whole(v) return type(v) == 'number' and v >= 0 and v % 1 == 0 and v < 2 ^ 53 end
+
+-- Returns tensors (name -> tensor, in file order as .names) and metadata.
+-- Every structural error and every CRC-32 that does not match (files
+-- written here hold one per tensor and one over the header; files from
+-- elsewhere may hold none) fails with 'checkpoint: PATH is damaged: ...'.
+function M.load(path)
+  local f, size, header, meta, base, bad = open_header(path)
+  local entries, list = {}, {}
+  for name, e in pairs(header) do
+    if name ~= '__metadata__' then
+      if type(name) ~= 'string' then bad('its header is not an object of tensors') end
+      if type(e) ~= 'table' then bad('tensor ' .. name .. ' has no dtype, shape and offsets') end
+      local dt = from_st[e.dtype]
+      if not dt then bad('tensor ' .. name .. ' has dtype ' .. tostring(e.dtype) .. ' (crlab reads F32, I32, U8)') end
+      local shape, numel, count = e.shape or {}, 1, 0
+      if type(shape) ~= 'table' then bad('tensor ' .. name .. ' has no shape list') end
+      for _ in pairs(shape) do count = count + 1 end
+      if count ~= #shape then bad('tensor ' .. name .. ' has no shape list') end
+      for _, d in ipairs(shape) do
+        if not whole(d) then bad('tensor ' .. name .. ' has a size ' .. tostring(d) .. ' in its shape') end
+        numel = numel * d
+      end
+      local off = e.data_offsets
+      if type(off) ~= 'table' or #off ~= 2 or not whole(off[1]) or not whole(off[2]) then
+        bad('tensor ' .. name .. ' has no offsets [begin, end]')
+      end
+      local nbytes = numel * C.crl_dtype_size(dt)
+      if off[2] - off[1] ~= nbytes then
+        bad(string.format('tensor %s has offsets [%d, %d] for %.0f bytes', name, off[1], off[2], nbytes))
+      end
+      entries[name] = e
+      list[#list + 1] = {name = name, dt = dt, shape = shape, b = off[1], e = off[2], nbytes = nbytes}
     end
-    f:seek('set', base + b)
-    local data = f:read(nbytes)
-    if not data or #data ~= nbytes then bad('tensor ' .. name .. ' is truncated') end
-    ffi.copy(C.crl_tensor_data(t), data, nbytes)
-    tensors[name] = t
-    names[#names + 1] = name
+  end
+  table.sort(list, function(x, y) return x.b < y.b or x.b == y.b and x.e < y.e end)
+  local at = 0 -- the data are contiguous, in the order of the offsets
+  for _, x in ipairs(list) do
+    if x.b ~= at then bad(string.format('tensor %s begins at byte %d of the data, not %d', x.name, x.b, at)) end
+    at = x.e
+  end
+  if base + at > size then
+    bad(string.format('it is truncated: its header promises %.0f bytes, the file holds %d', base + at, size))
+  elseif base + at < size then
+    bad(string.format('it holds %d bytes after the data its header describes', size - base - at))
+  end
+  local checked = false
+  for k in pairs(meta) do checked = checked or k:sub(1, 6) == 'crc32.' end
+  local text = header_text(entries, meta)
+  if checked and meta['crc32.__header__'] ~= crc32(text, #text) then
+    bad('its header fails its CRC32 check (a tensor\'s name, dtype, shape or offsets, or the metadata, changed)')
+  end
+  local tensors, names = {}, {}
+  for _, x in ipairs(list) do
+    local want = meta['crc32.' .. x.name]
+    if checked and not want then bad('tensor ' .. x.name .. ' has no CRC32, though the file\'s other tensors do') end
+    local data = ''
+    if x.nbytes > 0 then
+      f:seek('set', base + x.b)
+      data = f:read(x.nbytes)
+      if not data or #data ~= x.nbytes then bad('tensor ' .. x.name .. ' is truncated') end
+    end
+    if want and crc32(data, x.nbytes) ~= want then
+      bad(string.format('tensor %s fails its CRC32 check (%s stored, %s read)', x.name, want, crc32(data, x.nbytes)))
+    end
+    local t = T.new(x.dt, C.CRL_CPU, x.shape)
+    if x.nbytes > 0 then ffi.copy(C.crl_tensor_data(t), data, x.nbytes) end
+    tensors[x.name] = t
+    names[#names + 1] = x.name
   end
   f:close()
   tensors.names = names
-  return tensors, header.__metadata__ or {}
+  return tensors, meta
 end
 
 return M

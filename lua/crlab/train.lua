@@ -35,50 +35,62 @@ local M = {}
 M.FORMAT = 'crlab-checkpoint-1'
 
 -- Every option, its default and its help; scripts/train.lua parses these.
+-- resume = how the option may differ when a run resumes: absent, it
+-- defines the run and must equal the saved value; 'free', it may change
+-- (epochs to extend, where and how fast the run computes); 'invocation',
+-- it belongs to one invocation. Options not given on the command line of a
+-- resume take the saved values, except the 'invocation' ones. A number
+-- must be finite, and an integer where int = true, >= min, > above, < below
+-- (M.check_options); the losses' parameters and the Adience fold are the
+-- loss's and the dataset's to check.
 M.options = {
   {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | adience | imagenet | folder'},
-  {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)'},
+  {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)',
+   resume = 'free'},
   {'coarse', false, 'cifar100: the 20 coarse labels'},
   {'extra', false, 'svhn: add the extra split to training'},
   {'bbox', false, 'cub200: crop each image to its bounding box'},
   {'fold', 0, 'adience: the test fold (0-4)'},
-  {'image-size', 224, 'cub200, adience, imagenet, folder: training crop size'},
+  {'image-size', 224, 'cub200, adience, imagenet, folder: training crop size', int = true, min = 1},
   {'model', 'cnn', 'cnn | resnet20..110 | preresnet20..110 | wrn-D-K | densenet-bc-L-K | resnet18/34/50'},
   {'loss', 'crl', 'ce | nllr | crl | focal'},
   {'alpha', 1.5, 'CRL alpha'},
   {'beta', 1, 'CRL beta'},
   {'gamma', 2, 'focal gamma'},
   {'smoothing', 0, 'CE label smoothing'},
-  {'epochs', 10, 'epochs to train'},
-  {'batch', 128, 'batch size'},
+  {'epochs', 10, 'epochs to train', resume = 'free', int = true, min = 1},
+  {'batch', 128, 'batch size', int = true, min = 1},
   {'optimizer', 'sgd', 'sgd | adam | adamw'},
-  {'lr', 0.1, 'base learning rate'},
-  {'momentum', 0.9, 'SGD momentum'},
+  {'lr', 0.1, 'base learning rate', above = 0},
+  {'momentum', 0.9, 'SGD momentum', min = 0, below = 1},
   {'nesterov', false, 'Nesterov momentum'},
-  {'weight-decay', 5e-4, 'weight decay'},
+  {'weight-decay', 5e-4, 'weight decay', min = 0},
   {'no-decay-bn-bias', false, 'no weight decay on batch-norm and bias parameters'},
   {'schedule', 'cosine', 'cosine | multistep | constant'},
   {'milestones', '', 'multistep: comma-separated epochs, e.g. 100,150'},
-  {'lr-gamma', 0.1, 'multistep: factor at each milestone'},
-  {'warmup', 0, 'epochs of linear learning-rate warm-up'},
-  {'clip', 0, 'clip the gradient norm to this (0: off)'},
-  {'crop', -1, 'random crop after padding by this many pixels (-1: the dataset recipe, 0: off)'},
+  {'lr-gamma', 0.1, 'multistep: factor at each milestone', above = 0},
+  {'warmup', 0, 'epochs of linear learning-rate warm-up', min = 0},
+  {'clip', 0, 'clip the gradient norm to this (0: off)', min = 0},
+  {'crop', -1, 'random crop after padding by this many pixels (-1: the dataset recipe, 0: off)', int = true,
+   min = -1},
   {'flip', false, 'random horizontal flips (CIFAR recipes flip anyway)'},
-  {'workers', 2, 'loader threads'},
-  {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping'},
-  {'seed', 1, 'seed of the one generator (weights, order, augmentation)'},
-  {'device', 'cpu', 'cpu | cuda: where the model trains'},
-  {'cuda-graph', false, 'cuda: replay the forward and backward pass as one CUDA graph (no dropout)'},
+  {'workers', 2, 'loader threads', resume = 'free', int = true, min = 0},
+  {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping', resume = 'free'},
+  {'seed', 1, 'seed of the one generator (weights, order, augmentation)', int = true, min = 0},
+  {'device', 'cpu', 'cpu | cuda: where the model trains', resume = 'free'},
+  {'cuda-graph', false, 'cuda: replay the forward and backward pass as one CUDA graph (no dropout)',
+   resume = 'free'},
   {'precision', 'fp32', 'fp32 | bf16: bf16 runs convolutions and matrix products in bfloat16 on tensor cores '
-                         .. '(float32 weights, activations and optimiser; --device cuda only)'},
-  {'threads', 0, 'CPU threads (0: all cores)'},
-  {'train-limit', 0, 'use only the first N training images (0: all)'},
-  {'test-limit', 0, 'use only the first N test images (0: all)'},
-  {'eval-batch', 500, 'batch size of the test pass'},
-  {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)'},
-  {'resume', false, 'continue the run in --out from its checkpoint'},
-  {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)'},
-  {'quiet', false, 'no progress output'},
+                         .. '(float32 weights, activations and optimiser; --device cuda only)', resume = 'free'},
+  {'threads', 0, 'CPU threads (0: all cores)', resume = 'free', int = true, min = 0},
+  {'train-limit', 0, 'use only the first N training images (0: all)', int = true, min = 0},
+  {'test-limit', 0, 'use only the first N test images (0: all)', int = true, min = 0},
+  {'eval-batch', 500, 'batch size of the test pass', resume = 'free', int = true, min = 1},
+  {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)', resume = 'invocation'},
+  {'resume', false, 'continue the run in --out from its checkpoint', resume = 'invocation'},
+  {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)',
+   resume = 'invocation', int = true, min = 0},
+  {'quiet', false, 'no progress output', resume = 'free'},
 }
 
 function M.defaults()
@@ -87,9 +99,15 @@ function M.defaults()
   return o
 end
 
+-- The options each parsed table was given explicitly (option -> true),
+-- which a resume compares with the saved run; a table that parse did not
+-- make counts as giving every option it holds.
+local given_options = setmetatable({}, {__mode = 'k'})
+
 -- Parses {'--model', 'resnet20', '--flip', ...} into an options table.
 function M.parse(args)
-  local o, known = M.defaults(), {}
+  local o, known, given = M.defaults(), {}, {}
+  given_options[o] = given
   for _, d in ipairs(M.options) do known[d[1]] = d end
   local i = 1
   while i <= #args do
@@ -100,12 +118,17 @@ function M.parse(args)
     local d = known[key]
     if key == 'help' then return nil end
     if not d then error("train: unknown option '--" .. key .. "' (see --help)", 0) end
+    given[key] = true
     if type(d[2]) == 'boolean' then
       o[key] = inline == nil or inline == 'true' or inline == '1'
       i = i + 1
     else
       local v = inline or args[i + 1]
       if v == nil then error('train: option --' .. key .. ' needs a value', 0) end
+      if not inline and v:match('^%-%-') then
+        error('train: option --' .. key .. " needs a value, got the option '" .. v .. "' (write --" .. key ..
+              '=VALUE for a value that starts with --)', 0)
+      end
       if type(d[2]) == 'number' then
         local n = tonumber(v)
         if not n then error('train: option --' .. key .. " expects a number, got '" .. v .. "'", 0) end
@@ -114,6 +137,31 @@ function M.parse(args)
         o[key] = v
       end
       i = i + (inline and 1 or 2)
+    end
+  end
+  return M.check_options(o)
+end
+
+-- Fails naming the first option whose value is out of its range (see
+-- M.options); returns o.
+function M.check_options(o)
+  for _, d in ipairs(M.options) do
+    local k, v = d[1], o[d[1]]
+    if type(d[2]) == 'number' and v ~= nil then
+      local want = d.min and '>= ' .. d.min or d.above and '> ' .. d.above or 'finite'
+      if d.below then want = 'in [' .. d.min .. ', ' .. d.below .. ')' end
+      if d.int then want = 'an integer ' .. want end
+      if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge or (d.int and v % 1 ~= 0) or
+         (d.min and v < d.min) or (d.above and v <= d.above) or (d.below and v >= d.below) then
+        error('train: option --' .. k .. ' must be ' .. want .. ", got '" .. tostring(v) .. "'", 0)
+      end
+    end
+  end
+  for m in tostring(o.milestones or ''):gmatch('[^,%s]+') do
+    local n = tonumber(m)
+    if not n or n ~= n or n < 0 or n == math.huge then
+      error("train: option --milestones must be comma-separated epochs, got '" .. tostring(o.milestones) ..
+            "' (e.g. 100,150)", 0)
     end
   end
   return o
@@ -240,6 +288,43 @@ function M.check_graph(model, name)
                         "from the generator's offset, which advances on the host, so every replay of the graph " ..
                         "would reuse one mask (train without --cuda-graph)", name, drop.p), 0)
   end
+end
+
+local function show(k, v)
+  if type(v) == 'boolean' then return '--' .. k .. '=' .. tostring(v) end
+  if type(v) == 'string' and (v == '' or v:find('[%s\']')) then v = "'" .. v .. "'" end
+  return '--' .. k .. ' ' .. tostring(v)
+end
+
+-- The options of a resumed run from o and saved (the checkpoint's): an
+-- option o was not given takes the saved value (its default when the
+-- checkpoint predates it), unless it belongs to the invocation; one given
+-- that defines the run must equal the saved value. Fails naming every
+-- difference.
+function M.resume_options(o, saved, path)
+  local given = given_options[o]
+  local r, diffs = {}, {}
+  for _, d in ipairs(M.options) do
+    local k, sv = d[1], saved[d[1]]
+    if sv == nil then sv = d[2] end
+    local explicit
+    if given then explicit = given[k] == true else explicit = o[k] ~= nil end
+    if d.resume == 'invocation' or (explicit and d.resume == 'free') then
+      r[k] = o[k]
+    else
+      r[k] = sv
+      -- compared as recorded (the checkpoint holds the options as JSON)
+      if explicit and json.encode(o[k]) ~= json.encode(sv) then
+        diffs[#diffs + 1] = show(k, o[k]) .. " differs from the saved run's " .. tostring(sv)
+      end
+    end
+  end
+  if #diffs > 0 then
+    error(string.format('train: --resume: %s (%s): the options that define a run cannot change when it ' ..
+                        'resumes; leave them out to keep the saved values, or start another run with another --out',
+                        table.concat(diffs, '; '), path), 0)
+  end
+  return r
 end
 
 local function run_dir(o)
@@ -405,12 +490,57 @@ end
 local CSV_FIELDS = {'epoch', 'lr', 'train_loss', 'train_acc', 'test_loss', 'test_acc', 'test_top5', 'test_ece',
                     'epoch_seconds', 'images_per_sec'}
 
+local function csv_row(rec)
+  local row = {}
+  for i, k in ipairs(CSV_FIELDS) do row[i] = rec[k] == nil and '' or string.format('%.6g', rec[k]) end
+  return table.concat(row, ',')
+end
+
+-- Writes text to path through a temporary file and a rename, so that an
+-- interruption leaves the old file or the new one.
+local function replace_file(path, text)
+  local f, err = io.open(path .. '.tmp', 'w')
+  if not f then error('train: cannot write ' .. path .. '.tmp: ' .. tostring(err), 0) end
+  local ok, werr = f:write(text)
+  f:close()
+  if not ok or not os.rename(path .. '.tmp', path) then
+    os.remove(path .. '.tmp')
+    error('train: cannot write ' .. path .. ': ' .. tostring(werr), 0)
+  end
+end
+
 function M.run(o)
+  local dir = run_dir(o)
+  local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
+  if o.resume then
+    local f = io.open(ckpt_path, 'rb')
+    if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end
+    f:close()
+    local meta = ckpt.metadata(ckpt_path)
+    if meta.format ~= M.FORMAT then
+      error(string.format("train: %s is not a crlab checkpoint (format '%s', expected '%s')", ckpt_path,
+                          tostring(meta.format), M.FORMAT), 0)
+    end
+    local ok, saved = pcall(json.decode, meta.options or '')
+    if not ok or type(saved) ~= 'table' then
+      error('checkpoint: ' .. ckpt_path .. ' is damaged: its options do not read (' .. tostring(saved) .. ')', 0)
+    end
+    o = M.resume_options(o, saved, ckpt_path)
+    for _, k in ipairs({'epoch', 'best_epoch', 'optim_steps', 'rng_seed', 'rng_offset', 'best_acc'}) do
+      local v = tonumber(meta[k])
+      if not v or v ~= v or math.abs(v) == math.huge or (k ~= 'best_acc' and (v % 1 ~= 0 or v < 0)) or
+         (k == 'epoch' and v < 1) then
+        error(string.format("checkpoint: %s is damaged: its %s is '%s' (%s)", ckpt_path, k, tostring(meta[k]),
+                            k == 'best_acc' and 'a number expected' or
+                            k == 'epoch' and 'an integer >= 1 expected' or 'an integer >= 0 expected'), 0)
+      end
+    end
+  end
+  M.check_options(o)
   local device = M.check_device(o)
   if o.threads > 0 and C.crl_set_num_threads(o.threads) ~= 0 then
     error('train: --threads: ' .. core.last_error():gsub('^[%w_]+: ', ''), 0)
   end
-  local dir = run_dir(o)
   mkdir_p(dir)
   crlab.manualSeed(o.seed)
   local ds = data.load(o.dataset, o.data ~= '' and o.data or nil,
@@ -419,8 +549,16 @@ function M.run(o)
   local train_split = o['train-limit'] > 0 and ds.train:head(o['train-limit']) or ds.train
   local test_split = o['test-limit'] > 0 and ds.test:head(o['test-limit']) or ds.test
   local K = #ds.classes
-  local model = models.build(o.model, {channels = ds.channels, classes = K,
-                                       size = ds.size == 224 and o['image-size'] or ds.size})
+  local size = ds.size == 224 and o['image-size'] or ds.size
+  -- images held in memory are fed as they are: each split must fit the model
+  for _, s in ipairs({{'training', train_split}, {'test', test_split}}) do
+    local im = s[2].images
+    if im and (im:size(3) ~= size or im:size(4) ~= size) then
+      error(string.format('train: the %s images (%s) are %dx%d; the model takes %dx%d, the size of %s', s[1],
+                          s[2].files and s[2].files[1] or o.dataset, im:size(3), im:size(4), size, size, o.dataset), 0)
+    end
+  end
+  local model = models.build(o.model, {channels = ds.channels, classes = K, size = size})
   model:skipInputGradient() -- the images need no gradient
   if o['cuda-graph'] then M.check_graph(model, o.model) end
   -- moved before the slabs are made: the optimiser takes its device from them
@@ -437,36 +575,37 @@ function M.run(o)
   local test_batches = data.loader(test_split, {batch = o['eval-batch'], transform = ds.recipe.test, shuffle = false,
                                                 threads = o.workers, channels = ds.channels, skipBad = o['skip-bad']})
   local sched = make_schedule(o, train_batches:count())
-  local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
   local start, best, best_epoch = 1, -1, 0
   local history = {}
   if o.resume then
-    local f = io.open(ckpt_path, 'rb')
-    if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end
-    f:close()
     local meta = M.load_into(ckpt_path, model, opt, o)
     start = tonumber(meta.epoch) + 1
     best, best_epoch = tonumber(meta.best_acc), tonumber(meta.best_epoch)
     crlab.setRNGState({seed = tonumber(meta.rng_seed), offset = tonumber(meta.rng_offset)})
-    -- keep the metrics of the epochs the checkpoint covers
+    -- keep the metrics of the epochs the checkpoint covers, once each (an
+    -- interrupted run may have written an epoch's metrics, or part of a
+    -- line, after its last checkpoint); metrics.csv is remade from them
     local lines = {}
     local mf = io.open(dir .. '/metrics.jsonl', 'r')
     if mf then
       for line in mf:lines() do
         local ok, rec = pcall(json.decode, line)
-        if ok and rec.epoch and rec.epoch < start then lines[#lines + 1] = line history[#history + 1] = rec end
+        if ok and type(rec) == 'table' and type(rec.epoch) == 'number' and rec.epoch < start and
+           rec.epoch > #history then
+          lines[#lines + 1] = line
+          history[#history + 1] = rec
+        end
       end
       mf:close()
     end
-    local w = assert(io.open(dir .. '/metrics.jsonl', 'w'))
-    for _, l in ipairs(lines) do w:write(l, '\n') end
-    w:close()
+    lines[#lines + 1] = ''
+    replace_file(dir .. '/metrics.jsonl', table.concat(lines, '\n'))
   else
-    io.open(dir .. '/metrics.jsonl', 'w'):close()
+    replace_file(dir .. '/metrics.jsonl', '')
   end
-  local csv = io.open(dir .. '/metrics.csv', o.resume and 'a' or 'w')
-  if not o.resume then csv:write(table.concat(CSV_FIELDS, ','), '\n') end
-  csv:close()
+  local rows = {table.concat(CSV_FIELDS, ','), ''}
+  for i, rec in ipairs(history) do rows[i + 1], rows[i + 2] = csv_row(rec), '' end
+  replace_file(dir .. '/metrics.csv', table.concat(rows, '\n'))
   if not o.quiet then
     local where = device == 'cuda' and 'on ' .. crlab.cuda.deviceName() or C.crl_get_num_threads() .. ' threads'
     if device == 'cuda' and o.precision == 'bf16' then where = where .. ' (bf16 mixed precision)' end
@@ -508,6 +647,17 @@ function M.run(o)
     stepper.reset() -- evaluation may grow the model's buffers: capture again next epoch
     local train_time = C.crl_time_seconds() - t0
     local tr = read_back()
+    -- a step can leave NaN or infinite weights though its loss was finite
+    -- (an epoch's last): stop before they are evaluated or saved
+    for _, nt in ipairs(state_tensors(model, nil)) do
+      local v = nt[2]:sum()
+      if v ~= v or v == math.huge or v == -math.huge then
+        error(string.format('train: the weights became NaN or infinite in epoch %d (%s holds such values after ' ..
+                            'the last step, lr %g); %s', epoch, nt[1], lr, epoch > 1 and
+                            'the checkpoint of epoch ' .. (epoch - 1) .. ', ' .. ckpt_path .. ', is kept' or
+                            'no checkpoint was written'), 0)
+      end
+    end
     local ev = M.evaluate(model, crit, test_batches, device)
     local rec = {epoch = epoch, lr = lr, train_loss = tr.loss, train_acc = tr.acc,
                  test_loss = ev.loss, test_acc = ev.acc, test_top5 = K > 5 and ev.top5 or nil, test_ece = ev.ece,
@@ -517,9 +667,7 @@ function M.run(o)
     jf:write(json.encode(rec), '\n')
     jf:close()
     local cf = assert(io.open(dir .. '/metrics.csv', 'a'))
-    local row = {}
-    for i, k in ipairs(CSV_FIELDS) do row[i] = rec[k] == nil and '' or string.format('%.6g', rec[k]) end
-    cf:write(table.concat(row, ','), '\n')
+    cf:write(csv_row(rec), '\n')
     cf:close()
     if ev.acc > best then
       best, best_epoch = ev.acc, epoch

@@ -314,6 +314,19 @@ static void test_mutations(void)
     crl_tensor_free(back);
 }
 
+/* crl_crc32: the standard check value, in pieces as at once, and its bad arguments */
+static void test_crc32(void)
+{
+    uint32_t whole = 0, parts = 0;
+    ok(crl_crc32(&whole, "123456789", 9) == CRL_OK && whole == 0xCBF43926u,
+       "crl_crc32 of \"123456789\" is 0xcbf43926 (got 0x%08x)", (unsigned)whole);
+    ok(crl_crc32(&parts, "1234", 4) == CRL_OK && crl_crc32(&parts, "56789", 5) == CRL_OK && parts == whole,
+       "crl_crc32 continued over two pieces equals the whole");
+    ok(crl_crc32(&parts, NULL, 0) == CRL_OK && parts == whole, "crl_crc32 of no bytes changes nothing");
+    ok(fails_with(crl_crc32(&parts, NULL, 4), "'data' is NULL") && fails_with(crl_crc32(&parts, "x", -1), "negative"),
+       "crl_crc32 refuses NULL data and a negative length");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/crlab-formats-XXXXXX");
@@ -323,6 +336,7 @@ int main(void)
     test_cifar();
     test_svhn();
     test_mutations();
+    test_crc32();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) diag("could not remove %s", dir);

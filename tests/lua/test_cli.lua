@@ -55,7 +55,10 @@ local train = root .. '/scripts/train.lua'
 local scratch = os.tmpname()
 os.remove(scratch)
 assert(os.execute('mkdir -p ' .. scratch) == 0)
-for _, case in ipairs({{'--epochs 0', 'cosine needs epochs > 0'}, {'--model nope', "unknown model 'nope'"},
+out, rc = sh(crlab_cmd .. ' ' .. train .. ' --epochs 0 --out ' .. scratch .. '/x')
+t.ok(rc == 2 and out:find("option --epochs must be an integer >= 1, got '0'", 1, true) and not out:find('traceback'),
+     'train.lua --epochs 0 is refused at once, the message alone: ' .. out:gsub('\n', ' | '))
+for _, case in ipairs({{'--model nope', "unknown model 'nope'"},
                        {'--schedule nope', 'nope'}}) do
   out, rc = sh(crlab_cmd .. ' ' .. train .. ' ' .. case[1] .. ' --out ' .. scratch .. '/x')
   t.ok(rc == 1 and out:find(case[2], 1, true) and out:find('stack traceback', 1, true),

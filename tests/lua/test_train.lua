@@ -87,6 +87,31 @@ t.errors(function() data.load('fashion-mnist', tmp .. '/nowhere') end, 'neither'
 -- options
 t.errors(function() train.parse({'--modle', 'cnn'}) end, "unknown option '--modle'", 'a misspelt option')
 t.errors(function() train.parse({'--epochs', 'ten'}) end, "expects a number, got 'ten'", 'a non-numeric value')
+-- bad values are refused up front (reliability row 14)
+t.errors(function() train.parse({'--model', '--loss', 'ce'}) end, "option --model needs a value, got the option '--loss'",
+         'an option whose value is missing does not take the next option as its value')
+for _, bad in ipairs({{'momentum', '2', 'in [0, 1)'}, {'weight-decay', '-1', '>= 0'}, {'warmup', '-1', '>= 0'},
+                      {'train-limit', '-5', 'an integer >= 0'}, {'epochs', 'nan', 'an integer >= 1'},
+                      {'epochs', '1.5', 'an integer >= 1'}, {'lr', 'inf', '> 0'}, {'batch', '0', 'an integer >= 1'},
+                      {'milestones', '10,x', 'comma-separated epochs'}}) do
+  t.errors(function() train.parse({'--' .. bad[1], bad[2]}) end,
+           'option --' .. bad[1] .. ' must be ' .. bad[3] .. ", got '" .. bad[2] .. "'",
+           '--' .. bad[1] .. ' ' .. bad[2] .. ' is refused')
+end
+t.errors(function()
+  local o = train.parse({'--data', dir, '--out', tmp .. '/x'})
+  o.momentum = -0.5
+  train.run(o)
+end, 'option --momentum must be in [0, 1)', 'train.run checks the options of a table it is given too')
+local odd = tmp .. '/odd'
+os.execute('mkdir -p ' .. odd .. ' && cp ' .. dir .. '/train-* ' .. odd)
+write(odd .. '/t10k-images-idx3-ubyte', '\0\0\8\3' .. be32(2) .. be32(32) .. be32(32) .. string.rep('\0', 2048))
+write(odd .. '/t10k-labels-idx1-ubyte', '\0\0\8\1' .. be32(2) .. '\0\1')
+t.errors(function() train.run(train.parse({'--data', odd, '--out', tmp .. '/odd-run', '--quiet'})) end,
+         'the test images (' .. odd .. '/t10k-images-idx3-ubyte) are 32x32; the model takes 28x28',
+         'test images of another size than the training images are refused before training')
+t.ok(io.open(tmp .. '/odd-run/metrics.csv') == nil, 'and nothing was trained')
+
 local base = {'--data', dir, '--train-limit', '64', '--batch', '16', '--lr', '0.05', '--quiet', '--threads', '2'}
 local function opts(extra)
   local a = {}
@@ -132,18 +157,124 @@ t.ok(csv:find('^epoch,lr,train_loss') and select(2, csv:gsub('\n', '')) == 3, 'm
 t.ok(io.open(tmp .. '/split/checkpoint.safetensors.tmp') == nil, 'no temporary checkpoint is left behind')
 t.ok(io.open(tmp .. '/split/best.safetensors') ~= nil, 'the best model is kept apart')
 
--- checkpoints from elsewhere
+-- resume takes the saved run's options; options that define the run may not differ (reliability row 3)
 t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/split', '--resume', '--model', 'resnet20'})) end,
-         "was written for model 'cnn', not 'resnet20'", 'resuming with another model')
+         "--model resnet20 differs from the saved run's cnn", 'resuming with another model')
+train.run(opts({'--epochs', '1', '--out', tmp .. '/r3'}))
+local ok3, err3 = pcall(train.run, opts({'--epochs', '2', '--out', tmp .. '/r3', '--resume', '--loss', 'ce', '--lr', '5'}))
+t.ok(not ok3 and tostring(err3):find("--loss ce differs from the saved run's crl", 1, true) and
+     tostring(err3):find("--lr 5 differs from the saved run's 0.05", 1, true), 'resuming with --loss ce --lr 5 is ' ..
+     'refused, naming each difference: ' .. tostring(err3))
+local r3 = train.run(train.parse({'--out', tmp .. '/r3', '--epochs', '2', '--resume', '--quiet'}))
+t.eq(#r3.history, 2, "the README's form --out X --epochs N --resume continues the run with its saved options")
+local _, m3 = ckpt.load(tmp .. '/r3/checkpoint.safetensors')
+local o3 = require('crlab.json').decode(m3.options)
+t.ok(m3.loss == 'crl' and o3.lr == 0.05 and o3['train-limit'] == 64 and o3.data == dir and o3.epochs == 2,
+     'and its checkpoint records the saved loss, lr, limit and data with the new epoch count')
+t.errors(function() train.run(train.parse({'--out', tmp .. '/r3', '--epochs', '3', '--resume', '--flip'})) end,
+         "--flip=true differs from the saved run's false", 'a boolean option that differs is named too')
+
+-- killed after epoch 2's metrics were written, before its checkpoint (and mid-line): the resume
+-- leaves both metrics files with each epoch once (reliability row 4)
+train.run(opts({'--epochs', '2', '--stop-after', '1', '--out', tmp .. '/r4'}))
+local function append(path, text)
+  local f = assert(io.open(path, 'a'))
+  f:write(text)
+  f:close()
+end
+append(tmp .. '/r4/metrics.jsonl', '{"epoch":2,"lr":0.01,"train_loss":9}\n{"epoch":3,"lr"')
+append(tmp .. '/r4/metrics.csv', '2,0.01,9,0.5,1,0.5,,0.1,1,100\n3,0.0')
+train.run(opts({'--epochs', '2', '--out', tmp .. '/r4', '--resume'}))
+local function epochs_of(path, pattern)
+  local e = {}
+  for line in io.lines(path) do e[#e + 1] = line:match(pattern) end
+  return table.concat(e, ' ')
+end
+t.eq(epochs_of(tmp .. '/r4/metrics.csv', '^(%d+),'), '1 2', 'metrics.csv holds epochs 1 and 2 once each after ' ..
+     'a resume from a kill between the metrics and the checkpoint')
+t.eq(epochs_of(tmp .. '/r4/metrics.jsonl', '^{"epoch":(%d+)'), '1 2', 'and so does metrics.jsonl')
+t.ok(io.open(tmp .. '/r4/metrics.csv'):read('*l'):find('^epoch,lr,'), 'metrics.csv keeps its header')
+
+-- weights that become NaN on the last batch of epoch 2 (4 batches an epoch): the run stops naming the
+-- epoch, and the checkpoint of epoch 1 stays (reliability row 5)
+local sgd = optim.sgd
+optim.sgd = function(...)
+  local o5 = sgd(...)
+  local step, steps = o5.step, 0
+  o5.step = function(self, lr)
+    step(self, lr)
+    steps = steps + 1
+    if steps == 8 then self.params:fill(0 / 0) end
+  end
+  return o5
+end
+local ok5, err5 = pcall(train.run, opts({'--epochs', '3', '--out', tmp .. '/r5'}))
+optim.sgd = sgd
+t.ok(not ok5 and tostring(err5):find('epoch 2', 1, true) and tostring(err5):find('NaN', 1, true) and
+     tostring(err5):find(tmp .. '/r5/checkpoint.safetensors', 1, true), 'weights that became NaN on the last ' ..
+     'batch of an epoch stop the run naming the epoch and the checkpoint kept: ' .. tostring(err5))
+t.eq(ckpt.metadata(tmp .. '/r5/checkpoint.safetensors').epoch, '1', 'the checkpoint of epoch 1 is kept')
+
+-- a checkpoint whose metadata records a fractional epoch is refused as damaged (reliability row 14)
+local tens14, meta14 = ckpt.load(tmp .. '/r3/checkpoint.safetensors')
+local list14 = {}
+for _, name in ipairs(tens14.names) do list14[#list14 + 1] = {name, tens14[name]} end
+meta14.epoch = '1.5'
+os.execute('mkdir -p ' .. tmp .. '/r14')
+ckpt.save(tmp .. '/r14/checkpoint.safetensors', list14, meta14)
+t.errors(function() train.run(train.parse({'--out', tmp .. '/r14', '--epochs', '3', '--resume', '--quiet'})) end,
+         "is damaged: its epoch is '1.5'", 'a checkpoint recording epoch 1.5 is refused')
+
+-- checkpoints from elsewhere
 t.errors(function() train.run(opts({'--epochs', '2', '--out', tmp .. '/none', '--resume'})) end,
          'no checkpoint at', 'resuming without a checkpoint')
 local raw = io.open(tmp .. '/split/checkpoint.safetensors', 'rb'):read('*a')
 write(tmp .. '/cut.safetensors', raw:sub(1, #raw - 100))
 t.errors(function() ckpt.load(tmp .. '/cut.safetensors') end, tmp .. '/cut.safetensors', 'a truncated checkpoint')
 write(tmp .. '/junk.safetensors', 'not a checkpoint at all')
-t.errors(function() ckpt.load(tmp .. '/junk.safetensors') end, 'is not a valid safetensors file', 'a junk file')
+t.errors(function() ckpt.load(tmp .. '/junk.safetensors') end, 'junk.safetensors is damaged: header length', 'a junk file')
 t.errors(function() ckpt.save(tmp .. '/no/such/dir/x.safetensors', {{'a', crlab.zeros(2)}}) end, 'cannot write',
          'saving into a missing folder fails cleanly')
+-- a CRC32 per tensor (and one over the header) in the metadata: damage is reported as such, naming the
+-- tensor; no bit flip or truncation gives an internal Lua error (reliability row 15)
+local small = tmp .. '/small.safetensors'
+local w15 = crlab.tensor({{1, 2, 3}, {4, 5, 6}})
+ckpt.save(small, {{'model.1.weight', w15}, {'model.1.bias', crlab.tensor({0.5, -0.5})},
+                  {'labels', crlab.tensor({3, 1, 2}):int()}, {'bytes', crlab.tensor({7, 8, 9, 10}):byte()},
+                  {'empty', crlab.zeros(0)}}, {format = 'x', epoch = 3, options = '{"lr":0.1,"loss":"crl"}'})
+local _, sm = ckpt.load(small)
+t.ok(sm['crc32.model.1.weight'] and sm['crc32.model.1.weight']:match('^%x%x%x%x%x%x%x%x$') and
+     sm['crc32.__header__'] ~= nil, 'the metadata holds a hex CRC32 per tensor and one over the header')
+local good = io.open(small, 'rb'):read('*a')
+local hlen = good:byte(1) + 256 * good:byte(2)
+local function flipped(pos, bit)
+  local b = good:byte(pos)
+  local nb = bit and ((math.floor(b / 2 ^ bit) % 2 == 1) and b - 2 ^ bit or b + 2 ^ bit) or b
+  return good:sub(1, pos - 1) .. string.char(nb) .. good:sub(pos + 1)
+end
+-- the data: the weight's 24 bytes, then the bias's 8, the labels' 12, the bytes' 4
+write(tmp .. '/flip.safetensors', flipped(#good - 48 + 10, 3))
+t.errors(function() ckpt.load(tmp .. '/flip.safetensors') end, tmp .. '/flip.safetensors is damaged: tensor ' ..
+         'model.1.weight fails its CRC32 check', 'a bit flipped in a weight is reported, naming the tensor')
+math.randomseed(15)
+local runs, clean, internal = 0, 0, {}
+local function try(bytes)
+  write(tmp .. '/fuzz.safetensors', bytes)
+  runs = runs + 1
+  local ok, err = pcall(ckpt.load, tmp .. '/fuzz.safetensors')
+  err = tostring(err)
+  if not ok and err:find(tmp .. '/fuzz.safetensors is damaged', 1, true) and not err:find('attempt to') then
+    clean = clean + 1
+  elseif #internal < 3 then
+    internal[#internal + 1] = ok and 'loaded' or err
+  end
+end
+for _ = 1, 300 do try(flipped(math.random(1, 8 + hlen), math.random(0, 7))) end
+for _ = 1, 100 do try(flipped(math.random(9 + hlen, #good), math.random(0, 7))) end
+for _ = 1, 60 do try(good:sub(1, math.random(0, #good - 1))) end
+t.ok(clean == runs, string.format('%d bit flips and truncations: %d refused as damaged, naming the file and no ' ..
+     'internal error (%s)', runs, clean, table.concat(internal, ' | ')))
+
 local tensors, meta = ckpt.load(tmp .. '/split/checkpoint.safetensors')
 t.eq(meta.format, train.FORMAT, 'the checkpoint records its format')
 t.ok(tensors['model.1.weight'] ~= nil and tensors['model.2.running_mean'] ~= nil and tensors['optim.momentum'] ~= nil,
