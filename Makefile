@@ -109,7 +109,7 @@ test: all
 # thread-local storage of the dlopen'd oneDNN, and tests/lsan.supp names
 # what the loader and OpenMP keep only there. A 16 MiB quarantine keeps the
 # resident-memory test about the program, not about freed blocks ASan holds.
-ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_FLAGS := -O1 -g $(if $(PORTABLE),-Wno-psabi,-march=native) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan:
 	$(MAKE) BUILD=core/build-asan CUDA=0 CFLAGS="$(ASAN_FLAGS)" all
 	CRLAB_BUILD=core/build-asan CRLAB_ASAN=1 \
