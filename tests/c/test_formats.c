@@ -356,6 +356,25 @@ static void test_fuzz_found(void)
     for (int i = 0; i < 4; i++) png[29 + i] = (uint8_t)(crc >> (24 - 8 * i));
     ok(fails_with(crl_image_decode(t, png, sizeof png, 0, "big"), "cannot be coded in the file's bytes"),
        "a 43-byte PNG promising 65535 x 65535 pixels is refused: %s", crl_last_error());
+    /* an SVHN file of 2 images whose X declares a million */
+    crl_tensor *im = crl_tensor_new(CRL_UINT8, CRL_CPU, 4, (int64_t[]){2, 3, 32, 32});
+    crl_tensor *lab = crl_tensor_new(CRL_INT32, CRL_CPU, 1, (int64_t[]){2});
+    size_t n = 0;
+    uint8_t *mat = NULL;
+    if (crl_svhn_write(path_of("big.mat"), im, lab) == CRL_OK) mat = read_bytes(path_of("big.mat"), &n);
+    static const uint8_t dims[16] = {32, 0, 0, 0, 32, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0};
+    int patched = 0;
+    for (size_t i = 0; mat && i + 16 <= n && !patched; i++)
+        if (!memcmp(mat + i, dims, 16)) {
+            mat[i + 12] = 0x40, mat[i + 13] = 0x42, mat[i + 14] = 0x0f; /* 1000000 */
+            patched = 1;
+        }
+    if (mat) write_bytes(path_of("big.mat"), mat, n);
+    ok(patched && fails_with(crl_svhn_read(im, lab, path_of("big.mat")), "cannot hold them"),
+       "an SVHN file declaring 10^6 images in %zu bytes is refused as truncated: %s", n, crl_last_error());
+    free(mat);
+    crl_tensor_free(im);
+    crl_tensor_free(lab);
     crl_tensor_free(t);
 }
 
