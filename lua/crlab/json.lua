@@ -74,7 +74,8 @@ function M.decode(s)
           out[#out + 1] = map[e]
           i = i + 2
         elseif e == 'u' then
-          local code = tonumber(s:sub(i + 2, i + 5), 16)
+          local hex = s:sub(i + 2, i + 5)
+          local code = hex:match('^%x%x%x%x$') and tonumber(hex, 16)
           if not code then fail('bad \\u escape') end
           if code < 128 then out[#out + 1] = string.char(code)
           elseif code < 2048 then out[#out + 1] = string.char(192 + math.floor(code / 64), 128 + code % 64)

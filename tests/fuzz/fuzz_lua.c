@@ -115,7 +115,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * errors too, through core.check): the traceback then starts at
          * error. Anything else was raised by Lua itself. The message
          * text is not what decides, since it may quote the input. */
-        const char *tb = strstr(msg, "\nstack traceback:\n\t");
+        const char *tb = NULL; /* the last: the message may quote the input, a traceback too */
+        for (const char *p = strstr(msg, "\nstack traceback:\n\t"); p; p = strstr(p + 1, "\nstack traceback:\n\t"))
+            tb = p;
         if (tb == NULL || strncmp(tb + 19, "[C]: in function 'error'", 24) != 0) {
             fprintf(stderr, "fuzz: %s raised an internal Lua error:\n%s\n", FUZZ_TARGET, msg);
             abort();

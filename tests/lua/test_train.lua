@@ -237,6 +237,8 @@ t.errors(function() ckpt.load(tmp .. '/junk.safetensors') end, 'junk.safetensors
 local deep = string.rep('[', 200000) .. string.rep(']', 200000)
 t.errors(function() require('crlab.json').decode(deep) end, 'json: arrays and objects nested deeper than 1000 at byte 1001',
          'JSON nested 200000 deep is refused by json.decode')
+t.errors(function() require('crlab.json').decode('["a\\u-ad5"]') end, 'json: bad \\u escape',
+         'a \\u escape of other than 4 hex digits is refused by json.decode')
 local hdr = {}
 for i = 0, 7 do hdr[#hdr + 1] = string.char(math.floor(#deep / 256 ^ i) % 256) end
 write(tmp .. '/deep.safetensors', table.concat(hdr) .. deep)
