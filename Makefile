@@ -53,7 +53,7 @@ TEST_SRC := $(wildcard tests/c/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 ABI_DUMP := $(BUILD)/tests/abi_dump
 
-.PHONY: all lib tests test asan run demo bench clean install uninstall
+.PHONY: all lib tests test asan fuzz run demo bench clean install uninstall
 all: lib tests
 	@if [ "$(CUDA)" = 1 ]; then echo "built $(LIB) with CUDA"; \
 	 else echo "built $(LIB) without CUDA (no nvcc found, or CUDA=0)"; fi
@@ -117,6 +117,35 @@ asan:
 	  LSAN_OPTIONS=use_tls=0:print_suppressions=0:suppressions=$(CURDIR)/tests/lsan.supp \
 	  prove -e tests/run-one $(TEST_SRC:tests/c/%.c=core/build-asan/tests/%) tests/lua/test_*.lua
 
+# libFuzzer harnesses (tests/fuzz/) for every parser a user's file reaches:
+# idx, CIFAR, SVHN, PNG/JPEG in C (the parsers compiled into each harness,
+# instrumented), and in Lua the safetensors checkpoint, its JSON, and the
+# CUB-200 and Adience text files (LuaJIT embedded; the C below them is the
+# plain $(LIB), not instrumented). `make fuzz` runs each FUZZ_SECONDS
+# (default 60), or FUZZ_RUNS executions; crashes go to core/build-fuzz/crashes/.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := core/build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_C       := idx cifar svhn image
+FUZZ_LUA     := json checkpoint cub200 adience
+FUZZ_FLAGS   := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CORE    := core/error.c core/tensor.c core/cuda_loader.c core/io/idx.c core/io/datasets.c core/io/image.c \
+                tests/fuzz/fuzz_stubs.c
+FUZZ_BIN     := $(FUZZ_C:%=$(FUZZ_BUILD)/fuzz_%) $(FUZZ_LUA:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_C:%=$(FUZZ_BUILD)/fuzz_%): $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_CORE) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Icore -Itests/fuzz -o $@ $< $(FUZZ_CORE) -lpng -lturbojpeg -lmatio -lz -lm -ldl -lpthread
+
+$(FUZZ_LUA:%=$(FUZZ_BUILD)/fuzz_%): $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_lua.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Wall -Wextra $(shell pkg-config --cflags luajit) -DFUZZ_TARGET='"$*"' \
+	  -DCRLAB_ROOT='"$(CURDIR)"' -o $@ $< $(shell pkg-config --libs luajit || echo -lluajit-5.1)
+
+fuzz: $(FUZZ_BIN)
+	CRLAB_LIB=$(CURDIR)/$(LIB) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) "$(FUZZ_RUNS)" $(FUZZ_C) $(FUZZ_LUA)
+
 # The main job: CE vs CRL on Fashion-MNIST (scripts/compare.lua).
 run: all
 	scripts/crlab scripts/compare.lua
@@ -138,4 +167,4 @@ uninstall:
 	rm -f $(PREFIX)/bin/crlab
 
 clean:
-	rm -rf core/build core/build-asan
+	rm -rf core/build core/build-asan core/build-fuzz

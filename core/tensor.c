@@ -118,13 +118,15 @@ static int check_sizes(const char *func, int ndim, const int64_t *size, int64_t 
         return crl_fail(CRL_ERR_ARG, func, "ndim %d is outside 0..%d", ndim, CRL_MAX_DIM);
     if (ndim > 0 && size == NULL)
         return crl_fail(CRL_ERR_ARG, func, "argument 'size' is NULL for ndim %d", ndim);
-    int64_t n = 1;
+    int64_t n = 1, nonzero = 1; /* the strides multiply the sizes other than 0: they must not overflow */
     for (int d = 0; d < ndim; d++) {
         if (size[d] < 0)
             return crl_fail(CRL_ERR_ARG, func, "size[%d] = %lld is negative", d, (long long)size[d]);
-        if (size[d] > 0 && n > CRL_MAX_NUMEL / size[d])
-            return crl_fail(CRL_ERR_ARG, func, "the shape has more than 2^40 elements");
+        if (size[d] > 0 && nonzero > CRL_MAX_NUMEL / size[d])
+            return crl_fail(CRL_ERR_ARG, func, "the shape has more than 2^40 elements%s", n ? "" :
+                            " (counting its sizes other than 0)");
         n *= size[d];
+        if (size[d] > 0) nonzero *= size[d];
     }
     *numel = n;
     return CRL_OK;

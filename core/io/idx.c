@@ -4,6 +4,7 @@
  * a big-endian 32-bit integer; the data follow in row-major order. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "../internal.h"
@@ -45,6 +46,16 @@ int crl_idx_read(crl_tensor *out, const char *path)
             break;
         }
         numel *= dims[d];
+    }
+    /* what the file can hold, checked before allocating: its bytes after the
+     * header when plain, 1032 times its size when gzipped (deflate's
+     * largest ratio), so a short file never reserves the size it claims */
+    struct stat st;
+    if (rc == CRL_OK && stat(path, &st) == 0) {
+        int64_t room = gzdirect(f) ? (int64_t)st.st_size - 4 - 4 * ndim : (int64_t)st.st_size * 1032;
+        if (numel > room)
+            rc = crl_fail(CRL_ERR_IO, __func__, "'%s' is truncated: the header promises %lld bytes of data, a "
+                          "%lld-byte file cannot hold them", path, (long long)numel, (long long)st.st_size);
     }
     if (rc == CRL_OK) rc = crl_prepare(out, CRL_UINT8, CRL_CPU, ndim, dims);
     if (rc == CRL_OK) {

@@ -106,6 +106,10 @@ static int decode_png(crl_tensor *out, const uint8_t *data, int64_t nbytes, int 
         png_read_update_info(png, info);
         int got = png_get_channels(png, info);
         if (got != want) png_error(png, "unexpected channel count after conversion");
+        /* zlib packs at most 1032 bytes into one: the rows (a filter
+         * byte and at least w/8 bytes each) must fit the file */
+        if ((uint64_t)h * ((w + 7) / 8 + 1) > (uint64_t)nbytes * 1032)
+            png_error(png, "its size cannot be coded in the file's bytes (truncated file)");
         size_t stride = png_get_rowbytes(png, info);
         pixels = malloc(stride * h);
         rows = malloc(sizeof(png_bytep) * h);
@@ -129,13 +133,21 @@ static int decode_jpeg(crl_tensor *out, const uint8_t *data, int64_t nbytes, int
 {
     tjhandle tj = tjInitDecompress();
     if (tj == NULL) return crl_fail(CRL_ERR_NOMEM, func, "cannot create a JPEG decoder for '%s'", name);
-    int w, h, subsamp, colorspace, rc = CRL_OK;
+    int w = 0, h = 0, subsamp = 0, colorspace = 0, rc = CRL_OK;
     uint8_t *pixels = NULL;
     if (tjDecompressHeader3(tj, data, (unsigned long)nbytes, &w, &h, &subsamp, &colorspace) != 0) {
         rc = crl_fail(CRL_ERR_IO, func, "'%s' is not a readable JPEG: %s", name, tjGetErrorStr2(tj));
+    } else if (w < 1 || h < 1) { /* a header cut short may "succeed" without a frame */
+        rc = crl_fail(CRL_ERR_IO, func, "'%s' is not a readable JPEG: it ends before its frame header", name);
     } else if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
         rc = crl_fail(CRL_ERR_UNSUPPORTED, func, "'%s' is a CMYK JPEG; convert it to RGB first "
                       "(e.g. convert in.jpg -colorspace sRGB out.jpg)", name);
+    } else if ((int64_t)w * h > nbytes * 8192) {
+        /* every 8x8 block of a component costs at least a bit (its DC
+         * code) and a component may be sampled 4x4 coarser: a header that
+         * promises more pixels comes with a file too short to hold them */
+        rc = crl_fail(CRL_ERR_IO, func, "'%s' is a corrupt or truncated JPEG: %dx%d pixels cannot be coded in %lld "
+                      "bytes", name, w, h, (long long)nbytes);
     } else {
         int want = channels ? channels : (colorspace == TJCS_GRAY ? 1 : 3);
         pixels = malloc((size_t)w * (size_t)h * (size_t)want);

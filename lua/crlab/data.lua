@@ -279,7 +279,11 @@ function M.cub200(dir, opts)
       local b = boxes[id]
       if not b then fail(string.format('%s/bounding_boxes.txt has no box for image %d', dir, id)) end
       local v = {}
-      for num in b.rest:gmatch('%S+') do v[#v + 1] = tonumber(num) end
+      for num in b.rest:gmatch('%S+') do v[#v + 1] = tonumber(num) or false end
+      if #v ~= 4 or not (v[1] and v[2] and v[3] and v[4]) then
+        fail(string.format('%s/bounding_boxes.txt line %d is not "<id> <x> <y> <width> <height>": %q', dir, b.line,
+                           id .. ' ' .. b.rest))
+      end
       p[3][#p[3] + 1] = v
     end
   end

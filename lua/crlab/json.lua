@@ -60,7 +60,7 @@ function M.decode(s)
   local pos = 1
   local function fail(msg) error(string.format('json: %s at byte %d', msg, pos), 0) end
   local function ws() pos = s:find('[^ \t\r\n]', pos) or #s + 1 end
-  local value
+  local value, depth = nil, 0
   local function str()
     local out, i = {}, pos + 1
     while true do
@@ -74,7 +74,8 @@ function M.decode(s)
           out[#out + 1] = map[e]
           i = i + 2
         elseif e == 'u' then
-          local code = tonumber(s:sub(i + 2, i + 5), 16)
+          local hex = s:sub(i + 2, i + 5)
+          local code = hex:match('^%x%x%x%x$') and tonumber(hex, 16)
           if not code then fail('bad \\u escape') end
           if code < 128 then out[#out + 1] = string.char(code)
           elseif code < 2048 then out[#out + 1] = string.char(192 + math.floor(code / 64), 128 + code % 64)
@@ -94,11 +95,15 @@ function M.decode(s)
   function value()
     ws()
     local c = s:sub(pos, pos)
+    if c == '{' or c == '[' then
+      depth = depth + 1 -- the decoder recurses: a bound, not Lua's stack overflow
+      if depth > 1000 then fail('arrays and objects nested deeper than 1000') end
+    end
     if c == '{' then
       pos = pos + 1
       local obj = {}
       ws()
-      if s:sub(pos, pos) == '}' then pos = pos + 1 return obj end
+      if s:sub(pos, pos) == '}' then pos = pos + 1 depth = depth - 1 return obj end
       while true do
         ws()
         if s:sub(pos, pos) ~= '"' then fail('expected a key') end
@@ -110,20 +115,20 @@ function M.decode(s)
         ws()
         local d = s:sub(pos, pos)
         pos = pos + 1
-        if d == '}' then return obj end
+        if d == '}' then depth = depth - 1 return obj end
         if d ~= ',' then fail("expected ',' or '}'") end
       end
     elseif c == '[' then
       pos = pos + 1
       local arr = {}
       ws()
-      if s:sub(pos, pos) == ']' then pos = pos + 1 return arr end
+      if s:sub(pos, pos) == ']' then pos = pos + 1 depth = depth - 1 return arr end
       while true do
         arr[#arr + 1] = value()
         ws()
         local d = s:sub(pos, pos)
         pos = pos + 1
-        if d == ']' then return arr end
+        if d == ']' then depth = depth - 1 return arr end
         if d ~= ',' then fail("expected ',' or ']'") end
       end
     elseif c == '"' then

@@ -327,6 +327,57 @@ static void test_crc32(void)
        "crl_crc32 refuses NULL data and a negative length");
 }
 
+/* Inputs found by the fuzz harnesses (tests/fuzz/): each is refused with a
+ * message before anything is allocated for the size its header claims. */
+static void test_fuzz_found(void)
+{
+    crl_tensor *t = crl_tensor_new(CRL_UINT8, CRL_CPU, 1, (int64_t[]){0});
+    /* idx (0, 532776, 792084036, 1263688032): no elements, strides past 2^63 */
+    static const uint8_t zero_dim[] = {0, 0, 8, 4, 0, 0, 0, 0, 0, 0x08, 0x21, 0x28, 0x2f, 0x36, 0x3d, 0x44,
+                                       0x4b, 0x52, 0x59, 0x60};
+    write_bytes(path_of("zero.idx"), zero_dim, sizeof zero_dim);
+    ok(fails_with(crl_idx_read(t, path_of("zero.idx")), "more than 2^40 elements"),
+       "an idx of size 0 x 2^19 x 2^29 x 2^30 is refused: %s", crl_last_error());
+    /* idx (256, 2^31, 2) = 2^40 bytes promised by a 20-byte file */
+    static const uint8_t huge[] = {0, 0, 8, 3, 0, 0, 1, 0, 0x80, 0, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4};
+    write_bytes(path_of("huge.idx"), huge, sizeof huge);
+    ok(fails_with(crl_idx_read(t, path_of("huge.idx")), "a 20-byte file cannot hold them"),
+       "an idx promising 2^40 bytes in 20 is refused as truncated: %s", crl_last_error());
+    /* a JPEG cut inside its APP0 segment */
+    static const uint8_t jpeg_cut[] = {0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0xdf, 0xae};
+    ok(fails_with(crl_image_decode(t, jpeg_cut, sizeof jpeg_cut, 0, "cut"), "not a readable JPEG"),
+       "a JPEG cut before its frame header is refused: %s", crl_last_error());
+    /* a PNG header of 65535 x 65535 RGB pixels, then 2 bytes of image data */
+    uint8_t png[43] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                       0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 8, 2, 0, 0, 0, 0, 0, 0, 0,
+                       0, 0, 0, 2, 'I', 'D', 'A', 'T', 0x78, 0x9c};
+    uint32_t crc = 0;
+    crl_crc32(&crc, png + 12, 17);
+    for (int i = 0; i < 4; i++) png[29 + i] = (uint8_t)(crc >> (24 - 8 * i));
+    ok(fails_with(crl_image_decode(t, png, sizeof png, 0, "big"), "cannot be coded in the file's bytes"),
+       "a 43-byte PNG promising 65535 x 65535 pixels is refused: %s", crl_last_error());
+    /* an SVHN file of 2 images whose X declares a million */
+    crl_tensor *im = crl_tensor_new(CRL_UINT8, CRL_CPU, 4, (int64_t[]){2, 3, 32, 32});
+    crl_tensor *lab = crl_tensor_new(CRL_INT32, CRL_CPU, 1, (int64_t[]){2});
+    size_t n = 0;
+    uint8_t *mat = NULL;
+    if (crl_svhn_write(path_of("big.mat"), im, lab) == CRL_OK) mat = read_bytes(path_of("big.mat"), &n);
+    static const uint8_t dims[16] = {32, 0, 0, 0, 32, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0};
+    int patched = 0;
+    for (size_t i = 0; mat && i + 16 <= n && !patched; i++)
+        if (!memcmp(mat + i, dims, 16)) {
+            mat[i + 12] = 0x40, mat[i + 13] = 0x42, mat[i + 14] = 0x0f; /* 1000000 */
+            patched = 1;
+        }
+    if (mat) write_bytes(path_of("big.mat"), mat, n);
+    ok(patched && fails_with(crl_svhn_read(im, lab, path_of("big.mat")), "cannot hold them"),
+       "an SVHN file declaring 10^6 images in %zu bytes is refused as truncated: %s", n, crl_last_error());
+    free(mat);
+    crl_tensor_free(im);
+    crl_tensor_free(lab);
+    crl_tensor_free(t);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/crlab-formats-XXXXXX");
@@ -337,6 +388,7 @@ int main(void)
     test_svhn();
     test_mutations();
     test_crc32();
+    test_fuzz_found();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) diag("could not remove %s", dir);

@@ -132,6 +132,15 @@ t.ok(same(bb.train:get(3), cub_imgs[4]:narrow(2, 4, 6):narrow(3, 3, 8):contiguou
 write(cub .. '/images.txt', table.concat(listing, '\n') .. '\n7 001.Black_footed_Albatross/missing.jpg\n')
 t.errors(function() data.load('cub200', cub) end, 'images.txt line 7 names ' .. cub ..
          '/images/001.Black_footed_Albatross/missing.jpg, which does not exist', 'a split file naming a missing image')
+-- found by the fuzzer (tests/fuzz/corpus/cub200/short-box.txt): a box of fewer than 4 numbers
+write(cub .. '/images.txt', table.concat(listing, '\n') .. '\n')
+write(cub .. '/bounding_boxes.txt', '1 2.0 3.0 8.0\n' .. table.concat(boxes, '\n', 2) .. '\n')
+t.errors(function() data.load('cub200', cub, {bbox = true}) end, cub .. '/bounding_boxes.txt line 1 is not ' ..
+         '"<id> <x> <y> <width> <height>": "1 2.0 3.0 8.0"', 'CUB: a bounding box of 3 numbers is a clean error')
+write(cub .. '/bounding_boxes.txt', '1 2 3 8 six\n' .. table.concat(boxes, '\n', 2) .. '\n')
+t.errors(function() data.load('cub200', cub, {bbox = true}) end, 'bounding_boxes.txt line 1 is not',
+         'CUB: a bounding box with a word for a number is a clean error')
+write(cub .. '/bounding_boxes.txt', table.concat(boxes, '\n') .. '\n')
 
 -- Adience: aligned/<user>/landmark_aligned_face.<face>.<original> (or faces/...), fold_k_data.txt
 local ad = tmp .. '/adience'

@@ -233,6 +233,17 @@ write(tmp .. '/cut.safetensors', raw:sub(1, #raw - 100))
 t.errors(function() ckpt.load(tmp .. '/cut.safetensors') end, tmp .. '/cut.safetensors', 'a truncated checkpoint')
 write(tmp .. '/junk.safetensors', 'not a checkpoint at all')
 t.errors(function() ckpt.load(tmp .. '/junk.safetensors') end, 'junk.safetensors is damaged: header length', 'a junk file')
+-- a header of 200000 nested arrays: json.decode's own message, not Lua's 'stack overflow'
+local deep = string.rep('[', 200000) .. string.rep(']', 200000)
+t.errors(function() require('crlab.json').decode(deep) end, 'json: arrays and objects nested deeper than 1000 at byte 1001',
+         'JSON nested 200000 deep is refused by json.decode')
+t.errors(function() require('crlab.json').decode('["a\\u-ad5"]') end, 'json: bad \\u escape',
+         'a \\u escape of other than 4 hex digits is refused by json.decode')
+local hdr = {}
+for i = 0, 7 do hdr[#hdr + 1] = string.char(math.floor(#deep / 256 ^ i) % 256) end
+write(tmp .. '/deep.safetensors', table.concat(hdr) .. deep)
+t.errors(function() ckpt.load(tmp .. '/deep.safetensors') end, 'deep.safetensors is damaged: its header is not JSON ' ..
+         '(json: arrays and objects nested deeper than 1000', 'a checkpoint header nested 200000 deep')
 t.errors(function() ckpt.save(tmp .. '/no/such/dir/x.safetensors', {{'a', crlab.zeros(2)}}) end, 'cannot write',
          'saving into a missing folder fails cleanly')
 -- a CRC32 per tensor (and one over the header) in the metadata: damage is reported as such, naming the
