@@ -37,7 +37,8 @@ int crl_gpu_cublas_fail(cublasStatus_t st, const char *func, const char *what);
  * faults surface at the next synchronising call, as in every CUDA program. */
 int crl_gpu_launched(const char *func, const char *kernel);
 
-/* The gate of a CUDA kernel: t is a plain tensor on the CUDA device. */
+/* The gate of a CUDA kernel: t is non-NULL and passes crl_require_device
+ * for CRL_CUDA (the CPU kernels' gate and message). */
 int crl_gpu_require(const crl_tensor *t, const char *func, const char *name);
 
 /* Device scratch memory for one call (grow-only, per device, stream-ordered:

@@ -286,10 +286,7 @@ int crl_gpu_launched(const char *func, const char *kernel)
 int crl_gpu_require(const crl_tensor *t, const char *func, const char *name)
 {
     if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    if (t->device != CRL_CUDA)
-        return crl_fail(CRL_ERR_DEVICE, func, "'%s' %s is on the CPU, and this is the CUDA kernel", name,
-                        crl_shape(t));
-    return crl_require_plain(t, func, name);
+    return crl_require_device(t, CRL_CUDA, func, name);
 }
 
 static cudaStream_t stream_for(const char *func)
