@@ -1,8 +1,9 @@
 /* backend.h -- a compute backend as the op layer (core/ops.c) sees it: one
  * function pointer per public operation, with the public signature. The CPU
- * fills every entry (cpu/backend.c); the CUDA plugin (core/cuda/, built as
- * libcrlab_cuda.so and loaded on first use) fills the ones it has, and a
- * NULL entry is "no kernel for this device yet", reported by the op layer.
+ * fills every entry (cpu/backend.c), and so does the CUDA plugin (core/cuda/,
+ * built as libcrlab_cuda.so and loaded on first use); a NULL entry, for an
+ * operation added before its CUDA kernel, is reported by the op layer as
+ * "no kernel for this device yet".
  * Not part of the API: the FFI never sees this header. */
 #ifndef CRLAB_BACKEND_H
 #define CRLAB_BACKEND_H
@@ -123,7 +124,6 @@ typedef struct crl_conv2d_device_slot {
 } crl_conv2d_device_slot;
 crl_conv2d_device_slot *crl_conv2d_plan_device_slot(crl_conv2d_plan *plan);
 const crl_conv2d_params *crl_conv2d_plan_params(const crl_conv2d_plan *plan);
-int crl_conv2d_plan_algorithm(const crl_conv2d_plan *plan);
 void crl_conv2d_plan_set_description(crl_conv2d_plan *plan, const char *text);
 
 /* The checks of the plan calls, shared by the CPU and CUDA kernels (same

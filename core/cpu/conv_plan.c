@@ -174,7 +174,6 @@ void crl_conv2d_plan_free(crl_conv2d_plan *pl)
 
 crl_conv2d_device_slot *crl_conv2d_plan_device_slot(crl_conv2d_plan *pl) { return &pl->device; }
 const crl_conv2d_params *crl_conv2d_plan_params(const crl_conv2d_plan *pl) { return &pl->p; }
-int crl_conv2d_plan_algorithm(const crl_conv2d_plan *pl) { return pl->algo; }
 
 void crl_conv2d_plan_set_description(crl_conv2d_plan *pl, const char *text)
 {
