@@ -86,10 +86,8 @@ function M.save(path, tensors, metadata)
   local meta = {}
   for k, v in pairs(metadata or {}) do meta[k] = tostring(v) end
   for i, nt in ipairs(tensors) do meta['crc32.' .. nt[1]] = crc32(C.crl_tensor_data(blobs[i][1]), blobs[i][2]) end
-  local entries = {}
-  for name, e in pairs(header) do entries[name] = e end
-  local text = header_text(entries, meta)
-  meta['crc32.__header__'] = crc32(text, #text)
+  local covered = header_text(header, meta) -- header holds only the tensors' entries so far
+  meta['crc32.__header__'] = crc32(covered, #covered)
   header.__metadata__ = meta
   local text = json.encode(header)
   text = text .. string.rep(' ', (8 - #text % 8) % 8) -- align the data to 8 bytes

@@ -458,14 +458,18 @@ local function save_checkpoint(path, model, opt, o, epoch, best, best_epoch)
   })
 end
 
--- Copies the checkpoint's tensors into the model (and optimiser); any
--- mismatch names the file and the tensor.
-function M.load_into(path, model, opt, o)
-  local tensors, meta = ckpt.load(path)
+local function check_format(path, meta)
   if meta.format ~= M.FORMAT then
     error(string.format("train: %s is not a crlab checkpoint (format '%s', expected '%s')", path,
                         tostring(meta.format), M.FORMAT), 0)
   end
+end
+
+-- Copies the checkpoint's tensors into the model (and optimiser); any
+-- mismatch names the file and the tensor.
+function M.load_into(path, model, opt, o)
+  local tensors, meta = ckpt.load(path)
+  check_format(path, meta)
   if o and meta.model ~= o.model then
     error(string.format("train: %s was written for model '%s', not '%s' (pass --model %s or another --out)",
                         path, tostring(meta.model), o.model, tostring(meta.model)), 0)
@@ -517,10 +521,7 @@ function M.run(o)
     if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end
     f:close()
     local meta = ckpt.metadata(ckpt_path)
-    if meta.format ~= M.FORMAT then
-      error(string.format("train: %s is not a crlab checkpoint (format '%s', expected '%s')", ckpt_path,
-                          tostring(meta.format), M.FORMAT), 0)
-    end
+    check_format(ckpt_path, meta)
     local ok, saved = pcall(json.decode, meta.options or '')
     if not ok or type(saved) ~= 'table' then
       error('checkpoint: ' .. ckpt_path .. ' is damaged: its options do not read (' .. tostring(saved) .. ')', 0)
