@@ -25,7 +25,7 @@ if not crlab.cuda.available() then
     t.errors(function() crlab.cuda.deterministic(1) end, 'expects true or false', 'a switch takes a boolean')
     t.errors(function() crlab.cuda.setWorkspaceLimit(-1) end, 'setWorkspaceLimit', 'workspace limit must be >= 0')
     crlab.cuda.setWorkspaceLimit(256)
-    t.ok(true, 'workspace limit set')
+    t.eq(crlab.C.crl_cuda_get_option(crlab.C.CRL_CUDA_WORKSPACE_MB), 256, 'setWorkspaceLimit(256) sets the limit')
     t.errors(function() local core = require 'crlab.core'; core.check(core.C.crl_cuda_set_option(9, 1)) end, 'unknown option 9',
              'an unknown option is refused')
   else

@@ -34,7 +34,7 @@ do
   local rc = C.crl_tensor_unary(out, g, C.CRL_UN_EXP)
   local msg = core.last_error()
   local why = false
-  for _, w in ipairs{'built without CUDA', 'no CUDA device is available', 'could not be loaded', 'no CUDA kernel yet'} do
+  for _, w in ipairs{'built without CUDA', 'no CUDA device is available', 'could not be loaded'} do
     why = why or msg:find(w, 1, true) ~= nil
   end
   t.ok(rc ~= 0 and why, 'a CUDA operand reaches the CUDA backend and fails with the reason: ' .. msg)
