@@ -76,23 +76,26 @@ int crl_svhn_read(crl_tensor *images, crl_tensor *labels, const char *path)
     if (path == NULL) return crl_fail(CRL_ERR_ARG, __func__, "argument 'path' is NULL");
     mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
     if (mat == NULL) return crl_fail(CRL_ERR_IO, __func__, "cannot open '%s' as a MATLAB file", path);
-    /* libmatio allocates what a variable declares before reading it: X's
-     * size is checked against the file's first (1032 times it when
-     * compressed, zlib's largest ratio) */
+    /* libmatio allocates what a variable declares before reading it: the
+     * declared bytes of X and y are checked against the file's size first
+     * (1032 times it when compressed, zlib's largest ratio) */
+    static const char *const vars[2] = {"X", "y"};
     struct stat st;
-    matvar_t *info = Mat_VarReadInfo(mat, "X");
-    if (info != NULL && stat(path, &st) == 0) {
-        double declared = info->rank > 0 ? 1 : 0;
+    int have_size = stat(path, &st) == 0;
+    for (int v = 0; v < 2 && have_size; v++) {
+        matvar_t *info = Mat_VarReadInfo(mat, vars[v]);
+        if (info == NULL) continue;
+        size_t es = Mat_SizeOfClass(info->class_type);
+        double declared = info->rank > 0 ? (double)(es ? es : 1) : 0;
         for (int d = 0; d < info->rank; d++) declared *= (double)info->dims[d];
         double room = (double)st.st_size * (info->compression == MAT_COMPRESSION_ZLIB ? 1032 : 1);
+        Mat_VarFree(info);
         if (declared > room) {
-            Mat_VarFree(info);
             Mat_Close(mat);
-            return crl_fail(CRL_ERR_IO, __func__, "'%s' is truncated: X declares %.0f bytes, a %lld-byte file cannot "
-                            "hold them", path, declared, (long long)st.st_size);
+            return crl_fail(CRL_ERR_IO, __func__, "'%s' is truncated: %s declares %.0f bytes, a %lld-byte file "
+                            "cannot hold them", path, vars[v], declared, (long long)st.st_size);
         }
     }
-    Mat_VarFree(info);
     matvar_t *x = Mat_VarRead(mat, "X"), *y = Mat_VarRead(mat, "y");
     int rc = CRL_OK;
     if (x == NULL || y == NULL) {

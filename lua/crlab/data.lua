@@ -235,6 +235,10 @@ end
 -- CUB-200-2011
 
 -- "<id> <value...>" lines into a table id -> value words
+-- The most classes a dataset's label files may name (ImageNet-21k has
+-- 21841); a larger class number is damage, not a dataset.
+local MAX_CLASSES = 100000
+
 local function id_table(path)
   local out = {}
   for n, l in ipairs(lines(path)) do
@@ -269,6 +273,10 @@ function M.cub200(dir, opts)
     end
     local lab = labels[id] and tonumber(labels[id].rest)
     if not lab then fail(string.format('%s/image_class_labels.txt has no class for image %d', dir, id)) end
+    if lab % 1 ~= 0 or lab < 1 or lab > MAX_CLASSES then
+      fail(string.format('%s/image_class_labels.txt line %d: class %s of image %d is not an integer in 1..%d', dir,
+                         labels[id].line, labels[id].rest, id, MAX_CLASSES))
+    end
     local sp = split[id] and split[id].rest
     if sp ~= '0' and sp ~= '1' then fail(string.format('%s/train_test_split.txt has no 0/1 for image %d', dir, id)) end
     local p = parts[sp == '1' and 'train' or 'test']

@@ -141,6 +141,14 @@ write(cub .. '/bounding_boxes.txt', '1 2 3 8 six\n' .. table.concat(boxes, '\n',
 t.errors(function() data.load('cub200', cub, {bbox = true}) end, 'bounding_boxes.txt line 1 is not',
          'CUB: a bounding box with a word for a number is a clean error')
 write(cub .. '/bounding_boxes.txt', table.concat(boxes, '\n') .. '\n')
+-- found by the fuzzer (a timeout): a class number of 76 digits made the class-name loop run for ever
+write(cub .. '/image_class_labels.txt', '1 1\n2 ' .. ('6'):rep(75) .. '2\n' .. table.concat(labels, '\n', 3) .. '\n')
+t.errors(function() data.load('cub200', cub) end, cub .. '/image_class_labels.txt line 2: class ' .. ('6'):rep(75) ..
+         '2 of image 2 is not an integer in 1..100000', 'CUB: an absurd class number is a clean error, at once')
+write(cub .. '/image_class_labels.txt', '1 1\n2 1.5\n' .. table.concat(labels, '\n', 3) .. '\n')
+t.errors(function() data.load('cub200', cub) end, 'class 1.5 of image 2 is not an integer',
+         'CUB: a fractional class number is a clean error')
+write(cub .. '/image_class_labels.txt', table.concat(labels, '\n') .. '\n')
 
 -- Adience: aligned/<user>/landmark_aligned_face.<face>.<original> (or faces/...), fold_k_data.txt
 local ad = tmp .. '/adience'
