@@ -96,45 +96,62 @@ int crl_svhn_read(crl_tensor *images, crl_tensor *labels, const char *path)
                             "cannot hold them", path, vars[v], declared, (long long)st.st_size);
         }
     }
-    matvar_t *x = Mat_VarRead(mat, "X"), *y = Mat_VarRead(mat, "y");
+    /* X is read, checked and copied out, and freed, before y is read, so
+     * nothing of one variable is used after matio has parsed the next */
     int rc = CRL_OK;
-    if (x == NULL || y == NULL) {
-        rc = crl_fail(CRL_ERR_IO, __func__, "'%s' has no variable '%s' (SVHN format 2 files hold X and y)", path,
-                      x == NULL ? "X" : "y");
+    size_t n = 0;
+    crl_tensor *img = NULL;
+    matvar_t *x = Mat_VarRead(mat, "X");
+    if (x == NULL) {
+        rc = crl_fail(CRL_ERR_IO, __func__, "'%s' has no variable 'X' (SVHN format 2 files hold X and y)", path);
     } else if (x->rank != 4 || x->dims[0] != 32 || x->dims[1] != 32 || x->dims[2] != 3 ||
-               x->class_type != MAT_C_UINT8 || x->data == NULL) {
+               x->class_type != MAT_C_UINT8 || x->isComplex || x->data == NULL || x->nbytes < 3072 * x->dims[3]) {
+        /* (a complex variable's data is a pair of pointers, not the bytes) */
         rc = crl_fail(CRL_ERR_IO, __func__, "'%s': X must be uint8 32x32x3xN, got rank %d (%zu x %zu x ...)", path,
                       x->rank, x->rank > 0 ? x->dims[0] : 0, x->rank > 1 ? x->dims[1] : 0);
     } else {
-        size_t n = x->dims[3];
-        size_t ny = y->rank >= 1 ? y->dims[0] * (y->rank >= 2 ? y->dims[1] : 1) : 0;
-        if (ny != n || y->data == NULL) {
-            rc = crl_fail(CRL_ERR_IO, __func__, "'%s': X holds %zu images but y holds %zu labels", path, n, ny);
+        n = x->dims[3];
+        int64_t isz[4] = {(int64_t)n, 3, 32, 32};
+        img = crl_tensor_new(CRL_UINT8, CRL_CPU, 4, isz);
+        if (img == NULL) {
+            rc = CRL_ERR_NOMEM;
         } else {
-            int64_t isz[4] = {(int64_t)n, 3, 32, 32}, nn = (int64_t)n;
-            if ((rc = crl_prepare(images, CRL_UINT8, CRL_CPU, 4, isz)) == CRL_OK)
-                rc = crl_prepare(labels, CRL_INT32, CRL_CPU, 1, &nn);
-            if (rc == CRL_OK) {
-                const uint8_t *src = x->data;
-                uint8_t *dst = crl_tensor_data(images);
-                int32_t *lab = crl_tensor_data(labels);
-                /* MATLAB is column-major: X(row, col, channel, n) */
-                for (size_t i = 0; i < n; i++)
-                    for (size_t c = 0; c < 3; c++)
-                        for (size_t row = 0; row < 32; row++)
-                            for (size_t col = 0; col < 32; col++)
-                                dst[((i * 3 + c) * 32 + row) * 32 + col] = src[row + 32 * (col + 32 * (c + 3 * i))];
-                for (size_t i = 0; i < n && rc == CRL_OK; i++) {
-                    double v = mat_number(y, i);
-                    if (!(v >= 1 && v <= 10 && v == (int)v))
-                        rc = crl_fail(CRL_ERR_IO, __func__, "'%s': y(%zu) = %g is not a label in 1..10", path, i + 1, v);
-                    else
-                        lab[i] = (int32_t)v % 10; /* 10 is the digit 0 */
-                }
-            }
+            const uint8_t *src = x->data;
+            uint8_t *dst = crl_tensor_data(img);
+            /* MATLAB is column-major: X(row, col, channel, n) */
+            for (size_t i = 0; i < n; i++)
+                for (size_t c = 0; c < 3; c++)
+                    for (size_t row = 0; row < 32; row++)
+                        for (size_t col = 0; col < 32; col++)
+                            dst[((i * 3 + c) * 32 + row) * 32 + col] = src[row + 32 * (col + 32 * (c + 3 * i))];
         }
     }
     Mat_VarFree(x);
+    matvar_t *y = rc == CRL_OK ? Mat_VarRead(mat, "y") : NULL;
+    if (rc == CRL_OK && y == NULL)
+        rc = crl_fail(CRL_ERR_IO, __func__, "'%s' has no variable 'y' (SVHN format 2 files hold X and y)", path);
+    if (rc == CRL_OK) {
+        size_t ny = y->rank >= 1 ? y->dims[0] * (y->rank >= 2 ? y->dims[1] : 1) : 0;
+        size_t es = Mat_SizeOfClass(y->class_type);
+        if (ny != n || y->data == NULL || y->isComplex || es == 0 || y->nbytes < ny * es)
+            rc = crl_fail(CRL_ERR_IO, __func__, "'%s': X holds %zu images but y holds %zu labels", path, n, ny);
+    }
+    if (rc == CRL_OK) {
+        int64_t nn = (int64_t)n;
+        crl_tensor *lab_t = crl_tensor_new(CRL_INT32, CRL_CPU, 1, &nn);
+        if (lab_t == NULL) rc = CRL_ERR_NOMEM;
+        for (size_t i = 0; i < n && rc == CRL_OK; i++) {
+            double v = mat_number(y, i);
+            if (!(v >= 1 && v <= 10 && v == (int)v))
+                rc = crl_fail(CRL_ERR_IO, __func__, "'%s': y(%zu) = %g is not a label in 1..10", path, i + 1, v);
+            else
+                ((int32_t *)crl_tensor_data(lab_t))[i] = (int32_t)v % 10; /* 10 is the digit 0 */
+        }
+        if (rc == CRL_OK) rc = crl_tensor_set(images, img);
+        if (rc == CRL_OK) rc = crl_tensor_set(labels, lab_t);
+        crl_tensor_free(lab_t);
+    }
+    crl_tensor_free(img);
     Mat_VarFree(y);
     Mat_Close(mat);
     return rc;

@@ -373,6 +373,10 @@ static void test_fuzz_found(void)
     ok(patched && fails_with(crl_svhn_read(im, lab, path_of("big.mat")), "cannot hold them"),
        "an SVHN file declaring 10^6 images in %zu bytes is refused as truncated: %s", n, crl_last_error());
     free(mat);
+    /* found by fuzz_svhn: a complex X (matio's data is then a pair of
+     * pointers) was read as its bytes, out of bounds */
+    ok(fails_with(crl_svhn_read(im, lab, "tests/fuzz/corpus/svhn/complex-x.mat"), "X must be uint8"),
+       "an SVHN file whose X is complex is refused: %s", crl_last_error());
     crl_tensor_free(im);
     crl_tensor_free(lab);
     crl_tensor_free(t);
