@@ -133,6 +133,11 @@ int crl_check_sgd_step(const crl_tensor *params, const crl_tensor *momentum_buf,
 int crl_check_adam_step(const crl_tensor *params, const crl_tensor *m, const crl_tensor *v, const crl_tensor *grads,
                         const crl_tensor *decay, float lr, float beta1, float beta2, float eps, int64_t step,
                         int device, const char *func);
+/* The linear layer's checks (cpu/nn.c), for the kernels of both devices. */
+int crl_linear_forward_check(const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, int device,
+                             const char *func);
+int crl_linear_backward_check(const crl_tensor *grad_weight, const crl_tensor *grad_bias, const crl_tensor *grad_out,
+                              const crl_tensor *in, const crl_tensor *weight, int device, const char *func);
 /* For functions that read host memory by nature (image files, transforms). */
 int crl_require_host(const crl_tensor *t, const char *func, const char *name);
 

@@ -69,19 +69,50 @@ static int same_numel(const crl_tensor *a, int64_t n, const char *func, const ch
 
 /* ---- linear ---------------------------------------------------------------- */
 
+/* The linear layer's checks on `device`, shared with the CUDA kernels. */
+int crl_linear_forward_check(const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, int device,
+                             const char *func)
+{
+    int rc = need_f32_on(in, device, func, "in");
+    if (rc == CRL_OK) rc = need_f32_on(weight, device, func, "weight");
+    if (rc) return rc;
+    if (in->ndim != 2 || weight->ndim != 2 || in->sizes[1] != weight->sizes[1])
+        return crl_fail(CRL_ERR_SHAPE, func, "in %s must be (N, I) and weight %s (O, I) with equal I",
+                        crl_shape(in), crl_shape(weight));
+    if (bias && ((rc = need_f32_on(bias, device, func, "bias")) ||
+                 (rc = same_numel(bias, weight->sizes[0], func, "bias", "O"))))
+        return rc;
+    return CRL_OK;
+}
+
+int crl_linear_backward_check(const crl_tensor *grad_weight, const crl_tensor *grad_bias, const crl_tensor *grad_out,
+                              const crl_tensor *in, const crl_tensor *weight, int device, const char *func)
+{
+    int rc = need_f32_on(in, device, func, "in");
+    if (rc == CRL_OK) rc = need_f32_on(weight, device, func, "weight");
+    if (rc == CRL_OK) rc = need_f32_on(grad_out, device, func, "grad_out");
+    if (rc) return rc;
+    if (in->ndim != 2 || weight->ndim != 2 || grad_out->ndim != 2 || in->sizes[1] != weight->sizes[1] ||
+        grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[1] != weight->sizes[0])
+        return crl_fail(CRL_ERR_SHAPE, func, "grad_out %s, in %s and weight %s do not fit (N,O), (N,I), (O,I)",
+                        crl_shape(grad_out), crl_shape(in), crl_shape(weight));
+    int64_t i = in->sizes[1], o = weight->sizes[0];
+    if (grad_weight && ((rc = need_f32_on(grad_weight, device, func, "grad_weight")) ||
+                        (rc = same_numel(grad_weight, o * i, func, "grad_weight", "O*I"))))
+        return rc;
+    if (grad_bias && ((rc = need_f32_on(grad_bias, device, func, "grad_bias")) ||
+                      (rc = same_numel(grad_bias, o, func, "grad_bias", "O"))))
+        return rc;
+    return CRL_OK;
+}
+
 int crl_cpu_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tensor *weight,
                        const crl_tensor *bias)
 {
     CHECK_TENSOR(out, "out");
-    int rc = need_f32(in, __func__, "in");
-    if (rc == CRL_OK) rc = need_f32(weight, __func__, "weight");
+    int rc = crl_linear_forward_check(in, weight, bias, CRL_CPU, __func__);
     if (rc) return rc;
-    if (in->ndim != 2 || weight->ndim != 2 || in->sizes[1] != weight->sizes[1])
-        return crl_fail(CRL_ERR_SHAPE, __func__, "in %s must be (N, I) and weight %s (O, I) with equal I",
-                        crl_shape(in), crl_shape(weight));
     int64_t n = in->sizes[0], i = in->sizes[1], o = weight->sizes[0];
-    if (bias && ((rc = need_f32(bias, __func__, "bias")) || (rc = same_numel(bias, o, __func__, "bias", "O"))))
-        return rc;
     if (out == in) return crl_fail(CRL_ERR_ARG, __func__, "out must not be in");
     int64_t sz[2] = {n, o};
     rc = crl_prepare(out, CRL_FLOAT32, CRL_CPU, 2, sz);
@@ -101,21 +132,9 @@ int crl_cpu_linear_forward(crl_tensor *out, const crl_tensor *in, const crl_tens
 int crl_cpu_linear_backward(crl_tensor *grad_in, crl_tensor *grad_weight, crl_tensor *grad_bias,
                         const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
 {
-    int rc = need_f32(in, __func__, "in");
-    if (rc == CRL_OK) rc = need_f32(weight, __func__, "weight");
-    if (rc == CRL_OK) rc = need_f32(grad_out, __func__, "grad_out");
+    int rc = crl_linear_backward_check(grad_weight, grad_bias, grad_out, in, weight, CRL_CPU, __func__);
     if (rc) return rc;
-    if (in->ndim != 2 || weight->ndim != 2 || grad_out->ndim != 2 || in->sizes[1] != weight->sizes[1] ||
-        grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[1] != weight->sizes[0])
-        return crl_fail(CRL_ERR_SHAPE, __func__, "grad_out %s, in %s and weight %s do not fit (N,O), (N,I), (O,I)",
-                        crl_shape(grad_out), crl_shape(in), crl_shape(weight));
     int64_t n = in->sizes[0], i = in->sizes[1], o = weight->sizes[0];
-    if (grad_weight && ((rc = need_f32(grad_weight, __func__, "grad_weight")) ||
-                        (rc = same_numel(grad_weight, o * i, __func__, "grad_weight", "O*I"))))
-        return rc;
-    if (grad_bias && ((rc = need_f32(grad_bias, __func__, "grad_bias")) ||
-                      (rc = same_numel(grad_bias, o, __func__, "grad_bias", "O"))))
-        return rc;
     const float *gy = crl_tensor_data(grad_out);
     if (grad_in) {
         if (grad_in == in || grad_in == grad_out) return crl_fail(CRL_ERR_ARG, __func__, "grad_in must be its own tensor");

@@ -130,28 +130,6 @@ __global__ void bias_grad_kernel(float *gb, const float *gy, int64_t rows, int64
     }
 }
 
-/* cf. need_f32 and same_numel in cpu/nn.c: the same checks and messages,
- * on the CUDA device. */
-int need_f32(const crl_tensor *t, const char *func, const char *name)
-{
-    if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    int rc = crl_gpu_require(t, func, name);
-    if (rc) return rc;
-    if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t))
-        return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a contiguous float32 tensor (got %s%s)", name,
-                        crl_shape(t), crl_dtype_name(t->dtype),
-                        crl_tensor_is_contiguous(t) ? "" : ", not contiguous");
-    return CRL_OK;
-}
-
-int same_numel(const crl_tensor *a, int64_t n, const char *func, const char *name, const char *what)
-{
-    if (crl_tensor_numel(a) != n)
-        return crl_fail(CRL_ERR_SHAPE, func, "'%s' %s must hold %lld elements (%s)", name, crl_shape(a),
-                        (long long)n, what);
-    return CRL_OK;
-}
-
 /* Zeroes a contiguous float32 tensor on the stream. */
 int zero(crl_tensor *t, cudaStream_t s, const char *func)
 {
@@ -228,14 +206,9 @@ extern "C" int crl_gpu_linear_forward(crl_tensor *out, const crl_tensor *in, con
 {
     static const char *F = "crl_linear_forward";
     int rc = crl_gpu_nonnull(out, F, "out");
-    if (rc == CRL_OK) rc = need_f32(in, F, "in");
-    if (rc == CRL_OK) rc = need_f32(weight, F, "weight");
+    if (rc == CRL_OK) rc = crl_linear_forward_check(in, weight, bias, CRL_CUDA, F);
     if (rc) return rc;
-    if (in->ndim != 2 || weight->ndim != 2 || in->sizes[1] != weight->sizes[1])
-        return crl_fail(CRL_ERR_SHAPE, F, "in %s must be (N, I) and weight %s (O, I) with equal I", crl_shape(in),
-                        crl_shape(weight));
     int64_t n = in->sizes[0], i = in->sizes[1], o = weight->sizes[0];
-    if (bias && ((rc = need_f32(bias, F, "bias")) || (rc = same_numel(bias, o, F, "bias", "O")))) return rc;
     if (out == in) return crl_fail(CRL_ERR_ARG, F, "out must not be in");
     int64_t sz[2] = {n, o};
     rc = crl_prepare(out, CRL_FLOAT32, CRL_CUDA, 2, sz);
@@ -267,20 +240,9 @@ extern "C" int crl_gpu_linear_backward(crl_tensor *grad_in, crl_tensor *grad_wei
                                        const crl_tensor *grad_out, const crl_tensor *in, const crl_tensor *weight)
 {
     static const char *F = "crl_linear_backward";
-    int rc = need_f32(in, F, "in");
-    if (rc == CRL_OK) rc = need_f32(weight, F, "weight");
-    if (rc == CRL_OK) rc = need_f32(grad_out, F, "grad_out");
+    int rc = crl_linear_backward_check(grad_weight, grad_bias, grad_out, in, weight, CRL_CUDA, F);
     if (rc) return rc;
-    if (in->ndim != 2 || weight->ndim != 2 || grad_out->ndim != 2 || in->sizes[1] != weight->sizes[1] ||
-        grad_out->sizes[0] != in->sizes[0] || grad_out->sizes[1] != weight->sizes[0])
-        return crl_fail(CRL_ERR_SHAPE, F, "grad_out %s, in %s and weight %s do not fit (N,O), (N,I), (O,I)",
-                        crl_shape(grad_out), crl_shape(in), crl_shape(weight));
     int64_t n = in->sizes[0], i = in->sizes[1], o = weight->sizes[0];
-    if (grad_weight && ((rc = need_f32(grad_weight, F, "grad_weight")) ||
-                        (rc = same_numel(grad_weight, o * i, F, "grad_weight", "O*I"))))
-        return rc;
-    if (grad_bias && ((rc = need_f32(grad_bias, F, "grad_bias")) || (rc = same_numel(grad_bias, o, F, "grad_bias", "O"))))
-        return rc;
     if (n > 0x7fffffff || o > 0x7fffffff || i > 0x7fffffff)
         return crl_fail(CRL_ERR_SHAPE, F, "a dimension exceeds 2^31-1");
     CRL_GPU_STREAM(s);

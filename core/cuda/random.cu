@@ -25,18 +25,6 @@ __global__ void dropout_kernel(float *out, float *mask, const float *in, int64_t
     }
 }
 
-/* cpu/nn.c's need_f32 on the CUDA device, with its message. */
-int need_f32(const crl_tensor *t, const char *func, const char *name)
-{
-    if (t == NULL) return crl_fail(CRL_ERR_ARG, func, "argument '%s' is NULL", name);
-    int rc = crl_require_device(t, CRL_CUDA, func, name);
-    if (rc) return rc;
-    if (t->dtype != CRL_FLOAT32 || !crl_tensor_is_contiguous(t))
-        return crl_fail(CRL_ERR_ARG, func, "'%s' %s must be a contiguous float32 tensor (got %s%s)", name,
-                        crl_shape(t), crl_dtype_name(t->dtype), crl_tensor_is_contiguous(t) ? "" : ", not contiguous");
-    return CRL_OK;
-}
-
 } // namespace
 
 extern "C" int crl_gpu_dropout_forward(crl_tensor *out, crl_tensor *mask, const crl_tensor *in, float p,
@@ -45,7 +33,7 @@ extern "C" int crl_gpu_dropout_forward(crl_tensor *out, crl_tensor *mask, const 
     static const char *F = "crl_dropout_forward";
     if (out == NULL) return crl_fail(CRL_ERR_ARG, F, "argument 'out' is NULL");
     if (mask == NULL) return crl_fail(CRL_ERR_ARG, F, "argument 'mask' is NULL");
-    int rc = need_f32(in, F, "in");
+    int rc = crl_layer_f32(in, CRL_LAYOUT_PLAIN, CRL_CUDA, F, "in"); /* cpu/nn.c's check and message */
     if (rc) return rc;
     if (!(p >= 0 && p < 1)) return crl_fail(CRL_ERR_ARG, F, "p = %g must be in [0, 1)", p);
     if (g == NULL) g = crl_generator_default();
