@@ -133,6 +133,24 @@ int crl_check_sgd_step(const crl_tensor *params, const crl_tensor *momentum_buf,
 int crl_check_adam_step(const crl_tensor *params, const crl_tensor *m, const crl_tensor *v, const crl_tensor *grads,
                         const crl_tensor *decay, float lr, float beta1, float beta2, float eps, int64_t step,
                         int device, const char *func);
+/* A reduction's view of src along (normalised) dim: outer x n x inner, and
+ * the result's shape (the reduced dimension dropped, or kept as 1) -- the
+ * one statement for both devices' reduce kernels. */
+static inline void crl_reduce_shape(int64_t *outer, int64_t *n, int64_t *inner, int *out_ndim, int64_t *out_size,
+                                    const crl_tensor *src, int dim, int keepdim)
+{
+    *outer = 1;
+    *inner = 1;
+    *n = src->sizes[dim];
+    for (int d = 0; d < dim; d++) *outer *= src->sizes[d];
+    for (int d = dim + 1; d < src->ndim; d++) *inner *= src->sizes[d];
+    *out_ndim = 0;
+    for (int d = 0; d < src->ndim; d++) {
+        if (d != dim) out_size[(*out_ndim)++] = src->sizes[d];
+        else if (keepdim) out_size[(*out_ndim)++] = 1;
+    }
+}
+
 /* The linear layer's checks (cpu/nn.c), for the kernels of both devices. */
 int crl_linear_forward_check(const crl_tensor *in, const crl_tensor *weight, const crl_tensor *bias, int device,
                              const char *func);

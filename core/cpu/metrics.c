@@ -136,16 +136,7 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
     }
 
     float *s = crl_tensor_data(stats);
-    add(s + 2 * CRL_STAT_BATCHES, 1.0);
-    add(s + 2 * CRL_STAT_EXAMPLES, (double)n);
-    add(s + 2 * CRL_STAT_TOP1, top1);
-    add(s + 2 * CRL_STAT_TOPK, topk);
-    if (loss) {
-        add(s + 2 * CRL_STAT_LOSS_EXAMPLES, (double)n);
-        add(s + 2 * CRL_STAT_LOSS_SUM, loss_sum);
-        if (loss_sum != loss_sum && entry(s + 2 * CRL_STAT_NAN_BATCH) == 0)
-            add(s + 2 * CRL_STAT_NAN_BATCH, entry(s + 2 * CRL_STAT_BATCHES));
-    }
+    crl_stats_add_batch(s, (double)n, top1, topk, loss != NULL, loss_sum);
     for (int b = 0; b < 3 * nbins; b++) add(s + 2 * (CRL_STAT_BINS + b), bins[b]);
     return CRL_OK;
 }

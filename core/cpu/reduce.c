@@ -57,16 +57,7 @@ static int split_dim(dim_split *s, const crl_tensor *src, int dim, int keepdim, 
     if (rc == CRL_OK) rc = crl_require_dtype(src, CRL_FLOAT32, func, "src");
     if (rc == CRL_OK) rc = crl_normalize_dim(&dim, src->ndim, func, "dim");
     if (rc) return rc;
-    s->outer = 1;
-    s->inner = 1;
-    s->n = src->sizes[dim];
-    for (int d = 0; d < dim; d++) s->outer *= src->sizes[d];
-    for (int d = dim + 1; d < src->ndim; d++) s->inner *= src->sizes[d];
-    s->out_ndim = 0;
-    for (int d = 0; d < src->ndim; d++) {
-        if (d != dim) s->out_size[s->out_ndim++] = src->sizes[d];
-        else if (keepdim) s->out_size[s->out_ndim++] = 1;
-    }
+    crl_reduce_shape(&s->outer, &s->n, &s->inner, &s->out_ndim, s->out_size, src, dim, keepdim);
     s->tmp = NULL;
     if (crl_tensor_is_contiguous(src)) {
         s->x = crl_tensor_data(src);

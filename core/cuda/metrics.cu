@@ -86,16 +86,7 @@ __global__ void stats_add_kernel(float *stats, const Record *rec, int64_t n, con
             for (int64_t i = 0; i < n; i++) lsum += loss[l_off + i * ls];
     }
     if (threadIdx.x == 0) {
-        crl_stats_add(stats + 2 * CRL_STAT_BATCHES, 1.0);
-        crl_stats_add(stats + 2 * CRL_STAT_EXAMPLES, (double)n);
-        crl_stats_add(stats + 2 * CRL_STAT_TOP1, top1);
-        crl_stats_add(stats + 2 * CRL_STAT_TOPK, topk);
-        if (loss) {
-            crl_stats_add(stats + 2 * CRL_STAT_LOSS_EXAMPLES, (double)n);
-            crl_stats_add(stats + 2 * CRL_STAT_LOSS_SUM, lsum);
-            if (lsum != lsum && crl_stats_entry(stats + 2 * CRL_STAT_NAN_BATCH) == 0)
-                crl_stats_add(stats + 2 * CRL_STAT_NAN_BATCH, crl_stats_entry(stats + 2 * CRL_STAT_BATCHES));
-        }
+        crl_stats_add_batch(stats, (double)n, top1, topk, loss != NULL, lsum);
     }
     int b = threadIdx.x;
     if (b < nbins) {

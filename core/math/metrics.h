@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "../crlab.h"
 #include "hd.h"
 
 enum { CRL_STATS_MAX_BINS = 256, CRL_STATS_TOPK = 5 };
@@ -71,6 +72,23 @@ CRL_HD void crl_stats_add(float *e, double x)
     float hi = (float)s;
     e[0] = hi;
     e[1] = (float)(s - (double)hi);
+}
+
+/* One batch's counts into the stats entries s (CRL_STAT_* pairs): n
+ * examples, top-1 and top-k hits, and, when has_loss, its loss sum; the
+ * first batch whose loss sum is NaN is remembered. */
+CRL_HD void crl_stats_add_batch(float *s, double n, double top1, double topk, int has_loss, double loss_sum)
+{
+    crl_stats_add(s + 2 * CRL_STAT_BATCHES, 1.0);
+    crl_stats_add(s + 2 * CRL_STAT_EXAMPLES, n);
+    crl_stats_add(s + 2 * CRL_STAT_TOP1, top1);
+    crl_stats_add(s + 2 * CRL_STAT_TOPK, topk);
+    if (has_loss) {
+        crl_stats_add(s + 2 * CRL_STAT_LOSS_EXAMPLES, n);
+        crl_stats_add(s + 2 * CRL_STAT_LOSS_SUM, loss_sum);
+        if (loss_sum != loss_sum && crl_stats_entry(s + 2 * CRL_STAT_NAN_BATCH) == 0)
+            crl_stats_add(s + 2 * CRL_STAT_NAN_BATCH, crl_stats_entry(s + 2 * CRL_STAT_BATCHES));
+    }
 }
 
 #endif
