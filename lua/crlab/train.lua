@@ -512,6 +512,8 @@ local function replace_file(path, text)
     error('train: cannot write ' .. path .. ': ' .. tostring(werr), 0)
   end
 end
+M.replace_file = replace_file
+M.mkdir_p = mkdir_p
 
 function M.run(o)
   local dir = run_dir(o)
