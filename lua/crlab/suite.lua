@@ -541,16 +541,18 @@ function M.finish(job, ws)
     return {state = 'stopped', epoch = st.epoch}
   end
   local status = code and ('exit ' .. code) or ('signal ' .. sig)
-  local err = tail(run.dir .. '/stderr.log', 20)
+  local stderr = tail(run.dir .. '/stderr.log', 20)
+  -- the message: the line the crlab command prints for an error, else the last line
+  local err = (read_file(run.dir .. '/stderr.log') or ''):match('crlab: ([^\n]*)') or stderr:match('([^\n]*)$')
   if code == 0 then err = string.format('the trainer ended at epoch %d of %d without an error', st.epoch, st.epochs) end
   if err == '' then err = '(nothing on stderr)' end
   if err:find('cannot change when it resumes', 1, true) then
     err = 'the suite\'s options for this run differ from those it was started with (was the suite file edited?); ' ..
           'move its folder away to start it again, or restore the options. ' .. err
   end
-  local rec = {id = run.id, status = status, exit_code = code, signal = sig, error = err, epoch = st.epoch,
-               epochs = st.epochs, time = os.date('!%Y-%m-%dT%H:%M:%SZ'), command = M.command(run, job.slot,
-               job.resume, job.stop_after)}
+  local rec = {id = run.id, status = status, exit_code = code, signal = sig, error = err, stderr = stderr,
+               epoch = st.epoch, epochs = st.epochs, time = os.date('!%Y-%m-%dT%H:%M:%SZ'),
+               command = M.command(run, job.slot, job.resume, job.stop_after)}
   write_atomic(run.dir .. '/failed.json', json.encode(rec) .. '\n')
   return {state = 'failed', status = status, error = err, epoch = st.epoch}
 end
