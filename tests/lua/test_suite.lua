@@ -475,6 +475,9 @@ if require('crlab.plot').available() then
 else
   t.skip('gnuplot is not installed')
 end
+t.errors(function()
+  require('crlab.plot').lines{terminal = true, series = {{name = 'a', x = {1, 2}, y = {1, 2}, lo = {0}, hi = {2, 3}}}}
+end, 'crlab.plot: series a: a band needs lo and hi, each with 2 values', 'a band of the wrong length is refused')
 -- one seed: no spread, no test
 out, rc = sh(suite_cmd .. ' report smoke --out ' .. q(s1.out) .. ' --only s1')
 t.ok(rc == 0 and out:find('| CE | 1 | %d+%.%d+ ± n/a |') and out:find('| n/a |', 1, true),
