@@ -55,6 +55,7 @@ local RESERVED = {dataset = 'the dataset entry sets it (name or dataset)', model
                   smoothing = 'losses set it', seed = 'seeds sets it', out = 'the runner sets it (--out)',
                   resume = 'the runner sets it', ['stop-after'] = 'run-one --stop-after sets it',
                   threads = 'the runner sets it (--threads, --jobs)', device = 'the runner sets it (--devices)',
+                  override = 'a suite never overrides the options a run was started with',
                   help = 'not an option of a run'}
 local TOP_FIELDS = {name = true, seeds = true, losses = true, options = true, datasets = true, out = true}
 local DATASET_FIELDS = {name = true, dataset = true, options = true, models = true, folds = true, seeds = true,
@@ -403,7 +404,8 @@ function M.metrics(run)
   return recs
 end
 
--- {state = 'pending' | 'partial' | 'running' | 'done' | 'failed', epoch, epochs, error}
+-- {state = 'pending' | 'partial' | 'running' | 'done' | 'failed', epoch, epochs, failure (failed.json's
+-- record), damaged (why the checkpoint does not read)}
 function M.state(run)
   local epochs = run.options.epochs
   local st = {epoch = 0, epochs = epochs}
@@ -436,6 +438,9 @@ function M.state(run)
 end
 
 function M.describe(st)
+  if st.damaged and (st.state == 'partial' or st.state == 'pending') then
+    return st.state .. ' (its checkpoint does not read: ' .. st.damaged:match('[^\n]*') .. ')'
+  end
   if st.state == 'partial' then return string.format('partial (epoch %d of %d)', st.epoch, st.epochs) end
   if st.state == 'running' then return string.format('running (epoch %d of %d done)', st.epoch, st.epochs) end
   if st.state == 'failed' then

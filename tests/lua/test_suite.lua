@@ -395,6 +395,12 @@ local snap = snapshot(r2)
 out, rc = sh(suite_cmd .. ' run-one ' .. q(fail_file) .. ' 2 --out ' .. q(sf.out))
 t.ok(rc == 0 and untouched(r2, snap), 'run-one of a finished run exits 0 and touches nothing')
 
+-- a damaged checkpoint is shown as such (the trainer refuses it when the run resumes)
+os.execute('mkdir -p ' .. q(fm.runs[1].dir))
+write(fm.runs[1].dir .. '/checkpoint.safetensors', 'garbage')
+t.ok(suite.describe(suite.state(fm.runs[1])):find('^pending %(its checkpoint does not read: checkpoint: ') ~= nil,
+     'status names a checkpoint that does not read: ' .. suite.describe(suite.state(fm.runs[1])))
+
 ---------------------------------------------------------------------------
 -- --jobs 2: two trainers at once, the threads split between them
 
@@ -405,6 +411,14 @@ local s1_start = out:find('ce/s1: starting %(3 epochs%), pid %d+, 1 threads')
 local s2_start = out:find('crl%-a1%.5%-b1/s1: starting %(3 epochs%), pid %d+, 1 threads')
 t.ok(rc == 0 and s1_start and s2_start and s1_start < first_done and s2_start < first_done and
      out:find('2 of 2 runs done', 1, true), '--jobs 2 --threads 2: both runs start before either ends, 1 thread each')
+
+-- --devices: each job's command names its GPU (no GPU here: the command is checked, not run)
+local gcmd = suite.command(sj.runs[1], {threads = 4, device = '1'}, true)
+t.ok(gcmd:find("^CUDA_VISIBLE_DEVICES='1' exec ") and gcmd:find('--device=cuda', 1, true) and
+     gcmd:find('--threads=4', 1, true) and gcmd:find('--resume', 1, true),
+     'a job on GPU 1: CUDA_VISIBLE_DEVICES=1 and --device cuda: ' .. gcmd:sub(1, 60))
+out, rc = sh(suite_cmd .. ' run smoke --out ' .. q(sj.out) .. ' --devices a,b')
+t.ok(rc == 2 and out:find('--devices takes GPU numbers like 0,1', 1, true), '--devices refuses what is not a GPU number')
 
 ---------------------------------------------------------------------------
 -- plan: the cost and the estimate from the finished runs
