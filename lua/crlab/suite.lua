@@ -576,6 +576,7 @@ end
 
 local function say(log, fmt, ...)
   log(string.format(fmt, ...))
+  io.stdout:flush() -- seen as it happens when the output is a file or a pipe
 end
 
 -- Runs or resumes one run in the foreground (scripts/suite.lua run-one):
@@ -673,7 +674,11 @@ function M.run(runs, opts)
         local secs = os.time() - job.t0
         if r.state == 'done' then
           counts.done = counts.done + 1
-          say(log, '[%d/%d] %s: done (%d s)', pos[job.run], total, job.run.id, secs)
+          local recs = M.metrics(job.run)
+          local last = recs[#recs] or {}
+          say(log, '[%d/%d] %s: done (%d s): test accuracy %s, ECE %s', pos[job.run], total, job.run.id, secs,
+              type(last.test_acc) == 'number' and string.format('%.2f%%', 100 * last.test_acc) or '?',
+              type(last.test_ece) == 'number' and string.format('%.4f', last.test_ece) or '?')
         else
           counts.failed = counts.failed + 1
           failed[#failed + 1] = {run = job.run, result = r}
