@@ -336,6 +336,7 @@ local function compute(specs, over, xs, K)
   local z, y, ones = grid_logits(over, xs, K)
   local ce = loss.ce{reduction = 'none'}
   local ce_grad = ce:backward(z, y, ones):select(2, 1):totable()
+  local z_y, p_y = z:select(2, 1):totable(), z:softmax():select(2, 1):totable()
   local entries = {}
   for i, s in ipairs(specs) do
     local crit = s:criterion()
@@ -343,9 +344,9 @@ local function compute(specs, over, xs, K)
     local grad = crit:backward(z, y, ones):select(2, 1):totable()
     local weight = {}
     for k = 1, #grad do weight[k] = grad[k] / ce_grad[k] end
-    entries[i] = {label = s.label, spec = s, K = K, value = value, grad = grad, weight = weight}
+    entries[i] = {label = s.label, spec = s, K = K, value = value, grad = grad, weight = weight, z_y = z_y, p_y = p_y}
   end
-  return entries, {z_y = z:select(2, 1):totable(), p_y = z:softmax():select(2, 1):totable(), ce_grad = ce_grad}
+  return entries, {z_y = z_y, p_y = p_y}
 end
 
 -- what to plot: the entry's field, the axis label, where the key goes
@@ -389,7 +390,8 @@ end
 --               what = 'value' | 'weight' | 'grad' (what to plot), file = 'x.png' | terminal = true,
 --               title, yrange = {lo, hi}, logy, width, height, key, quiet}
 -- Returns {over, K, x, z_y, p_y, losses = {entry, ..., [label] = entry}}, each entry
--- {label, spec, K, value, grad (dL/dz_y), weight (w)}, lists over x.
+-- {label, spec, K, value, grad (dL/dz_y), weight (w), z_y, p_y}, lists over x (z_y: the
+-- float32 logit of the label the kernels saw; p_y: its softmax, in float32).
 function M.curve(opts)
   local fn = 'curve'
   opts = check_opts(fn, opts, known_opts({'losses', 'over', 'K', 'points', 'range', 'what'}))
