@@ -30,6 +30,7 @@ local loss = require 'crlab.loss'
 local T = require 'crlab.tensor'
 local json = require 'crlab.json'
 local plot = require 'crlab.plot'
+local metrics = require 'crlab.metrics'
 
 local M = {}
 
@@ -590,21 +591,19 @@ local function need(fn, rec, path, field)
   return v
 end
 
--- test_bins of a record -> {lo, hi, count, confidence_sum, correct, confidence, accuracy} per bin
+-- test_bins of a record -> crlab.metrics.binTable's {lo, hi, count, confidence, accuracy,
+-- confidenceSum, correct} per bin
 local function read_bins(fn, rec, path)
   local b = need(fn, rec, path, 'test_bins')
   local bad = string.format('%s: epoch %d: test_bins is not a list of [count, confidence_sum, correct] triples',
                             path, rec.epoch)
   if type(b) ~= 'table' or #b == 0 then fail(fn, bad) end
-  local out, B = {}, #b
   for i, e in ipairs(b) do
     if type(e) ~= 'table' or #e ~= 3 or not finite(e[1]) or not finite(e[2]) or not finite(e[3]) or e[1] < 0 then
       fail(fn, bad .. ' (bin ' .. i .. ')')
     end
-    out[i] = {lo = (i - 1) / B, hi = i / B, count = e[1], confidence_sum = e[2], correct = e[3],
-              confidence = e[2] / e[1], accuracy = e[3] / e[1]}
   end
-  return out
+  return metrics.binTable(b)
 end
 
 local function dirs_of(fn, dirs)
@@ -680,7 +679,7 @@ function M.reliability(dirs, opts)
       if #r.bins ~= B then fail(fn, r.dir .. ' has ' .. #r.bins .. ' confidence bins, ' .. res.runs[1].dir ..
                                     ' has ' .. B .. ': they cannot be summed') end
       for b, e in ipairs(r.bins) do
-        sum[b][1], sum[b][2], sum[b][3] = sum[b][1] + e.count, sum[b][2] + e.confidence_sum, sum[b][3] + e.correct
+        sum[b][1], sum[b][2], sum[b][3] = sum[b][1] + e.count, sum[b][2] + e.confidenceSum, sum[b][3] + e.correct
       end
     end
     local merged = read_bins(fn, {epoch = res.runs[1].epoch, test_bins = sum}, 'the sum')
