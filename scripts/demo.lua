@@ -4,12 +4,17 @@
 -- their parameters and of K, one logit vector's gradients, and then three
 -- small real Fashion-MNIST runs (CE, CRL, NLLR) seen through their
 -- reliability diagrams, confidence histograms and logit norms.
---   crlab scripts/demo.lua [--out runs/demo] [--train-limit 6000] [--test-limit 2000] [--epochs 4] [--no-train]
+--   crlab scripts/demo.lua [--out runs/demo] [--train-limit 6000] [--test-limit 2000] [--epochs 4] [--lr 0.002]
+--                          [--no-train]
+-- The three runs share a small learning rate: at 0.05 (scripts/compare.lua's)
+-- NLLR's logits blow up inside the first epoch and the network dies (every
+-- ReLU off, 10% accuracy, logits = the last layer's bias), so the norm per
+-- epoch shows only the aftermath; at 0.002 its growth shows epoch by epoch.
 local ex = require 'crlab.explore'
 local train = require 'crlab.train'
 local plot = require 'crlab.plot'
 
-local o = {out = 'runs/demo', ['train-limit'] = 6000, ['test-limit'] = 2000, epochs = 4, train = true}
+local o = {out = 'runs/demo', ['train-limit'] = 6000, ['test-limit'] = 2000, epochs = 4, lr = 0.002, train = true}
 local i = 1
 while i <= #arg do
   local k = arg[i]:match('^%-%-(.+)$')
@@ -26,7 +31,7 @@ while i <= #arg do
   else
     io.stderr:write("demo: unknown argument '" .. arg[i] .. "'\n" ..
                     'usage: crlab scripts/demo.lua [--out DIR] [--train-limit N] [--test-limit N] [--epochs N] ' ..
-                    '[--no-train]\n')
+                    '[--lr X] [--no-train]\n')
     os.exit(2)
   end
 end
@@ -72,12 +77,12 @@ ex.logits({2, 1, 0.1, -1}, 0, losses)
 
 -- 4. real runs
 if o.train then
-  section(string.format('training CE, CRL(1.5, 1) and NLLR on %d Fashion-MNIST images for %d epochs (test: %d)',
-                        o['train-limit'], o.epochs, o['test-limit']))
+  section(string.format('training CE, CRL(1.5, 1) and NLLR on %d Fashion-MNIST images for %d epochs, lr %g ' ..
+                        '(test: %d images)', o['train-limit'], o.epochs, o.lr, o['test-limit']))
   local dirs = {}
   for _, l in ipairs({'ce', 'crl', 'nllr'}) do
     local dir = out .. '/' .. l
-    local opts = train.parse({'--loss', l, '--model', 'cnn', '--epochs', tostring(o.epochs), '--lr', '0.05',
+    local opts = train.parse({'--loss', l, '--model', 'cnn', '--epochs', tostring(o.epochs), '--lr', tostring(o.lr),
                               '--nesterov', '--weight-decay', '5e-4', '--seed', '1',
                               '--train-limit', tostring(o['train-limit']), '--test-limit', tostring(o['test-limit']),
                               '--out', dir, '--quiet'})
@@ -101,7 +106,7 @@ if o.train then
   ex.reliability(dirs, {file = png('reliability.png')})
   ex.confidence(dirs, {file = png('confidence.png')})
   section('the growth of the logit norm')
-  ex.logitNorm(dirs, {file = png('logit_norm.png'), quiet = true})
+  ex.logitNorm(dirs, {file = png('logit_norm.png'), logy = true, quiet = true})
   ex.logitNorm(dirs, {terminal = true, height = 20, logy = true})
 end
 

@@ -784,8 +784,8 @@ function M.logitNorm(dirs, opts)
     series[i] = {name = r.label, x = ep, y = norm, style = 'linespoints'}
     head[#head + 1] = r.label
   end
+  table.sort(epochs)
   if not opts.quiet then
-    table.sort(epochs)
     local rows = {head}
     for _, e in ipairs(epochs) do
       local row = {tostring(e)}
@@ -797,7 +797,7 @@ function M.logitNorm(dirs, opts)
   end
   res.summary = string.format('crlab.explore.logitNorm: %d run(s); fields runs[i].epochs / .norm', #res.runs)
   maybe_plot(opts, {title = 'Mean L2 norm of the test logits by epoch', xlabel = 'epoch', ylabel = '||z||',
-                    series = series, key = 'top left'})
+                    series = series, key = 'top left', xtics = epochs[#epochs] - epochs[1] <= 20 and 1 or nil})
   return res
 end
 
