@@ -174,7 +174,7 @@ function M.spec(s, fn)
   for _, k in ipairs(base.param_names) do
     if params[k] == nil then params[k] = defaults[k] end
   end
-  local self = setmetatable({name = name, params = params, param_names = base.param_names}, Spec)
+  local self = setmetatable({name = name, params = params, param_names = base.param_names, defaults = defaults}, Spec)
   self.label = label_of(name, base.param_names, params, defaults)
   -- the C side checks the values (alpha >= 0, smoothing in [0, 1), ...)
   local made, err = pcall(self.criterion, self)
@@ -454,11 +454,11 @@ function M.sweep(opts)
     e.label = param .. '=' .. string.format('%g', v)
     res.losses[i], res.losses[e.label] = e, e
   end
-  local fixed = {}
+  local others = {}
   for _, k in ipairs(base.param_names) do
-    if k ~= param then fixed[#fixed + 1] = k .. '=' .. string.format('%g', base.params[k]) end
+    if k ~= param then others[#others + 1] = k end
   end
-  local name = base.name .. (#fixed > 0 and '{' .. table.concat(fixed, ',') .. '}' or '') .. ' over ' .. param
+  local name = label_of(base.name, others, base.params, base.defaults) .. ' over ' .. param
   res.summary = string.format('crlab.explore.sweep: %s, %s = %s (%d points each); fields x, losses[i].value / ' ..
                               '.grad / .weight', base.name, param, table.concat(values, ', '), #xs)
   if not opts.quiet then
