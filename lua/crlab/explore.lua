@@ -135,8 +135,7 @@ function M.spec(s, fn)
   if type(s) == 'string' then
     text = s
     name, given = parse_text(fn, s)
-  elseif type(s) == 'table' and type(s.spec) == 'cdata' and type(s.param_names) == 'table' then
-    -- a crlab.loss criterion
+  elseif loss.isCriterion(s) then
     name, given = s.name, {}
     for _, k in ipairs(s.param_names) do given[k] = s[k] end
     text = tostring(s)
@@ -183,7 +182,8 @@ function M.spec(s, fn)
 end
 
 local function specs_of(fn, list)
-  if type(list) == 'string' or getmetatable(list) == Spec or (type(list) == 'table' and list.name) then
+  if type(list) == 'string' or getmetatable(list) == Spec or loss.isCriterion(list) or
+     (type(list) == 'table' and list.name) then
     list = {list}
   end
   if type(list) ~= 'table' or #list == 0 then fail(fn, 'losses must be a non-empty list of loss specs') end

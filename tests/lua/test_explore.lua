@@ -211,6 +211,9 @@ do
   t.eq(ex.spec({'crl', alpha = 3}).label, 'crl{alpha=3,beta=1}', 'spec: a table with the name first')
   t.eq(ex.spec(crlab.loss.crl{alpha = 3, beta = 2}).label, 'crl{alpha=3,beta=2}', 'spec: a crlab.loss criterion')
   t.eq(ex.spec('crl{alpha=1e-1}').params.alpha, 0.1, 'spec: exponent notation')
+  t.eq(ex.curve{losses = crlab.loss.focal{gamma = 1}, points = 3, quiet = true}.losses[1].label, 'focal{gamma=1}',
+       'curve: one criterion as the losses')
+  t.eq(#ex.curve{losses = 'nllr', points = 3, quiet = true}.losses, 1, 'curve: one spec string as the losses')
   t.eq(ex.spec('nllr{}').label, 'nllr', 'spec: empty braces')
   local bad = {
     {'foo', "unknown loss 'foo' (choose ce, nllr, crl or focal)"},
