@@ -313,9 +313,13 @@ local function grid(fn, opts)
   return over, xs
 end
 
-local function check_K(fn, K)
+-- (points x K logits: at most 2^24 of them, 64 MiB of float32)
+local function check_K(fn, K, points)
   if type(K) ~= 'number' or K % 1 ~= 0 or K < 2 or K > 100000 then
     fail(fn, 'K (the number of classes) must be an integer in 2..100000, got ' .. tostring(K))
+  end
+  if K * points > 2 ^ 24 then
+    fail(fn, string.format('points x K = %d x %d logits is more than 2^24: fewer points or classes', points, K))
   end
   return K
 end
@@ -323,13 +327,11 @@ end
 -- The (N, K) float32 logits of the grid, with labels 0 and a grad_output
 -- of ones (so backward gives dL/dz itself).
 local function grid_logits(over, xs, K)
-  local rows = {}
-  for i, x in ipairs(xs) do
-    local r = {OVER[over].logit(x, K)}
-    for j = 2, K do r[j] = 0 end
-    rows[i] = r
-  end
-  return T.tensor(rows), T.zeros({#xs}, 'int32'), T.ones(#xs)
+  local col = {}
+  for i, x in ipairs(xs) do col[i] = {OVER[over].logit(x, K)} end
+  local z = T.zeros(#xs, K)
+  z:narrow(2, 1, 1):copy(T.tensor(col))
+  return z, T.zeros({#xs}, 'int32'), T.ones(#xs)
 end
 
 -- value, dL/dz_y and w of each spec at the grid's logits
@@ -398,7 +400,7 @@ function M.curve(opts)
   opts = check_opts(fn, opts, known_opts({'losses', 'over', 'K', 'points', 'range', 'what'}))
   local specs = specs_of(fn, opts.losses or {'ce', 'nllr', 'crl', 'focal', 'ce{smoothing=0.1}'})
   local over, xs = grid(fn, opts)
-  local K = check_K(fn, opts.K or 10)
+  local K = check_K(fn, opts.K or 10, #xs)
   local what = what_of(fn, opts.what)
   local entries, at = compute(specs, over, xs, K)
   local res = setmetatable({over = over, K = K, x = xs, z_y = at.z_y, p_y = at.p_y, losses = {}}, Result)
@@ -437,13 +439,13 @@ function M.sweep(opts)
   if type(values) ~= 'table' or #values == 0 then fail(fn, 'values must be a non-empty list of numbers') end
   local over, xs = grid(fn, opts)
   local what = what_of(fn, opts.what)
-  local K0 = check_K(fn, opts.K or 10)
+  local K0 = check_K(fn, opts.K or 10, #xs)
   local res = setmetatable({param = param, values = values, over = over, x = xs, losses = {}}, Result)
   for i, v in ipairs(values) do
     if not finite(v) then fail(fn, 'values[' .. i .. '] must be a finite number, got ' .. tostring(v)) end
     local K, s = K0, base
     if param == 'K' then
-      K = check_K(fn, v)
+      K = check_K(fn, v, #xs)
     else
       local t = {name = base.name}
       for k, pv in pairs(base.params) do t[k] = pv end

@@ -257,6 +257,7 @@ do
     {function() ex.curve{lossez = {'ce'}} end, "unknown option 'lossez'"},
     {function() ex.curve{K = 1} end, 'K (the number of classes) must be an integer in 2..100000, got 1'},
     {function() ex.curve{K = 2.5} end, 'must be an integer'},
+    {function() ex.curve{K = 100000, points = 1000} end, 'points x K = 1000 x 100000 logits is more than 2^24'},
     {function() ex.curve{points = 1} end, 'points must be an integer in 2..100000'},
     {function() ex.curve{range = {0, 0.5}} end, 'range must be {lo, hi} with lo < hi, inside (0, 1)'},
     {function() ex.curve{range = {0.6, 0.5}} end, 'range must be'},
