@@ -511,6 +511,19 @@ if plot.available() then
   t.errors(function() ex.curve{file = tmp .. '/no/such/dir/x.png', quiet = true} end, 'gnuplot failed writing',
            'plot: an unwritable file is an error')
   t.ok(io.open(tmp .. '/no/such/dir/x.png.tmp') == nil, 'plot: and leaves nothing')
+  -- make demo's first part (no training): every PNG it names is written
+  local root = os.getenv('CRLAB_HOME') or '.'
+  local p = io.popen("'" .. root .. "/scripts/crlab' '" .. root .. "/scripts/demo.lua' --no-train --out '" .. tmp ..
+                     "/demo' 2>&1")
+  local dout = p:read('*a')
+  local closed_ok = p:close()
+  local pngs = 0
+  for f in dout:match('wrote (.*)$') and dout:match('wrote (.*)$'):gmatch('%S+%.png') or function() end do
+    pngs = pngs + (png(f) and 1 or 0)
+  end
+  t.ok((closed_ok == true or closed_ok == 0) and pngs == 8, 'scripts/demo.lua --no-train writes its 8 PNGs (' ..
+       pngs .. ')')
+  if pngs ~= 8 then t.diag(dout) end
 else
   t.skip('gnuplot not installed: plots not tested')
 end
