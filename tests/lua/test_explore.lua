@@ -9,6 +9,8 @@ local ex = require 'crlab.explore'
 local json = require 'crlab.json'
 local plot = require 'crlab.plot'
 
+t.eq(crlab.explore, ex, "crlab.explore is the module (loaded on first use, as at the prompt)")
+
 -- the explorer prints its tables; keep TAP's stdout clean and look at them
 local printed = {}
 local real_print, real_write = print, io.write
