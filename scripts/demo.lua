@@ -82,10 +82,14 @@ if o.train then
   local dirs = {}
   for _, l in ipairs({'ce', 'crl', 'nllr'}) do
     local dir = out .. '/' .. l
-    local opts = train.parse({'--loss', l, '--model', 'cnn', '--epochs', tostring(o.epochs), '--lr', tostring(o.lr),
-                              '--nesterov', '--weight-decay', '5e-4', '--seed', '1',
-                              '--train-limit', tostring(o['train-limit']), '--test-limit', tostring(o['test-limit']),
-                              '--out', dir, '--quiet'})
+    local okp, opts = pcall(train.parse, {'--loss', l, '--model', 'cnn', '--epochs', tostring(o.epochs),
+                                          '--lr', tostring(o.lr), '--nesterov', '--weight-decay', '5e-4', '--seed', '1',
+                                          '--train-limit', tostring(o['train-limit']),
+                                          '--test-limit', tostring(o['test-limit']), '--out', dir, '--quiet'})
+    if not okp then
+      io.stderr:write('demo: ' .. tostring(opts) .. '\n')
+      os.exit(2)
+    end
     local t0 = os.time()
     local ok, r = pcall(train.run, opts)
     if ok then
@@ -101,6 +105,10 @@ if o.train then
       if f then f:close() end
       if any then dirs[#dirs + 1] = dir end
     end
+  end
+  if #dirs == 0 then
+    io.stderr:write('demo: no run wrote any epoch, so there are no run plots\n')
+    os.exit(1)
   end
   section('calibration at the last epoch')
   ex.reliability(dirs, {file = png('reliability.png')})
