@@ -39,6 +39,20 @@ if not plot.available() then
   io.stderr:write('demo: gnuplot was not found (apt-get install gnuplot-nox); the demo writes PNGs\n')
   os.exit(1)
 end
+-- the runs' options, checked before any work
+local LOSSES, run_opts = {'ce', 'crl', 'nllr'}, {}
+for _, l in ipairs(o.train and LOSSES or {}) do
+  local ok, opts = pcall(train.parse, {'--loss', l, '--model', 'cnn', '--epochs', tostring(o.epochs),
+                                      '--lr', tostring(o.lr), '--nesterov', '--weight-decay', '5e-4', '--seed', '1',
+                                      '--train-limit', tostring(o['train-limit']),
+                                      '--test-limit', tostring(o['test-limit']), '--out', o.out .. '/' .. l, '--quiet'})
+  if not ok then
+    io.stderr:write('demo: ' .. tostring(opts) .. '\n')
+    os.exit(2)
+  end
+  run_opts[l] = opts
+end
+
 local out = o.out
 assert(os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'") == 0, 'demo: cannot make ' .. out)
 local written = {}
@@ -80,16 +94,8 @@ if o.train then
   section(string.format('training CE, CRL(1.5, 1) and NLLR on %d Fashion-MNIST images for %d epochs, lr %g ' ..
                         '(test: %d images)', o['train-limit'], o.epochs, o.lr, o['test-limit']))
   local dirs = {}
-  for _, l in ipairs({'ce', 'crl', 'nllr'}) do
-    local dir = out .. '/' .. l
-    local okp, opts = pcall(train.parse, {'--loss', l, '--model', 'cnn', '--epochs', tostring(o.epochs),
-                                          '--lr', tostring(o.lr), '--nesterov', '--weight-decay', '5e-4', '--seed', '1',
-                                          '--train-limit', tostring(o['train-limit']),
-                                          '--test-limit', tostring(o['test-limit']), '--out', dir, '--quiet'})
-    if not okp then
-      io.stderr:write('demo: ' .. tostring(opts) .. '\n')
-      os.exit(2)
-    end
+  for _, l in ipairs(LOSSES) do
+    local dir, opts = out .. '/' .. l, run_opts[l]
     local t0 = os.time()
     local ok, r = pcall(train.run, opts)
     if ok then
