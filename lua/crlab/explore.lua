@@ -412,7 +412,8 @@ function M.curve(opts)
   res.summary = string.format('crlab.explore.curve: %s over %s (%d points, K = %d); fields x, p_y, z_y, ' ..
                               'losses[i].value / .grad / .weight', table.concat(labels, ', '), over, #xs, K)
   if not opts.quiet then
-    print_entries(string.format('loss value and w = (dL/dz_y)/(dCE/dz_y), K = %d', K), over == 'py' and 'p_y' or 'margin', xs, entries)
+    print_entries(string.format('loss value and w = (dL/dz_y)/(dCE/dz_y), K = %d', K),
+                  over == 'py' and 'p_y' or 'margin', xs, entries)
   end
   maybe_plot(opts, {title = string.format('%s vs %s (K = %d)', WHAT[what][2], OVER[over].label, K),
                     xlabel = OVER[over].label, ylabel = WHAT[what][2], key = WHAT[what][3],

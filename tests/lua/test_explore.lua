@@ -128,7 +128,8 @@ do
     worst = math.max(worst, math.abs(r.losses[1].value[k] - v) / (1e-6 + math.abs(v)),
                      math.abs(r.losses[2].value[k] - vn) / (1e-6 + math.abs(vn)))
   end
-  t.ok(worst < 1e-5, string.format('over the margin: z_y is x, CRL and NLLR values match the closed forms (worst %.1e)', worst))
+  t.ok(worst < 1e-5, string.format('over the margin: z_y is x, CRL and NLLR values match the closed forms ' ..
+                                   '(worst %.1e)', worst))
 end
 
 ---------------------------------------------------------------------------
@@ -306,7 +307,8 @@ do
     ['focal{gamma=2}'] = function(j) return (S ^ 2 - 2 * S * py * math.log(py)) * (p[j] - onehot(j)) end,
     ['ce{smoothing=0.1}'] = function(j) return p[j] - ((1 - f32(0.1)) * onehot(j) + f32(0.1) / 5) end,
   }
-  local value = {ce = -math.log(py), nllr = -math.log(py / S), ['crl{alpha=1.5,beta=2}'] = -2 * math.log(py / (1.5 + S)),
+  local value = {ce = -math.log(py), nllr = -math.log(py / S),
+                 ['crl{alpha=1.5,beta=2}'] = -2 * math.log(py / (1.5 + S)),
                  ['focal{gamma=2}'] = -S ^ 2 * math.log(py)}
   local ls = 0
   for j = 1, 5 do ls = ls - (0.9 * onehot(j) + 0.02) * math.log(p[j]) end
@@ -392,14 +394,17 @@ local function bins(fill)
   return b
 end
 
+local function rec(epoch, acc, ece, norm, fill)
+  return {epoch = epoch, test_acc = acc, test_ece = ece, test_logit_norm = norm, test_bins = bins(fill)}
+end
 local run_a = mkrun('a', {
-  {epoch = 1, test_acc = 0.5, test_ece = 0.2, test_logit_norm = 3.5, test_bins = bins{[8] = {10, 5, 4}, [15] = {2, 2, 2}}},
-  {epoch = 2, test_acc = 0.8, test_ece = 0.1, test_logit_norm = 5.25, test_bins = bins{[14] = {8, 7.2, 6}, [15] = {4, 4, 4}}},
-  {epoch = 3, test_acc = 0.7, test_ece = 0.05, test_logit_norm = 7, test_bins = bins{[10] = {6, 3.9, 3}, [15] = {6, 6, 5}}},
+  rec(1, 0.5, 0.2, 3.5, {[8] = {10, 5, 4}, [15] = {2, 2, 2}}),
+  rec(2, 0.8, 0.1, 5.25, {[14] = {8, 7.2, 6}, [15] = {4, 4, 4}}),
+  rec(3, 0.7, 0.05, 7, {[10] = {6, 3.9, 3}, [15] = {6, 6, 5}}),
 })
 local run_b = mkrun('b', {
-  {epoch = 1, test_acc = 0.6, test_ece = 0.3, test_logit_norm = 10, test_bins = bins{[1] = {1, 0.05, 0}, [12] = {3, 2.3, 3}}},
-  {epoch = 2, test_acc = 0.9, test_ece = 0.2, test_logit_norm = 40, test_bins = bins{[12] = {4, 3, 2}, [15] = {5, 5, 5}}},
+  rec(1, 0.6, 0.3, 10, {[1] = {1, 0.05, 0}, [12] = {3, 2.3, 3}}),
+  rec(2, 0.9, 0.2, 40, {[12] = {4, 3, 2}, [15] = {5, 5, 5}}),
 })
 
 do
