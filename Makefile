@@ -153,9 +153,10 @@ run: all
 	scripts/crlab scripts/suite.lua run fmnist
 	scripts/crlab scripts/suite.lua report fmnist
 
-# How each loss responds to p_y: values, gradients and plots.
+# crlab.explore at work: the losses against p_y, sweeps, and three small real
+# runs (CE, CRL, NLLR) seen through calibration and logit norms: runs/demo/*.png.
 demo: all
-	scripts/crlab scripts/loss_demo.lua
+	scripts/crlab scripts/demo.lua
 
 # Throughput against PyTorch / torchvision (when installed) on the same threads.
 bench: all

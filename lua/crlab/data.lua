@@ -68,6 +68,24 @@ local function file_split(paths, labels, boxes)
   return setmetatable({paths = paths, labels = lab, boxes = b}, Split)
 end
 
+-- A split of images held in memory, for datasets built in Lua (an
+-- experiment's `dataset = {train = data.split(x, y), test = ...}`):
+-- images uint8 (N, C, H, W), labels (N) of 0-based classes (int32, or any
+-- integer tensor or a Lua table of integers).
+function M.split(images, labels)
+  if not T.isTensor(images) or images.dtype ~= C.CRL_UINT8 or images:dim() ~= 4 then
+    fail('split: images must be a uint8 (N, C, H, W) tensor, got ' ..
+         (T.isTensor(images) and ffi.string(C.crl_dtype_name(images.dtype)) .. ' ' .. tostring(images:size()) or
+          type(images)))
+  end
+  if type(labels) == 'table' and not T.isTensor(labels) then labels = T.tensor(labels, 'int32') end
+  if not T.isTensor(labels) or labels:dim() ~= 1 or labels:size(1) ~= images:size(1) then
+    fail(string.format('split: labels must be a (%d) tensor or table of 0-based classes, one per image, got %s',
+                       images:size(1), T.isTensor(labels) and tostring(labels:size()) or type(labels)))
+  end
+  return memory_split(images:contiguous(), labels:contiguous())
+end
+
 function Split:size() return self.labels:size(1) end
 
 -- Sample i (1-based): the image as uint8 (C, H, W) and its 0-based label.

@@ -140,10 +140,11 @@ crlab.cuda.graph = graph
 
 -- The larger parts load on first use: crlab.nn, crlab.models, crlab.optim,
 -- crlab.data, crlab.train, crlab.checkpoint, crlab.json, crlab.image,
--- crlab.transforms, crlab.metrics.
+-- crlab.transforms, crlab.metrics, crlab.explore.
 local lazy = {nn = 'crlab.nn', models = 'crlab.models', optim = 'crlab.optim', data = 'crlab.data',
               train = 'crlab.train', checkpoint = 'crlab.checkpoint', json = 'crlab.json',
-              image = 'crlab.image', transforms = 'crlab.transforms', metrics = 'crlab.metrics'}
+              image = 'crlab.image', transforms = 'crlab.transforms', metrics = 'crlab.metrics',
+              explore = 'crlab.explore'}
 setmetatable(crlab, {__index = function(t, k)
   local mod = lazy[k]
   if mod then

@@ -159,6 +159,9 @@ M.crl = make('crl', C.CRL_LOSS_CRL, {alpha = 1.5, beta = 1}, {'alpha', 'beta'})
 -- focal loss: -(1 - p_y)^gamma log p_y (Lin et al. 2017)
 M.focal = make('focal', C.CRL_LOSS_FOCAL, {gamma = 2}, {'gamma'})
 
+-- True for the criteria this module makes.
+function M.isCriterion(v) return type(v) == 'table' and getmetatable(v) == Criterion end
+
 -- The loss by name, for command lines: crlab.loss.byName('crl', {alpha = 2}).
 function M.byName(name, opts)
   local f = ({ce = M.ce, nllr = M.nllr, crl = M.crl, focal = M.focal})[name]

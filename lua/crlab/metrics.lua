@@ -82,13 +82,21 @@ function Stats:bins()
   local n = C.CRL_STAT_BINS + 3 * self.nbins
   local v = ffi.new('double[?]', n)
   check(C.crl_batch_stats_read(v, self.stats, n))
-  local out = {}
+  local sums = {}
   for b = 0, self.nbins - 1 do
     local e = C.CRL_STAT_BINS + 3 * b
-    local count = v[e]
-    out[b + 1] = {lo = b / self.nbins, hi = (b + 1) / self.nbins, count = count,
-                  confidence = v[e + 1] / count, accuracy = v[e + 2] / count, confidenceSum = v[e + 1],
-                  correct = v[e + 2]}
+    sums[b + 1] = {v[e], v[e + 1], v[e + 2]}
+  end
+  return M.binTable(sums)
+end
+
+-- The same from the sums {count, confidence sum, correct} of each of B
+-- equal bins on [0, 1] (as metrics.jsonl's test_bins holds them).
+function M.binTable(sums)
+  local out, nb = {}, #sums
+  for b, s in ipairs(sums) do
+    out[b] = {lo = (b - 1) / nb, hi = b / nb, count = s[1], confidence = s[2] / s[1], accuracy = s[3] / s[1],
+              confidenceSum = s[2], correct = s[3]}
   end
   return out
 end

@@ -4,8 +4,12 @@
 --   crlab.plot.lines{file = 'loss.png', title = 'CRL', xlabel = 'p_y',
 --                    series = {{name = 'CE', x = xs, y = ys}, ...}}
 --   crlab.plot.lines{terminal = true, ...}   -- ASCII plot on stdout
--- A series with lo and hi (as long as x) is drawn with a shaded band
--- between them (e.g. min..max over seeds) in its line's colour.
+-- Options: title, xlabel, ylabel, xtics, logx, logy, xrange = {lo, hi},
+-- yrange = {lo, hi}, key, width, height; a series may set style ('lines',
+-- 'linespoints', 'histeps', ...), and lo and hi (as long as x) to be drawn
+-- with a shaded band between them (e.g. min..max over seeds) in its line's
+-- colour. A PNG is written to a temporary file beside it and renamed, so a
+-- failed plot leaves the old file or none.
 local M = {}
 
 local function quote(s)
@@ -73,7 +77,7 @@ function M.lines(opts)
   else
     script[#script + 1] = string.format('set terminal pngcairo size %d,%d noenhanced',
                                         opts.width or 800, opts.height or 500)
-    script[#script + 1] = 'set output ' .. quote(opts.file)
+    script[#script + 1] = 'set output ' .. quote(opts.file .. '.tmp')
   end
   if opts.title then script[#script + 1] = 'set title ' .. quote(opts.title) end
   if opts.xlabel then script[#script + 1] = 'set xlabel ' .. quote(opts.xlabel) end
@@ -81,6 +85,9 @@ function M.lines(opts)
   if opts.xtics then script[#script + 1] = 'set xtics ' .. opts.xtics end
   if opts.logx then script[#script + 1] = 'set logscale x' end
   if opts.logy then script[#script + 1] = 'set logscale y' end
+  if opts.xrange then
+    script[#script + 1] = string.format('set xrange [%g:%g]', opts.xrange[1], opts.xrange[2])
+  end
   if opts.yrange then
     script[#script + 1] = string.format('set yrange [%g:%g]', opts.yrange[1], opts.yrange[2])
   end
@@ -99,12 +106,19 @@ function M.lines(opts)
   local out, ok = M.run(script)
   os.remove(data)
   if opts.terminal then io.write(out) return end
-  local check = io.open(opts.file, 'rb')
+  local tmp = opts.file .. '.tmp'
+  local check = io.open(tmp, 'rb')
   if not check or not ok or out:find('error') or out:find('Error') then
     if check then check:close() end
+    os.remove(tmp)
     error('crlab.plot: gnuplot failed writing ' .. opts.file .. ': ' .. out, 2)
   end
   check:close()
+  local renamed, err = os.rename(tmp, opts.file)
+  if not renamed then
+    os.remove(tmp)
+    error('crlab.plot: cannot write ' .. opts.file .. ': ' .. tostring(err), 2)
+  end
   return ok
 end
 

@@ -28,6 +28,8 @@ local data = require 'crlab.data'
 local json = require 'crlab.json'
 local ckpt = require 'crlab.checkpoint'
 local metrics = require 'crlab.metrics'
+local Tr = require 'crlab.transforms'
+local ffi = require 'ffi'
 local C = core.C
 
 local M = {}
@@ -44,6 +46,10 @@ M.FORMAT = 'crlab-checkpoint-1'
 -- (M.check_options); the losses' parameters and the Adience fold are the
 -- loss's and the dataset's to check.
 M.options = {
+  {'experiment', '', 'a Lua file returning the run\'s fields: option values, or Lua objects for model, transform, ' ..
+   'schedule, loss, optimizer, dataset, onStep, onEpoch (options given here override its fields)'},
+  {'name', '', 'the experiment\'s name: the model\'s name in checkpoints when the model is a Lua object, and the ' ..
+   'default run folder runs/<name>-<loss>-s<seed>'},
   {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | adience | imagenet | folder'},
   {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)',
    resume = 'free'},
@@ -74,7 +80,8 @@ M.options = {
   {'crop', -1, 'random crop after padding by this many pixels (-1: the dataset recipe, 0: off)', int = true,
    min = -1},
   {'flip', false, 'random horizontal flips (CIFAR recipes flip anyway)'},
-  {'workers', 2, 'loader threads', resume = 'free', int = true, min = 0},
+  {'workers', 2, 'loader threads (at least 1: the loader reads in threads of its own)', resume = 'free', int = true,
+   min = 1},
   {'skip-bad', false, 'skip unreadable images (and count them) instead of stopping', resume = 'free'},
   {'seed', 1, 'seed of the one generator (weights, order, augmentation)', int = true, min = 0},
   {'device', 'cpu', 'cpu | cuda: where the model trains', resume = 'free'},
@@ -88,6 +95,8 @@ M.options = {
   {'eval-batch', 500, 'batch size of the test pass', resume = 'free', int = true, min = 1},
   {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)', resume = 'invocation'},
   {'resume', false, 'continue the run in --out from its checkpoint', resume = 'invocation'},
+  {'override', false, 'with --resume: accept options that differ from the saved run (each change is printed and ' ..
+   'recorded in metrics.jsonl as "override")', resume = 'invocation'},
   {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)',
    resume = 'invocation', int = true, min = 0},
   {'quiet', false, 'no progress output', resume = 'free'},
@@ -173,6 +182,241 @@ function M.usage()
     lines[#lines + 1] = string.format('  --%-18s %s (default: %s)', d[1], d[3], tostring(d[2]))
   end
   return table.concat(lines, '\n')
+end
+
+---------------------------------------------------------------------------
+-- experiments: a run's fields as Lua objects
+--
+-- crlab.train.run takes the options table (M.parse's, or one written in
+-- Lua) and, in place of a name, a Lua object for these fields:
+--   model      a module, or a function(info) -> module, info = {channels,
+--              classes, size, dataset}; a function is called after the
+--              generator is seeded, so --seed fixes its initial weights
+--   transform  {train = pipeline, test = pipeline} (crlab.transforms.compose
+--              results or lists of transforms); replaces the dataset's recipe
+--   schedule   a function(e) -> learning rate, e the fractional epoch from 0
+--              (--lr and --warmup then do not apply)
+--   loss       a criterion: crlab.loss objects become the options they stand
+--              for (loss, alpha, beta, gamma, smoothing); any other object
+--              with forwardTensor(out, y) -> value, per-example losses and
+--              backward(out, y) is used as it is
+--   optimizer  a table of options ({'adamw', weightDecay = 0.05}) or a
+--              function(params, grads, ranges) -> an optimiser with step(lr),
+--              state() and loadState(tensors, meta)
+--   dataset    a name with options ({'cifar100', coarse = true}) or a table
+--              {train = split, test = split, classes = names or K,
+--              channels = C, size = S[, name]} (crlab.data.split)
+--   onStep     function(info): info = {epoch, batch, batches, step, lr,
+--              stats = function() -> the epoch's running summary (a read-back)}
+--   onEpoch    function(record, info): the epoch's metrics record after its
+--              checkpoint; returning false stops the run there (early stopping)
+-- An experiment file (--experiment FILE) returns such a table; its fields
+-- may be written weight_decay or weightDecay for --weight-decay. Options
+-- given on the command line override the file's fields. A run records its
+-- Lua objects by a name ('lua' or --name) in the saved options, and an
+-- experiment file by a CRC-32 of its text, which a resume checks.
+
+local OBJECT_FIELDS = {model = 'a module or a function(info) -> module',
+                       transform = 'a table {train = pipeline, test = pipeline}',
+                       schedule = 'a function(epoch) -> learning rate',
+                       loss = 'a criterion (forwardTensor, backward)',
+                       optimizer = 'a table of options or a function(params, grads, ranges) -> optimiser',
+                       dataset = 'a table {train = split, test = split, classes, channels, size}',
+                       onStep = 'a function(info)', onEpoch = 'a function(record, info)'}
+
+-- weight_decay, weightDecay -> weight-decay
+local function canon(k)
+  return (k:gsub('(%l)(%u)', function(a, b) return a .. '-' .. b:lower() end):gsub('_', '-'))
+end
+
+local function is_plain(v)
+  local t = type(v)
+  return t == 'string' or t == 'number' or t == 'boolean'
+end
+
+local known_options
+local function option_entry(key)
+  if not known_options then
+    known_options = {}
+    for _, d in ipairs(M.options) do known_options[d[1]] = d end
+  end
+  return known_options[key]
+end
+
+-- A plain option value into o, checked against the option's type.
+local function set_option(o, given, key, v, where, field)
+  local d = option_entry(key)
+  if not d then
+    error(string.format("train: %s: unknown field '%s' (an option of crlab.train.options, or %s)", where,
+                        tostring(field), 'model, transform, schedule, loss, optimizer, dataset, onStep, onEpoch'), 0)
+  end
+  if type(v) ~= type(d[2]) then
+    error(string.format('train: %s: %s must be a %s, got %s%s', where, field, type(d[2]), type(v),
+                        is_plain(v) and " '" .. tostring(v) .. "'" or ''), 0)
+  end
+  o[key], given[key] = v, true
+end
+
+local function callable(v)
+  if type(v) == 'function' then return true end
+  local mt = getmetatable(v)
+  return type(mt) == 'table' and mt.__call ~= nil
+end
+
+-- One object field of an experiment into x (and its stand-in into o).
+local function set_object(o, x, given, k, v, where)
+  local bad = function()
+    error(string.format('train: %s: %s must be %s%s, got %s', where, k, option_entry(k) and 'a name or ' or '',
+                        OBJECT_FIELDS[k], type(v)), 0)
+  end
+  if k == 'loss' then
+    if crlab.loss.isCriterion(v) then -- the options it stands for
+      set_option(o, given, 'loss', v.name, where, k)
+      for _, p in ipairs(v.param_names) do set_option(o, given, p, v[p], where, k .. '.' .. p) end
+      x.loss = nil
+      return
+    end
+    if type(v) ~= 'table' or type(v.forwardTensor) ~= 'function' or type(v.backward) ~= 'function' then bad() end
+    o.loss = 'lua'
+  elseif k == 'optimizer' then
+    if type(v) == 'table' and not callable(v) then
+      for ok, ov in pairs(v) do
+        if ok == 1 or ok == 'name' then set_option(o, given, 'optimizer', ov, where, 'optimizer.' .. ok)
+        elseif type(ok) == 'string' then set_option(o, given, canon(ok), ov, where, 'optimizer.' .. ok)
+        else bad() end
+      end
+      x.optimizer = nil
+      return
+    end
+    if not callable(v) then bad() end
+    o.optimizer = 'lua'
+  elseif k == 'dataset' then
+    if type(v) ~= 'table' then bad() end
+    if v.train == nil then -- a name with options
+      for dk, dv in pairs(v) do
+        if dk == 1 or dk == 'name' then set_option(o, given, 'dataset', dv, where, 'dataset.' .. dk)
+        elseif type(dk) == 'string' then set_option(o, given, canon(dk), dv, where, 'dataset.' .. dk)
+        else bad() end
+      end
+      x.dataset = nil
+      return
+    end
+    for _, s in ipairs({'train', 'test'}) do
+      local sp = v[s]
+      if type(sp) ~= 'table' or type(sp.size) ~= 'function' or type(sp.get) ~= 'function' then
+        error(string.format('train: %s: dataset.%s must be a split (crlab.data.split(images, labels)), got %s',
+                            where, s, type(sp)), 0)
+      end
+    end
+    local K = type(v.classes) == 'table' and #v.classes or v.classes
+    if type(K) ~= 'number' or K < 1 or K % 1 ~= 0 then
+      error(string.format('train: %s: dataset.classes must be the class names or their number, got %s', where,
+                          tostring(v.classes)), 0)
+    end
+    for _, f in ipairs({'channels', 'size'}) do
+      if type(v[f]) ~= 'number' or v[f] < 1 or v[f] % 1 ~= 0 then
+        error(string.format('train: %s: dataset.%s must be a positive integer, got %s', where, f, tostring(v[f])), 0)
+      end
+    end
+    o.dataset = type(v.name) == 'string' and v.name or 'lua'
+  elseif k == 'transform' then
+    if type(v) ~= 'table' then bad() end
+    local t = {}
+    for tk, tv in pairs(v) do
+      if tk ~= 'train' and tk ~= 'test' then
+        error(string.format("train: %s: transform has the field '%s'; it takes train and test", where, tostring(tk)), 0)
+      end
+      if not Tr.isPipeline(tv) then
+        if type(tv) ~= 'table' then bad() end
+        local okc, p = pcall(Tr.compose, tv)
+        if not okc then error(string.format('train: %s: transform.%s: %s', where, tk, tostring(p)), 0) end
+        tv = p
+      end
+      t[tk] = tv
+    end
+    v = t
+    o.transform = string.format('train %s, test %s', tostring(t.train or 'the recipe'), tostring(t.test or 'the recipe'))
+  elseif k == 'model' then
+    if not callable(v) and not (type(v) == 'table' and type(v.forward) == 'function' and
+                                type(v.getParameters) == 'function') then bad() end
+    o.model = 'lua' -- named after the fields are read (--name)
+  else -- schedule, onStep, onEpoch
+    if not callable(v) then bad() end
+    if k == 'schedule' then o.schedule = 'lua' end
+  end
+  x[k] = v
+  given[k] = true
+end
+
+local function apply_fields(o, x, given, t, where)
+  for k, v in pairs(t) do
+    if type(k) ~= 'string' then
+      error(string.format('train: %s: fields are named, got the field [%s]', where, tostring(k)), 0)
+    end
+    if OBJECT_FIELDS[k] and not (type(v) == 'string' and option_entry(k)) then
+      set_object(o, x, given, k, v, where)
+    else
+      local key = canon(k)
+      set_option(o, given, key, v, where, k)
+      if OBJECT_FIELDS[key] then x[key] = nil end -- a name replaces an object given before
+    end
+  end
+end
+
+-- The table an experiment file returns; errors name the file.
+function M.loadExperiment(path)
+  local fn, err = loadfile(path)
+  if not fn then error('train: --experiment: ' .. tostring(err), 0) end
+  -- crlab is a global there, as under the crlab command; globals the file
+  -- sets stay in its own table
+  setfenv(fn, setmetatable({crlab = crlab}, {__index = _G}))
+  local ok, t = pcall(fn)
+  if not ok then error('train: --experiment ' .. path .. ' failed: ' .. tostring(t), 0) end
+  if type(t) ~= 'table' then
+    error('train: --experiment ' .. path .. ' must return a table of the run\'s fields, it returned ' .. type(t), 0)
+  end
+  return t
+end
+
+-- The CRC-32 of a file's bytes as 8 hex digits, or nil when it cannot be read.
+local function file_crc(path)
+  local f = io.open(path, 'rb')
+  if not f then return nil end
+  local text = f:read('*a')
+  f:close()
+  local c = ffi.new('uint32_t[1]')
+  core.check(C.crl_crc32(c, text, #text))
+  return string.format('%08x', c[0])
+end
+
+local resolved = setmetatable({}, {__mode = 'k'})
+
+-- The plain options o and the objects x of a run: defaults, then the
+-- experiment file's fields, then the fields of spec (of a parsed command
+-- line, those given there or changed since). Tables already resolved are
+-- returned as they are.
+function M.resolve(spec)
+  if resolved[spec] then return spec, resolved[spec] end
+  if type(spec) ~= 'table' then error('train: run takes a table of options, got ' .. type(spec), 0) end
+  local spec_given = given_options[spec]
+  local o, x, given = M.defaults(), {}, {}
+  local exp = spec.experiment
+  if exp ~= nil and exp ~= '' then
+    if type(exp) ~= 'string' then error('train: experiment must be the path of a Lua file, got ' .. type(exp), 0) end
+    apply_fields(o, x, given, M.loadExperiment(exp), exp)
+    o.experiment, given.experiment = exp, true
+    o['experiment-crc'] = file_crc(exp)
+  end
+  -- of a parsed command line, the options given there and any changed
+  -- since (a script may set fields of parse's table)
+  local defaults, fields = M.defaults(), {}
+  for k, v in pairs(spec) do
+    if k ~= 'experiment' and (spec_given == nil or spec_given[k] or v ~= defaults[k]) then fields[k] = v end
+  end
+  apply_fields(o, x, given, fields, spec_given and 'command line' or 'crlab.train.run')
+  if x.model then o.model = o.name ~= '' and o.name or 'lua' end
+  given_options[o], resolved[o] = given, x
+  return o, x
 end
 
 -- Fails at once, naming the reason, when o.device cannot be used here.
@@ -300,10 +544,11 @@ end
 -- option o was not given takes the saved value (its default when the
 -- checkpoint predates it), unless it belongs to the invocation; one given
 -- that defines the run must equal the saved value. Fails naming every
--- difference.
+-- difference, unless o.override: then the given values win and the second
+-- result lists the changes, option -> {saved, new}.
 function M.resume_options(o, saved, path)
   local given = given_options[o]
-  local r, diffs = {}, {}
+  local r, diffs, changes = {}, {}, {}
   for _, d in ipairs(M.options) do
     local k, sv = d[1], saved[d[1]]
     if sv == nil then sv = d[2] end
@@ -316,19 +561,23 @@ function M.resume_options(o, saved, path)
       -- compared as recorded (the checkpoint holds the options as JSON)
       if explicit and json.encode(o[k]) ~= json.encode(sv) then
         diffs[#diffs + 1] = show(k, o[k]) .. " differs from the saved run's " .. tostring(sv)
+        changes[k] = {sv, o[k]}
+        if o.override then r[k] = o[k] end
       end
     end
   end
-  if #diffs > 0 then
+  if #diffs > 0 and not o.override then
     error(string.format('train: --resume: %s (%s): the options that define a run cannot change when it ' ..
-                        'resumes; leave them out to keep the saved values, or start another run with another --out',
+                        'resumes; leave them out to keep the saved values, start another run with another --out, ' ..
+                        'or add --override to change them (recorded in metrics.jsonl)',
                         table.concat(diffs, '; '), path), 0)
   end
-  return r
+  return r, changes
 end
 
 local function run_dir(o)
   if o.out ~= '' then return o.out end
+  if o.name ~= '' then return string.format('runs/%s-%s-s%d', o.name, o.loss, o.seed) end
   return string.format('runs/%s-%s-%s-s%d', o.dataset, o.model, o.loss, o.seed)
 end
 
@@ -453,15 +702,19 @@ local function state_tensors(model, opt)
   return list, ometa
 end
 
-local function save_checkpoint(path, model, opt, o, epoch, best, best_epoch)
+-- extra: more metadata (overrides: the JSON list of --override changes;
+-- early_stop: the epoch an onEpoch hook stopped the run at).
+local function save_checkpoint(path, model, opt, o, epoch, best, best_epoch, extra)
   local list, ometa = state_tensors(model, opt)
   local rng = crlab.getRNGState()
-  ckpt.save(path, list, {
+  local meta = {
     format = M.FORMAT, model = o.model, loss = o.loss, dataset = o.dataset, epoch = epoch,
     rng_seed = string.format('%d', rng.seed), rng_offset = string.format('%.0f', rng.offset),
     best_acc = best, best_epoch = best_epoch, optimizer = o.optimizer, optim_steps = ometa.steps or 0,
     options = json.encode(o),
-  })
+  }
+  for k, v in pairs(extra or {}) do meta[k] = v end
+  ckpt.save(path, list, meta)
 end
 
 local function check_format(path, meta)
@@ -521,9 +774,11 @@ end
 M.replace_file = replace_file
 M.mkdir_p = mkdir_p
 
-function M.run(o)
+function M.run(spec)
+  local o, x = M.resolve(spec)
   local dir = run_dir(o)
   local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
+  local override_log, overrides, early_stop = {}, nil, 0
   if o.resume then
     local f = io.open(ckpt_path, 'rb')
     if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end
@@ -534,7 +789,33 @@ function M.run(o)
     if not ok or type(saved) ~= 'table' then
       error('checkpoint: ' .. ckpt_path .. ' is damaged: its options do not read (' .. tostring(saved) .. ')', 0)
     end
-    o = M.resume_options(o, saved, ckpt_path)
+    -- a run of an experiment file resumes from that file, named by the
+    -- saved options when the command line does not name it
+    if o.experiment == '' and type(saved.experiment) == 'string' and saved.experiment ~= '' then
+      local again = {}
+      for k, v in pairs(spec) do again[k] = v end
+      again.experiment = saved.experiment
+      given_options[again] = given_options[spec]
+      o, x = M.resolve(again)
+    end
+    local crc_now, crc_saved = o['experiment-crc'], saved['experiment-crc']
+    local r, changes = M.resume_options(o, saved, ckpt_path)
+    if o.experiment ~= '' and crc_saved ~= nil and crc_now ~= crc_saved then
+      if not o.override then
+        error(string.format('train: --resume: the experiment file %s has changed since the run started (CRC-32 ' ..
+                            '%s, the saved run\'s %s; %s): resume with the file as it was, start another run with ' ..
+                            'another --out, or add --override (recorded in metrics.jsonl)', o.experiment,
+                            tostring(crc_now), tostring(crc_saved), ckpt_path), 0)
+      end
+      changes['experiment-crc'] = {crc_saved, crc_now}
+    end
+    r['experiment-crc'], r.transform = crc_now, o.transform
+    given_options[r], resolved[r] = given_options[o], x
+    o = r
+    if next(changes) then overrides = changes end
+    local okl, log = pcall(json.decode, meta.overrides or '[]')
+    if okl and type(log) == 'table' then override_log = log end
+    early_stop = tonumber(meta.early_stop) or 0
     for _, k in ipairs({'epoch', 'best_epoch', 'optim_steps', 'rng_seed', 'rng_offset', 'best_acc'}) do
       local v = tonumber(meta[k])
       if not v or v ~= v or math.abs(v) == math.huge or (k ~= 'best_acc' and (v % 1 ~= 0 or v < 0)) or
@@ -552,13 +833,16 @@ function M.run(o)
   end
   mkdir_p(dir)
   crlab.manualSeed(o.seed)
-  local ds = data.load(o.dataset, o.data ~= '' and o.data or nil,
-                      {crop = o.crop >= 0 and o.crop or nil, flip = o.flip or nil, coarse = o.coarse,
-                       extra = o.extra, bbox = o.bbox, fold = o.fold, size = o['image-size']})
+  local ds = x.dataset or data.load(o.dataset, o.data ~= '' and o.data or nil,
+                                   {crop = o.crop >= 0 and o.crop or nil, flip = o.flip or nil, coarse = o.coarse,
+                                    extra = o.extra, bbox = o.bbox, fold = o.fold, size = o['image-size']})
   local train_split = o['train-limit'] > 0 and ds.train:head(o['train-limit']) or ds.train
   local test_split = o['test-limit'] > 0 and ds.test:head(o['test-limit']) or ds.test
-  local K = #ds.classes
-  local size = ds.size == 224 and o['image-size'] or ds.size
+  local K = type(ds.classes) == 'table' and #ds.classes or ds.classes
+  local size = (ds.size == 224 and not x.dataset) and o['image-size'] or ds.size
+  local recipe = ds.recipe or {}
+  local transform = {train = x.transform and x.transform.train or recipe.train,
+                     test = x.transform and x.transform.test or recipe.test}
   -- images held in memory are fed as they are: each split must fit the model
   for _, s in ipairs({{'training', train_split}, {'test', test_split}}) do
     local im = s[2].images
@@ -567,7 +851,15 @@ function M.run(o)
                           s[2].files and s[2].files[1] or o.dataset, im:size(3), im:size(4), size, size, o.dataset), 0)
     end
   end
-  local model = models.build(o.model, {channels = ds.channels, classes = K, size = size})
+  local model = x.model
+  if x.model == nil then
+    model = models.build(o.model, {channels = ds.channels, classes = K, size = size})
+  elseif callable(x.model) then
+    model = x.model({channels = ds.channels, classes = K, size = size, dataset = o.dataset})
+  end
+  if type(model) ~= 'table' or type(model.forward) ~= 'function' or type(model.getParameters) ~= 'function' then
+    error('train: model: the function returned ' .. type(model) .. ', not a module', 0)
+  end
   model:skipInputGradient() -- the images need no gradient
   if o['cuda-graph'] then M.check_graph(model, o.model) end
   -- moved before the slabs are made: the optimiser takes its device from them
@@ -577,13 +869,37 @@ function M.run(o)
     crlab.cuda.bf16((o.precision or 'fp32') == 'bf16')
   end
   local params, grads, ranges = model:getParameters()
-  local crit = make_loss(o, 'mean')
-  local opt = make_optimizer(o, params, grads, ranges)
-  local train_batches = data.loader(train_split, {batch = o.batch, transform = ds.recipe.train,
+  local crit = x.loss or make_loss(o, 'mean')
+  local opt
+  if x.optimizer then
+    opt = x.optimizer(params, grads, ranges)
+    for _, f in ipairs({'step', 'state', 'loadState'}) do
+      if type(opt) ~= 'table' or type(opt[f]) ~= 'function' then
+        error('train: optimizer: the function returned ' .. (type(opt) == 'table' and 'an object without ' .. f ..
+              '()' or type(opt)) .. '; it must return an optimiser with step(lr), state() and loadState()', 0)
+      end
+    end
+  else
+    opt = make_optimizer(o, params, grads, ranges)
+  end
+  local train_batches = data.loader(train_split, {batch = o.batch, transform = transform.train,
                                                  threads = o.workers, channels = ds.channels, skipBad = o['skip-bad']})
-  local test_batches = data.loader(test_split, {batch = o['eval-batch'], transform = ds.recipe.test, shuffle = false,
+  local test_batches = data.loader(test_split, {batch = o['eval-batch'], transform = transform.test, shuffle = false,
                                                 threads = o.workers, channels = ds.channels, skipBad = o['skip-bad']})
-  local sched = make_schedule(o, train_batches:count())
+  local sched
+  if x.schedule == nil then
+    sched = make_schedule(o, train_batches:count())
+  else
+    local f = x.schedule
+    sched = function(e)
+      local lr = f(e)
+      if type(lr) ~= 'number' or lr ~= lr or lr < 0 or lr == math.huge then
+        error(string.format('train: schedule: the function returned %s at epoch %.4f; it must return a learning ' ..
+                            'rate, a finite number >= 0', tostring(lr), e), 0)
+      end
+      return lr
+    end
+  end
   local start, best, best_epoch = 1, -1, 0
   local history = {}
   if o.resume then
@@ -630,6 +946,20 @@ function M.run(o)
   local nb = train_batches:count()
   local last = o.epochs
   if o['stop-after'] > 0 then last = math.min(o.epochs, start + o['stop-after'] - 1) end
+  if early_stop > 0 then
+    last = start - 1 -- an onEpoch hook ended this run
+    if not o.quiet then print(string.format('the run was stopped at epoch %d by its onEpoch hook; nothing to do', early_stop)) end
+  end
+  if overrides then
+    local list = {}
+    for k, v in pairs(overrides) do list[#list + 1] = string.format('%s %s (was %s)', k, tostring(v[2]), tostring(v[1])) end
+    table.sort(list)
+    if not o.quiet then print('resuming with changed options (--override): ' .. table.concat(list, ', ')) end
+    override_log[#override_log + 1] = {epoch = start, changes = overrides}
+  end
+  local extra = {overrides = json.encode(override_log)}
+  local step_info = {epoch = 0, batch = 0, batches = nb, step = 0, lr = 0,
+                     stats = function() return train_stats:summary() end}
   for epoch = start, last do
     local t0 = C.crl_time_seconds()
     local lr = 0
@@ -647,6 +977,11 @@ function M.run(o)
       stepper.step(xh, yh)
       if o.clip > 0 then optim.clipGradNorm(grads, o.clip) end
       opt:step(lr)
+      if x.onStep then
+        step_info.epoch, step_info.batch, step_info.lr = epoch, i, lr
+        step_info.step = (epoch - 1) * nb + i
+        x.onStep(step_info)
+      end
       if progress:due(i == nb) then
         local s = read_back()
         local el = C.crl_time_seconds() - t0
@@ -671,7 +1006,8 @@ function M.run(o)
     local rec = {epoch = epoch, lr = lr, train_loss = tr.loss, train_acc = tr.acc,
                  test_loss = ev.loss, test_acc = ev.acc, test_top5 = K > 5 and ev.top5 or nil, test_ece = ev.ece,
                  epoch_seconds = C.crl_time_seconds() - t0, images_per_sec = tr.n / train_time,
-                 test_logit_norm = ev.logitNorm, test_oneoff = ds.ordinal and ev.oneoff or nil, test_bins = ev.bins}
+                 test_logit_norm = ev.logitNorm, test_oneoff = ds.ordinal and ev.oneoff or nil, test_bins = ev.bins,
+                 override = epoch == start and overrides or nil}
     history[#history + 1] = rec
     local jf = assert(io.open(dir .. '/metrics.jsonl', 'a'))
     jf:write(json.encode(rec), '\n')
@@ -685,12 +1021,21 @@ function M.run(o)
       ckpt.save(best_path, list, {format = M.FORMAT, model = o.model, loss = o.loss, dataset = o.dataset,
                                   epoch = epoch, test_acc = ev.acc})
     end
-    save_checkpoint(ckpt_path, model, opt, o, epoch, best, best_epoch)
+    save_checkpoint(ckpt_path, model, opt, o, epoch, best, best_epoch, extra)
     if not o.quiet then
       print(string.format('epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%%%s ECE %.4f | %.1f s',
                           epoch, rec.train_loss, 100 * rec.train_acc, ev.loss, 100 * ev.acc,
                           K > 5 and string.format(' top-5 %.2f%%', 100 * ev.top5) or '', ev.ece,
                           rec.epoch_seconds))
+    end
+    -- the hook sees the epoch saved; false ends the run there, for good
+    if x.onEpoch and x.onEpoch(rec, {epoch = epoch, epochs = o.epochs, dir = dir, model = model, best = best,
+                                     bestEpoch = best_epoch}) == false then
+      early_stop = epoch
+      extra.early_stop = epoch
+      save_checkpoint(ckpt_path, model, opt, o, epoch, best, best_epoch, extra)
+      if not o.quiet then print(string.format('stopped at epoch %d by the onEpoch hook', epoch)) end
+      break
     end
   end
   if train_batches:skipped() > 0 and not o.quiet then
@@ -699,7 +1044,7 @@ function M.run(o)
   train_batches:close()
   test_batches:close()
   return {history = history, best_acc = best, best_epoch = best_epoch, dir = dir, model = model,
-          params = params}
+          params = params, stopped = early_stop > 0 and early_stop or nil, options = o}
 end
 
 return M

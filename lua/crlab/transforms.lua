@@ -130,6 +130,9 @@ function M.compose(list)
   return self
 end
 
+-- True for what compose returns.
+function M.isPipeline(v) return type(v) == 'table' and getmetatable(v) == Pipeline end
+
 -- The output (h, w) for an input (h, w), or nil when it depends on the
 -- image (no fixed-size step at the end).
 function Pipeline:outputSize(h, w)
