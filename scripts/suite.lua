@@ -111,10 +111,11 @@ elseif cmd == 'run' then
     end
     if #devices == 0 then fail('suite: --devices names no GPU') end
   end
+  local ropts = {jobs = int_opt('jobs', 1), threads = int_opt('threads', 1), devices = devices}
   local t0 = os.time()
   print(string.format('suite %s: %d runs in %s', s.name, #runs, s.out))
-  local counts, failed = suite.run(runs, {jobs = int_opt('jobs', 1), threads = int_opt('threads', 1),
-                                          devices = devices})
+  local rok, counts, failed = pcall(suite.run, runs, ropts)
+  if not rok then fail('suite: ' .. tostring(counts):gsub('^suite: ', ''), 1) end
   print(string.format('suite %s: %d of %d runs done (%d trained now, %d were done before), %d failed, %d s', s.name,
                       counts.done, #runs, counts.done - counts.skipped, counts.skipped, counts.failed,
                       os.time() - t0))
@@ -125,12 +126,13 @@ elseif cmd == 'run' then
   os.exit(counts.failed == 0 and 0 or 1, true)
 elseif cmd == 'report' then
   local rep = require 'crlab.report'
-  local r = rep.build(s, runs)
-  io.write(rep.write(s, r))
+  local rok, text = pcall(function() return rep.write(s, rep.build(s, runs)) end)
+  if not rok then fail(tostring(text), 1) end
+  io.write(text)
 elseif cmd == 'slurm' then
-  local path, text = suite.slurm(s, {time = opts.time, cpus = int_opt('cpus', 1), gpus = int_opt('gpus', 0),
-                                     partition = opts.partition, stop_after = int_opt('stop-after', 1)})
+  local sok, path = pcall(suite.slurm, s, {time = opts.time, cpus = int_opt('cpus', 1), gpus = int_opt('gpus', 0),
+                                           partition = opts.partition, stop_after = int_opt('stop-after', 1)})
+  if not sok then fail(tostring(path), 1) end
   print(string.format('wrote %s (%d array tasks, one per run of %s); submit it with:\n  sbatch %s', path, #s.runs,
                       s.file, path))
-  local _ = text
 end

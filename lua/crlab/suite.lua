@@ -826,7 +826,7 @@ end
 function M.slurm(suite, opts)
   local ok, slurm = pcall(require, 'crlab.slurm')
   if not ok then
-    error('suite: crlab.slurm is not available here (' .. tostring(slurm):match('[^\n]*') .. ')', 0)
+    error('suite: crlab.slurm cannot be loaded (' .. tostring(slurm):match('[^\n]*'):gsub(':$', '') .. ')', 0)
   end
   local home = abspath(os.getenv('CRLAB_HOME') or '.')
   local out = abspath(suite.out)
