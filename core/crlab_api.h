@@ -556,7 +556,10 @@ enum { CRL_STAT_BATCHES = 0,       /* batches added */
        CRL_STAT_LOSS_EXAMPLES = 4, /* examples that came with a loss */
        CRL_STAT_LOSS_SUM = 5,      /* sum of their per-example losses */
        CRL_STAT_NAN_BATCH = 6,     /* 1-based number of the first batch whose loss was NaN; 0: none */
-       CRL_STAT_BINS = 7 };        /* then per bin b: count, sum of confidence, sum of top-1 hits */
+       CRL_STAT_LOGIT_NORM = 7,    /* sum over examples of the logits' L2 norm, ||z||_2 */
+       CRL_STAT_ONEOFF = 8,        /* examples whose first maximum is within one class of the label
+                                      (|argmax - y| <= 1: ordinal labels such as Adience's age groups) */
+       CRL_STAT_BINS = 9 };        /* then per bin b: count, sum of confidence, sum of top-1 hits */
 
 typedef struct crl_batch_summary {
     int64_t batches;
@@ -568,6 +571,8 @@ typedef struct crl_batch_summary {
     double top1;         /* fraction of top-1 hits (NaN for no examples) */
     double topk;         /* fraction of top-k hits, k = min(5, K) */
     double ece;          /* sum_b |acc_b - conf_b| n_b / n (NaN without bins or examples) */
+    double logit_norm;   /* mean L2 norm of the logit rows (NaN for no examples) */
+    double oneoff;       /* fraction of examples with |argmax - label| <= 1 (NaN for no examples) */
 } crl_batch_summary;
 
 /* Makes stats a zeroed (CRL_STAT_BINS + 3 nbins, 2) float32 tensor,

@@ -113,13 +113,15 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
     }
 
     /* the batch in double, added to stats only once all of it is good */
-    double top1 = 0, topk = 0, loss_sum = 0, bins[3 * STATS_MAX_BINS] = {0};
+    double top1 = 0, topk = 0, oneoff = 0, norm_sum = 0, loss_sum = 0, bins[3 * STATS_MAX_BINS] = {0};
     for (int64_t i = 0; i < n; i++) {
         int32_t c = y[labels->offset + i * labels->strides[0]];
         crl_stats_row r = crl_stats_row_of(z + logits->offset + i * logits->strides[0], logits->strides[1], k, c,
                                            nbins);
         top1 += r.hit;
         topk += r.topk;
+        oneoff += r.oneoff;
+        norm_sum += r.norm;
         if (nbins > 0) {
             if (!r.conf_ok)
                 return crl_fail(CRL_ERR_ARG, __func__, "the confidence of example %lld (0-based) is %g: its "
@@ -136,7 +138,7 @@ int crl_cpu_batch_stats(crl_tensor *stats, const crl_tensor *logits, const crl_t
     }
 
     float *s = crl_tensor_data(stats);
-    crl_stats_add_batch(s, (double)n, top1, topk, loss != NULL, loss_sum);
+    crl_stats_add_batch(s, (double)n, top1, topk, oneoff, norm_sum, loss != NULL, loss_sum);
     for (int b = 0; b < 3 * nbins; b++) add(s + 2 * (CRL_STAT_BINS + b), bins[b]);
     return CRL_OK;
 }
@@ -170,6 +172,8 @@ int crl_cpu_batch_stats_summary(crl_batch_summary *out, const crl_tensor *stats)
     out->loss = nl > 0 ? entry(s + 2 * CRL_STAT_LOSS_SUM) / nl : NAN;
     out->top1 = n > 0 ? entry(s + 2 * CRL_STAT_TOP1) / n : NAN;
     out->topk = n > 0 ? entry(s + 2 * CRL_STAT_TOPK) / n : NAN;
+    out->logit_norm = n > 0 ? entry(s + 2 * CRL_STAT_LOGIT_NORM) / n : NAN;
+    out->oneoff = n > 0 ? entry(s + 2 * CRL_STAT_ONEOFF) / n : NAN;
     double ece = 0;
     for (int b = 0; b < nbins; b++) {
         const float *e = s + 2 * (CRL_STAT_BINS + 3 * b);

@@ -19,9 +19,10 @@ namespace {
 enum { SUM_THREADS = 256 }; /* >= CRL_STATS_MAX_BINS: one thread per bin */
 
 struct Record {
+    double norm;  /* the row's logit norm */
     float conf;
     int32_t bin;  /* -1: none */
-    int8_t hit, topk, bad;
+    int8_t hit, topk, oneoff, bad;
 };
 
 __global__ void stats_rows_kernel(Record *rec, const float *z, int64_t z_off, int64_t zs0, int64_t zs1,
@@ -30,7 +31,7 @@ __global__ void stats_rows_kernel(Record *rec, const float *z, int64_t z_off, in
 {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int32_t c = y[y_off + i * ys];
-        Record o = {0, -1, 0, 0, 1};
+        Record o = {0, 0, -1, 0, 0, 0, 1};
         if (c < 0 || c >= k) {
             crl_gpu_defer(defer, i, CRL_DEFER_LABEL, (uint32_t)c);
         } else {
@@ -44,6 +45,8 @@ __global__ void stats_rows_kernel(Record *rec, const float *z, int64_t z_off, in
                 o.bin = r.bin;
                 o.hit = (int8_t)r.hit;
                 o.topk = (int8_t)r.topk;
+                o.oneoff = (int8_t)r.oneoff;
+                o.norm = r.norm;
                 o.bad = 0;
             }
         }
@@ -70,23 +73,24 @@ __global__ void stats_add_kernel(float *stats, const Record *rec, int64_t n, con
                                  int64_t ls, int nbins)
 {
     __shared__ double part[SUM_THREADS];
-    double top1 = 0, topk = 0, bad = 0, lsum = 0;
+    double top1 = 0, topk = 0, oneoff = 0, bad = 0, lsum = 0, nsum = 0;
     for (int64_t i = threadIdx.x; i < n; i += SUM_THREADS) {
         top1 += rec[i].hit;
         topk += rec[i].topk;
+        oneoff += rec[i].oneoff;
         bad += rec[i].bad;
     }
     top1 = block_sum(top1, part);
     topk = block_sum(topk, part);
+    oneoff = block_sum(oneoff, part);
     bad = block_sum(bad, part);
     if (bad > 0) return; /* the batch is refused, as on the CPU; the record says why */
-    if (loss) {
-        /* in example order on one thread: the CPU's sum, bit for bit */
-        if (threadIdx.x == 0)
-            for (int64_t i = 0; i < n; i++) lsum += loss[l_off + i * ls];
-    }
     if (threadIdx.x == 0) {
-        crl_stats_add_batch(stats, (double)n, top1, topk, loss != NULL, lsum);
+        /* in example order on one thread: the CPU's sums, bit for bit */
+        for (int64_t i = 0; i < n; i++) nsum += rec[i].norm;
+        if (loss)
+            for (int64_t i = 0; i < n; i++) lsum += loss[l_off + i * ls];
+        crl_stats_add_batch(stats, (double)n, top1, topk, oneoff, nsum, loss != NULL, lsum);
     }
     int b = threadIdx.x;
     if (b < nbins) {

@@ -29,8 +29,9 @@ CRL_HD float crl_stats_confidence(const float *z, int64_t zs, int64_t k, float z
  * its confidence and bin. conf_ok is 0 when the confidence is not in
  * [0, 1] (NaN or infinite logits): the batch is refused then. */
 typedef struct {
-    int hit, topk, conf_ok, bin;
+    int hit, topk, oneoff, conf_ok, bin;
     float conf;
+    double norm; /* the row's L2 norm, its squares summed in double in class order */
 } crl_stats_row;
 
 CRL_HD crl_stats_row crl_stats_row_of(const float *z, int64_t zs, int64_t k, int32_t y, int nbins)
@@ -38,16 +39,23 @@ CRL_HD crl_stats_row crl_stats_row_of(const float *z, int64_t zs, int64_t k, int
     crl_stats_row r;
     int64_t kk = k < CRL_STATS_TOPK ? k : CRL_STATS_TOPK;
     float zy = z[y * zs], zmax = z[0];
-    int64_t rank = 0;
+    int64_t rank = 0, amax = 0;
     int nan = 0;
+    double sq = 0;
     for (int64_t j = 0; j < k; j++) {
         float v = z[j * zs];
         if (v != v) nan = 1;
-        if (v > zmax) zmax = v;
+        if (v > zmax) {
+            zmax = v;
+            amax = j; /* the first maximum */
+        }
         if (v > zy || (v == zy && j < y)) rank++;
+        sq += (double)v * v;
     }
     r.hit = !nan && rank == 0;
     r.topk = !nan && rank < kk;
+    r.oneoff = !nan && amax - y <= 1 && y - amax <= 1;
+    r.norm = sqrt(sq);
     r.conf = 0;
     r.conf_ok = 1;
     r.bin = -1;
@@ -75,14 +83,18 @@ CRL_HD void crl_stats_add(float *e, double x)
 }
 
 /* One batch's counts into the stats entries s (CRL_STAT_* pairs): n
- * examples, top-1 and top-k hits, and, when has_loss, its loss sum; the
- * first batch whose loss sum is NaN is remembered. */
-CRL_HD void crl_stats_add_batch(float *s, double n, double top1, double topk, int has_loss, double loss_sum)
+ * examples, top-1, top-k and one-off hits, the sum of the rows' logit
+ * norms, and, when has_loss, its loss sum; the first batch whose loss sum
+ * is NaN is remembered. */
+CRL_HD void crl_stats_add_batch(float *s, double n, double top1, double topk, double oneoff, double norm_sum,
+                                int has_loss, double loss_sum)
 {
     crl_stats_add(s + 2 * CRL_STAT_BATCHES, 1.0);
     crl_stats_add(s + 2 * CRL_STAT_EXAMPLES, n);
     crl_stats_add(s + 2 * CRL_STAT_TOP1, top1);
     crl_stats_add(s + 2 * CRL_STAT_TOPK, topk);
+    crl_stats_add(s + 2 * CRL_STAT_ONEOFF, oneoff);
+    crl_stats_add(s + 2 * CRL_STAT_LOGIT_NORM, norm_sum);
     if (has_loss) {
         crl_stats_add(s + 2 * CRL_STAT_LOSS_EXAMPLES, n);
         crl_stats_add(s + 2 * CRL_STAT_LOSS_SUM, loss_sum);

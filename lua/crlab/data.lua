@@ -352,7 +352,8 @@ function M.adience(dir, opts)
     end
   end
   return {train = file_split(parts.train[1], parts.train[2]), test = file_split(parts.test[1], parts.test[2]),
-          classes = M.ADIENCE_AGES, channels = 3, size = 224, skipped = skipped, fold = fold}
+          classes = M.ADIENCE_AGES, channels = 3, size = 224, skipped = skipped, fold = fold,
+          ordinal = true} -- the age groups are ordered: the trainer reports one-off accuracy
 end
 
 ---------------------------------------------------------------------------

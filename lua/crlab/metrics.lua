@@ -8,13 +8,16 @@
 --     local _, per = crit:forwardTensor(out, y)  -- per-example losses
 --     m:add(out, y, per)                         -- per may be nil
 --   end
---   local s = m:summary()  -- {n, batches, loss, acc, top5, ece, nanBatch}
+--   local s = m:summary()  -- {n, batches, loss, acc, top5, ece, nanBatch, logitNorm, oneoff}
 --   m:reset()
 --
 -- The rules (core/cpu/metrics.c): ranks from the logits, ties to the lower
 -- class index; top5 uses k = min(5, K); confidence is the largest softmax
 -- probability and 1.0 falls in the last bin; a NaN or infinite logit is
 -- an error when there are bins. Fractions of no examples are NaN.
+-- logitNorm is the mean L2 norm of the logit rows; oneoff the fraction of
+-- examples whose first maximum is within one class of the label (for
+-- ordinal labels: Adience's age groups).
 --
 -- The sums live on the device of the logits: the first add of CUDA logits
 -- moves them there, and they stay (each batch is summed on the GPU, with no
@@ -69,11 +72,12 @@ function Stats:summary()
   local s = self._summary
   check(C.crl_batch_stats_summary(s, self.stats))
   return {n = tonumber(s.examples), batches = tonumber(s.batches), loss = s.loss, acc = s.top1, top5 = s.topk,
-          ece = s.ece, nanBatch = tonumber(s.nan_batch)}
+          ece = s.ece, nanBatch = tonumber(s.nan_batch), logitNorm = s.logit_norm, oneoff = s.oneoff}
 end
 
 -- Per confidence bin (a reliability diagram): {lo, hi, count, confidence,
--- accuracy}, the last two as means over the bin (NaN when it is empty).
+-- accuracy, confidenceSum, correct}: the means over the bin (NaN when it is
+-- empty) and the sums they come from.
 function Stats:bins()
   local n = C.CRL_STAT_BINS + 3 * self.nbins
   local v = ffi.new('double[?]', n)
@@ -83,7 +87,8 @@ function Stats:bins()
     local e = C.CRL_STAT_BINS + 3 * b
     local count = v[e]
     out[b + 1] = {lo = b / self.nbins, hi = (b + 1) / self.nbins, count = count,
-                  confidence = v[e + 1] / count, accuracy = v[e + 2] / count}
+                  confidence = v[e + 1] / count, accuracy = v[e + 2] / count, confidenceSum = v[e + 1],
+                  correct = v[e + 2]}
   end
   return out
 end

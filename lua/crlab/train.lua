@@ -418,7 +418,10 @@ end
 local ECE_BINS = 15
 
 -- crit: any criterion (its per-example losses are summed, whatever its
--- reduction); device: where the model is ('cpu' by default).
+-- reduction); device: where the model is ('cpu' by default). Returns
+-- {loss, acc, top5, ece, n, logitNorm (mean L2 norm of the logits), oneoff
+-- (fraction predicted within one class of the label), bins (per confidence
+-- bin: {count, sum of confidences, correct})}.
 function M.evaluate(model, crit, batches, device)
   model:evaluate()
   local stats = metrics.new{bins = ECE_BINS}
@@ -431,7 +434,10 @@ function M.evaluate(model, crit, batches, device)
   end
   model:training()
   local s = stats:summary()
-  return {loss = s.loss, acc = s.acc, top5 = s.top5, ece = s.ece, n = s.n}
+  local bins = {}
+  for i, b in ipairs(stats:bins()) do bins[i] = {b.count, b.confidenceSum, b.correct} end
+  return {loss = s.loss, acc = s.acc, top5 = s.top5, ece = s.ece, n = s.n, logitNorm = s.logitNorm,
+          oneoff = s.oneoff, bins = bins}
 end
 
 ---------------------------------------------------------------------------
@@ -512,6 +518,8 @@ local function replace_file(path, text)
     error('train: cannot write ' .. path .. ': ' .. tostring(werr), 0)
   end
 end
+M.replace_file = replace_file
+M.mkdir_p = mkdir_p
 
 function M.run(o)
   local dir = run_dir(o)
@@ -662,7 +670,8 @@ function M.run(o)
     local ev = M.evaluate(model, crit, test_batches, device)
     local rec = {epoch = epoch, lr = lr, train_loss = tr.loss, train_acc = tr.acc,
                  test_loss = ev.loss, test_acc = ev.acc, test_top5 = K > 5 and ev.top5 or nil, test_ece = ev.ece,
-                 epoch_seconds = C.crl_time_seconds() - t0, images_per_sec = tr.n / train_time}
+                 epoch_seconds = C.crl_time_seconds() - t0, images_per_sec = tr.n / train_time,
+                 test_logit_norm = ev.logitNorm, test_oneoff = ds.ordinal and ev.oneoff or nil, test_bins = ev.bins}
     history[#history + 1] = rec
     local jf = assert(io.open(dir .. '/metrics.jsonl', 'a'))
     jf:write(json.encode(rec), '\n')

@@ -109,5 +109,7 @@ int main(void)
     FIELD(crl_batch_summary, top1);
     FIELD(crl_batch_summary, topk);
     FIELD(crl_batch_summary, ece);
+    FIELD(crl_batch_summary, logit_norm);
+    FIELD(crl_batch_summary, oneoff);
     return 0;
 }

@@ -170,6 +170,7 @@ t.eq(#a2.classes, 8, 'Adience: 8 age groups')
 t.eq(a2.train:size() + a2.test:size() + a2.skipped, 10, 'Adience: every row is train, test or skipped')
 t.ok(a2.skipped == 4, 'Adience: rows with ages outside the 8 groups are counted as skipped (' .. a2.skipped .. ')')
 local a0 = data.load('adience', ad, {fold = 0})
+t.ok(a0.ordinal == true, "Adience is marked ordinal: the trainer reports its one-off accuracy (test_oneoff)")
 t.ok(a0.test.paths[1] ~= a2.test.paths[1], 'Adience: another fold tests on other faces')
 local found = false
 for i = 1, a2.test:size() do

@@ -12,7 +12,7 @@ local BINS = 15
 
 -- the reference: the old evaluate() loop, verbatim in its rules
 local function reference(batches, crit_sum)
-  local n, loss, correct, top5 = 0, 0, 0, 0
+  local n, loss, correct, top5, norm, oneoff = 0, 0, 0, 0, 0, 0
   local bin_n, bin_conf, bin_acc = {}, {}, {}
   for b = 1, BINS do bin_n[b], bin_conf[b], bin_acc[b] = 0, 0, 0 end
   for _, xy in ipairs(batches) do
@@ -22,7 +22,17 @@ local function reference(batches, crit_sum)
     local k = probs:size(2)
     local p = ffi.cast('float *', crlab.C.crl_tensor_data(probs))
     local yl = ffi.cast('int32_t *', crlab.C.crl_tensor_data(y))
+    local zc = out:contiguous()
+    local zp = ffi.cast('float *', crlab.C.crl_tensor_data(zc))
     for r = 0, probs:size(1) - 1 do
+      local sq, zbest, zarg = 0, -math.huge, 0
+      for j = 0, k - 1 do
+        local v = zp[r * k + j]
+        sq = sq + v * v
+        if v > zbest then zbest, zarg = v, j end
+      end
+      norm = norm + math.sqrt(sq)
+      if math.abs(zarg - yl[r]) <= 1 then oneoff = oneoff + 1 end
       local row = p + r * k
       local label = yl[r]
       local best, arg, above = -1, 0, 0
@@ -46,7 +56,8 @@ local function reference(batches, crit_sum)
   for b = 1, BINS do
     if bin_n[b] > 0 then ece = ece + math.abs(bin_acc[b] - bin_conf[b]) / n end
   end
-  return {loss = loss / n, acc = correct / n, top5 = top5 / n, ece = ece, n = n, bin_n = bin_n, bin_conf = bin_conf}
+  return {loss = loss / n, acc = correct / n, top5 = top5 / n, ece = ece, n = n, bin_n = bin_n, bin_conf = bin_conf,
+          bin_acc = bin_acc, logitNorm = norm / n, oneoff = oneoff / n}
 end
 
 -- logits rounded to halves in [-2, 2] (many exact ties), labels anywhere
@@ -74,6 +85,10 @@ for _, k in ipairs({10, 4, 2, 1}) do
        string.format('K = %d with ties: top-1 %.4f (ref %.4f), top-%d %.4f (ref %.4f)', k, s.acc, r.acc,
                      math.min(k, 5), s.top5, r.top5))
   t.close(s.ece, r.ece, 1e-12, string.format('K = %d: ECE %.6f as the reference', k, s.ece), 1e-15)
+  t.close(s.logitNorm, r.logitNorm, 1e-12, string.format('K = %d: mean logit norm %.4f as the reference', k,
+                                                           s.logitNorm), 1e-15)
+  t.ok(s.oneoff == r.oneoff and s.oneoff >= s.acc, string.format('K = %d: one-off accuracy %.4f as the reference ' ..
+       '(first maximum within one class of the label; >= top-1)', k, s.oneoff))
   local bins = m:bins()
   local same = #bins == BINS
   for b = 1, BINS do
@@ -105,6 +120,13 @@ do
   t.ok(ev.n == 75 and ev.acc == r.acc and ev.top5 == r.top5, 'evaluate(): top-1 and top-5 as before')
   t.close(ev.ece, r.ece, 1e-12, 'evaluate(): ECE as before', 1e-15)
   t.close(ev.loss, r.loss, 1e-7, 'evaluate(): mean loss as before (summed from float32 per-example losses)')
+  t.close(ev.logitNorm, r.logitNorm, 1e-12, 'evaluate(): the mean logit norm', 1e-15)
+  local binsame = #ev.bins == BINS
+  for b = 1, BINS do
+    binsame = binsame and ev.bins[b][1] == r.bin_n[b] and math.abs(ev.bins[b][2] - r.bin_conf[b]) < 1e-9 and
+              ev.bins[b][3] == r.bin_acc[b]
+  end
+  t.ok(binsame, 'evaluate(): bins as {count, confidence sum, correct}, the reference sums')
 end
 
 -- the loss sum and the NaN marker

@@ -152,6 +152,16 @@ t.ok(whole.history[2].train_loss == resumed.history[2].train_loss, 'and the same
 local lines = 0
 for _ in io.lines(tmp .. '/split/metrics.jsonl') do lines = lines + 1 end
 t.eq(lines, 2, 'metrics.jsonl holds one line per epoch after the resume')
+do
+  local rec = require('crlab.json').decode(io.open(tmp .. '/split/metrics.jsonl'):read('*l'))
+  local count, correct = 0, 0
+  for _, b in ipairs(rec.test_bins or {}) do count, correct = count + b[1], correct + b[3] end
+  local n = count -- every test image falls in one bin
+  t.ok(rec.test_bins and #rec.test_bins == 15 and n > 0 and math.abs(correct / n - rec.test_acc) < 1e-12,
+       'metrics.jsonl: test_bins, 15 bins of {count, confidence sum, correct} adding up to the test accuracy')
+  t.ok(type(rec.test_logit_norm) == 'number' and rec.test_logit_norm > 0 and rec.test_oneoff == nil,
+       'metrics.jsonl: test_logit_norm; no test_oneoff for a dataset whose labels are not ordinal')
+end
 local csv = io.open(tmp .. '/split/metrics.csv'):read('*a')
 t.ok(csv:find('^epoch,lr,train_loss') and select(2, csv:gsub('\n', '')) == 3, 'metrics.csv: a header and 2 rows')
 t.ok(io.open(tmp .. '/split/checkpoint.safetensors.tmp') == nil, 'no temporary checkpoint is left behind')
