@@ -38,6 +38,17 @@ dir=$(cd "$dir" && pwd)
 chmod 755 "$dir"
 mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/log" || exit 1
 chmod 755 "$dir/munge"
+up=$dir
+while [ "$up" != / ]; do
+  up=$(dirname "$up")
+  # searchable by others: the mode's last digit is odd
+  case $(stat -c %a "$up") in
+    *[1357]) ;;
+    *) echo "start.sh: $up is not searchable by all users (mode $(stat -c %a "$up")); munged requires every" \
+            "folder above its socket to be (chmod o+x $up, or use a DIR elsewhere)" >&2
+       exit 1 ;;
+  esac
+done
 
 fail() {
   echo "start.sh: $1" >&2
