@@ -123,6 +123,9 @@ MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# a requeued task waits cred_expire (above: 5 s, 120 s by default), then
+# for the next scheduling pass: every second here (backfill: 30 s by default)
+SchedulerParameters=bf_interval=1,sched_interval=1
 ReturnToService=2
 MinJobAge=600
 KillWait=5
