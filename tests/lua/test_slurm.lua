@@ -289,6 +289,20 @@ else
       assert(epochs >= 2, 'the smoke suite needs 2 epochs or more to exercise the requeue')
       local id = slurm.submit(suite_out .. '/slurm.sh')
       t.ok(id:match('^%d+$'), 'submitted as job ' .. id)
+      -- preemption (PreemptMode=REQUEUE) ends a running task and requeues
+      -- it: scontrol requeue from outside does the same. Task 1, once its
+      -- trainer has started (train.log), is ended in its first epoch.
+      local first = s.runs[1]
+      local running = false
+      for _ = 1, 300 do
+        local state = sh('squeue -h -j ' .. id .. '_1 -o %T'):gsub('%s+', '')
+        if state == 'RUNNING' and read(first.dir .. '/train.log') then running = true; break end
+        sh('sleep 0.2')
+      end
+      sh('sleep 1')
+      out, rc = sh('scontrol requeue ' .. id .. '_1')
+      t.ok(running and rc == 0, 'task 1 requeued from outside while it trains, as a preemption would: ' ..
+           out:gsub('\n', ' '))
       local tasks, why = slurm.wait(id, 240, 1)
       t.ok(tasks ~= nil, string.format('the array ended, %d s after the cluster started%s', os.time() - t0,
                                        why and ': ' .. why or ''))
@@ -304,16 +318,23 @@ else
         for i = 1, epochs do once = once and seen[i] == i end
         t.ok(st.state == 'done' and once, string.format('run %d (%s) is done with epochs 1..%d in metrics.jsonl once ' ..
              'each: %s, epochs %s', r.index, r.id, epochs, st.state, table.concat(seen, ',')))
+        -- one requeue per stopped epoch, and task 1 once more (the preemption)
+        local extra = r.index == 1 and 1 or 0
         local task = tasks[r.index] or {}
-        t.ok(task.state == 'COMPLETED' and task.restarts == epochs - 1,
-             string.format('array task %d completed after %d requeues (one per stopped epoch): %s, restarts %s',
-                           r.index, epochs - 1, tostring(task.state), tostring(task.restarts)))
+        t.ok(task.state == 'COMPLETED' and task.restarts == epochs - 1 + extra,
+             string.format('array task %d completed after %d requeues: %s, restarts %s', r.index,
+                           epochs - 1 + extra, tostring(task.state), tostring(task.restarts)))
         local log = read(string.format('%s/slurm-logs/crlab-%s_%s_%d.out', suite_out, s.name, id, r.index)) or ''
         local _, starts = log:gsub('crlab: task %d+_%d+, start %d+', '')
         local _, requeues = log:gsub('stopped early with epochs left', '')
-        t.ok(starts == epochs and requeues == epochs - 1,
-             string.format('task %d\'s log (appended across restarts) shows %d starts and %d requeues: %d, %d',
-                           r.index, epochs, epochs - 1, starts, requeues))
+        t.ok(starts == epochs + extra and requeues == epochs - 1,
+             string.format('task %d\'s log (appended across restarts) shows %d starts and %d requeues by the task: ' ..
+                           '%d, %d', r.index, epochs + extra, epochs - 1, starts, requeues))
+        if r.index == 1 then
+          local cut = log:match('start 1,(.-)start 2,')
+          t.ok(cut and not cut:find('stopped early', 1, true) and not cut:find('ended with', 1, true),
+               'task 1\'s first start was cut short by the outside requeue: ' .. tostring(cut):gsub('\n', ' | '))
+        end
       end
     end)
     if not ok then t.ok(false, 'the Slurm run raised: ' .. tostring(err)) end

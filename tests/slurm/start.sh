@@ -93,6 +93,7 @@ node_line=$(slurmd -C 2>/dev/null | grep '^NodeName=' | head -n 1)
 node=$(echo "$node_line" | sed 's/^NodeName=\([^ ]*\).*/\1/')
 host=$(hostname -s)
 partition=crlab
+mkdir -p "$dir/spool/$node" || fail "cannot create $dir/spool/$node" none
 
 cat > "$dir/slurm.conf.tmp" <<EOF
 # written by tests/slurm/start.sh: a private single-node cluster on localhost
@@ -128,6 +129,7 @@ SchedulerType=sched/backfill
 SchedulerParameters=bf_interval=1,sched_interval=1
 ReturnToService=2
 MinJobAge=600
+MailProg=/bin/true
 KillWait=5
 $node_line NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=$partition Nodes=$node Default=YES MaxTime=INFINITE State=UP
