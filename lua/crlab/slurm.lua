@@ -8,6 +8,7 @@
 --                             extra = {'--mem=32G'}}
 --   slurm.write('/abs/runs/suites/smoke/smoke.sbatch', opts)  -- the same text, written atomically
 --   local id = slurm.submit('/abs/runs/suites/smoke/smoke.sbatch')   -- sbatch --parsable
+--   slurm.submit(path, {'--array=3,7'})                              -- only tasks 3 and 7
 --   local tasks = slurm.wait(id, 3600)                                -- polls squeue, then scontrol
 --
 -- What a task does: it runs `command` (which may use $SLURM_ARRAY_TASK_ID)
@@ -257,13 +258,25 @@ local function need(fn)
 end
 
 -- Submits a script with sbatch; returns the job id (a string of digits).
-function M.submit(path)
+-- options: a list of sbatch options that override the script's #SBATCH
+-- lines, e.g. {'--array=3,7'} to run only those tasks.
+function M.submit(path, options)
   if type(path) ~= 'string' then fail('submit', 'expects the path of a script, got ' .. type(path)) end
+  local args = {}
+  if options ~= nil then
+    local good, at = checks.extra[1](options)
+    if not good then
+      fail('submit', 'options must be ' .. checks.extra[2] .. ', got ' ..
+                     (at and string.format('element %d, %s', at, tostring(options[at])) or type(options)))
+    end
+    for _, o in ipairs(options) do args[#args + 1] = shell_quote(o) end
+  end
   local f = io.open(path)
   if not f then fail('submit', 'cannot read the script ' .. path) end
   f:close()
   need('submit')
-  local out, err, code = run('sbatch --parsable ' .. shell_quote(path))
+  args[#args + 1] = shell_quote(path)
+  local out, err, code = run('sbatch --parsable ' .. table.concat(args, ' '))
   local id = out:match('^%s*(%d+)')
   if code ~= 0 or not id then
     fail('submit', string.format('sbatch %s failed (exit %s): %s', path, tostring(code),

@@ -217,6 +217,15 @@ write(fake .. '/scontrol', '#!/bin/sh\ncat "$FAKE_SHOW"\n', '+x')
 t.eq(slurm.submit(scratch .. '/w.sbatch'), '42', 'submit returns the id sbatch --parsable prints')
 t.errors(function() slurm.submit(scratch .. '/nothing.sbatch') end, 'slurm.submit: cannot read the script',
          'submit of a missing file')
+write(fake .. '/sbatch', '#!/bin/sh\necho "$*" > "$FAKE_LOG"\necho 44\n', '+x')
+ffi.C.setenv('FAKE_LOG', calls, 1)
+t.eq(slurm.submit(scratch .. '/w.sbatch', {'--array=3,7', '--qos=low'}), '44', 'submit with options')
+t.eq(read(calls), '--parsable --array=3,7 --qos=low ' .. scratch .. '/w.sbatch\n',
+     'the options go to sbatch before the script')
+t.errors(function() slurm.submit(scratch .. '/w.sbatch', {'--array 3'}) end,
+         "slurm.submit: options must be a list of sbatch options, each like '--mem=32G' (no spaces or quotes), " ..
+         'got element 1, --array 3', 'a bad sbatch option is refused, named')
+t.errors(function() slurm.submit(scratch .. '/w.sbatch', '--array=3') end, 'got string', 'options must be a list')
 local tasks, msg = slurm.wait('42', 0, 0.1)
 t.ok(tasks == nil and msg:find('job 42 not finished after 0 s: 42_1 PENDING BeginTime; 42_2 RUNNING None', 1, true),
      'wait returns nil and what is queued when the timeout passes: ' .. tostring(msg))
@@ -336,6 +345,18 @@ else
                'task 1\'s first start was cut short by the outside requeue: ' .. tostring(cut):gsub('\n', ' | '))
         end
       end
+      -- submitted again, for one task only: its run is done, so it ends at once
+      local again = slurm.submit(suite_out .. '/slurm.sh', {'--array=2'})
+      local t1 = os.time()
+      tasks, why = slurm.wait(again, 60, 1)
+      local only2 = tasks and next(tasks) == 2 and next(tasks, 2) == nil
+      local log = read(string.format('%s/slurm-logs/crlab-%s_%s_2.out', suite_out, s.name, again)) or ''
+      t.ok(only2 and tasks[2].state == 'COMPLETED' and tasks[2].restarts == 0 and
+           log:find(s.runs[2].id .. ': done', 1, true) and not log:find('starting', 1, true),
+           string.format('sbatch --array=2 again: only task 2 ran, found its run done and ended (%d s): %s',
+                         os.time() - t1, (why or log):gsub('\n', ' | ')))
+      local lines = select(2, (read(s.runs[2].dir .. '/metrics.jsonl') or ''):gsub('\n', ''))
+      t.eq(lines, epochs, 'the done run kept its ' .. epochs .. ' epochs')
     end)
     if not ok then t.ok(false, 'the Slurm run raised: ' .. tostring(err)) end
     local pids = {}
