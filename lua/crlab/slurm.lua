@@ -215,10 +215,16 @@ function M.write(path, o)
   if not f then fail('write', 'cannot write ' .. tmp .. ': ' .. tostring(err)) end
   local good, werr = f:write(text)
   f:close()
-  if not good then os.remove(tmp); fail('write', 'cannot write ' .. tmp .. ': ' .. tostring(werr)) end
+  if not good then
+    os.remove(tmp)
+    fail('write', 'cannot write ' .. tmp .. ': ' .. tostring(werr))
+  end
   os.execute('chmod +x ' .. shell_quote(tmp))
   local renamed, rerr = os.rename(tmp, path)
-  if not renamed then os.remove(tmp); fail('write', 'cannot rename ' .. tmp .. ' to ' .. path .. ': ' .. tostring(rerr)) end
+  if not renamed then
+    os.remove(tmp)
+    fail('write', 'cannot rename ' .. tmp .. ' to ' .. path .. ': ' .. tostring(rerr))
+  end
   return text
 end
 

@@ -5,11 +5,13 @@
 # logs, pid files) under DIR. Nothing outside DIR is written or read besides
 # the installed programs; clients find the cluster through SLURM_CONF.
 #
-#   tests/slurm/start.sh DIR      # DIR: an empty folder (created if missing)
+#   tests/slurm/start.sh DIR [TTL] # DIR: an empty folder (created if missing)
 #   export SLURM_CONF=DIR/slurm.conf
 #   ... sbatch, squeue, scontrol ...
 #   tests/slurm/stop.sh DIR
 #
+# With TTL (seconds), a watchdog runs stop.sh DIR after that long unless
+# stop.sh ran first: a test killed half-way leaves no daemon for long.
 # It returns once `sinfo` shows the node idle. On failure it prints why (the
 # missing program, or the daemon's last log lines), stops what it started,
 # and exits 1; exit 2 means a program is missing (the caller may skip).
@@ -17,7 +19,11 @@
 # No cgroups: process tracking by /proc (proctrack/linuxproc), no task
 # plugin, no accounting database (squeue/scontrol only, no sacct).
 set -u
-dir=${1:?usage: start.sh DIR}
+dir=${1:?usage: start.sh DIR [TTL_SECONDS]}
+ttl=${2:-}
+case "$ttl" in
+  ''|*[!0-9]*) [ -z "$ttl" ] || { echo "start.sh: TTL must be a number of seconds, got '$ttl'" >&2; exit 1; } ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 
 for prog in munged munge unmunge slurmctld slurmd sinfo scontrol; do
@@ -146,6 +152,14 @@ slurmctld -c -f "$SLURM_CONF" || fail "slurmctld did not start" slurmctld.log
 slurmd -f "$SLURM_CONF" -N "$node" || fail "slurmd did not start" slurmd.log
 unset CRLAB_TEST_SLURM
 
+# the watchdog: its own session (setsid), so stop.sh ends it and its sleep
+# together; no standard stream left open to the caller
+if [ -n "$ttl" ]; then
+  setsid sh -c 'sleep "$1"; exec "$2" "$3"' watchdog "$ttl" "$here/stop.sh" "$dir" \
+    </dev/null >/dev/null 2>&1 &
+  echo $! > "$dir/watchdog.pid"
+fi
+
 i=0
 state=
 while [ $i -lt 60 ]; do
@@ -156,4 +170,5 @@ done
 if [ "$state" != idle ]; then
   fail "node $node is '${state:-not reported}' after 30 s, not idle (logs in $dir/log)" "slurmctld.log slurmd.log"
 fi
-echo "start.sh: node $node idle in partition $partition (SLURM_CONF=$SLURM_CONF, ports $port/$((port + 1)))"
+echo "start.sh: node $node idle in partition $partition (SLURM_CONF=$SLURM_CONF," \
+     "ports $port/$((port + 1))${ttl:+, stopped after $ttl s at the latest})"

@@ -11,13 +11,25 @@ dir=${1:?usage: stop.sh DIR}
 dir=$(cd "$dir" && pwd)
 export SLURM_CONF="$dir/slurm.conf"
 
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# a zombie is not alive: where PID 1 is slow to reap orphans (some
+# containers), a daemon that has exited stays one for a while
+alive() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]
+}
 pid_of() { [ -f "$1" ] && cat "$1" 2>/dev/null; }
 wait_gone() {   # pid seconds
   i=0
   while alive "$1" && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
   ! alive "$1"
 }
+
+# start.sh's watchdog and its sleep (a session and process group of their
+# own), unless the watchdog is what runs this (it execs stop.sh)
+wd=$(pid_of "$dir/watchdog.pid")
+if alive "$wd" && [ "$wd" != "$$" ]; then
+  kill -TERM "-$wd" 2>/dev/null
+fi
 
 ctld=$(pid_of "$dir/slurmctld.pid")
 slurmd_pid=$(pid_of "$dir/slurmd.pid")
