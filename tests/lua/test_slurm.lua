@@ -275,11 +275,11 @@ if os.getenv('CRLAB_ASAN') then
   skip_real('not under make asan (the daemons and the job shells must not run with the sanitizer runtime ' ..
             'preloaded); ' ..
             'it runs under make test')
+elseif uid ~= '0' then
+  skip_real('needs root (slurmd starts the jobs; tests/slurm/start.sh runs the daemons as the caller)')
 elseif #missing > 0 then
   skip_real('not installed: ' .. table.concat(missing, ', ') .. ' (Debian: munge slurmctld slurmd slurm-client; ' ..
             'scripts/setup.sh installs them)')
-elseif uid ~= '0' then
-  skip_real('needs root (slurmd starts the jobs; tests/slurm/start.sh runs the daemons as the caller)')
 else
   local cluster = scratch .. '/cluster'
   local t0 = os.time()

@@ -83,7 +83,8 @@ fi
 
 # --- slurm.conf for this host ----------------------------------------------
 # Two ports not in use: a fixed pair would clash with a system Slurm or a
-# second test running at once.
+# second test running at once (without ss, from iproute2, they are not
+# checked).
 in_use() { command -v ss >/dev/null 2>&1 && ss -Htan "( sport = :$1 )" | grep -q .; }
 port=$(( 20000 + ($$ % 2000) * 4 ))
 tries=0
