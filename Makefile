@@ -146,9 +146,12 @@ $(FUZZ_LUA:%=$(FUZZ_BUILD)/fuzz_%): $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_lua.c 
 fuzz: $(FUZZ_BIN)
 	CRLAB_LIB=$(CURDIR)/$(LIB) tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) "$(FUZZ_RUNS)" $(FUZZ_C) $(FUZZ_LUA)
 
-# The main job: CE vs CRL on Fashion-MNIST (scripts/compare.lua).
+# The main job: the fmnist suite (scripts/suites/fmnist.lua), CE vs CRL on
+# Fashion-MNIST over 3 seeds, then its report (runs/suites/fmnist/). Runs
+# already done are kept: rm -rf runs/suites/fmnist to train them again.
 run: all
-	scripts/crlab scripts/compare.lua
+	scripts/crlab scripts/suite.lua run fmnist
+	scripts/crlab scripts/suite.lua report fmnist
 
 # How each loss responds to p_y: values, gradients and plots.
 demo: all

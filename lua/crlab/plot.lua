@@ -4,6 +4,8 @@
 --   crlab.plot.lines{file = 'loss.png', title = 'CRL', xlabel = 'p_y',
 --                    series = {{name = 'CE', x = xs, y = ys}, ...}}
 --   crlab.plot.lines{terminal = true, ...}   -- ASCII plot on stdout
+-- A series with lo and hi (as long as x) is drawn with a shaded band
+-- between them (e.g. min..max over seeds) in its line's colour.
 local M = {}
 
 local function quote(s)
@@ -46,12 +48,22 @@ function M.lines(opts)
       error('crlab.plot: series ' .. tostring(s.name) .. ' has ' .. #s.x .. ' x values and ' ..
             #s.y .. ' y values', 2)
     end
+    if (s.lo or s.hi) and not (s.lo and s.hi and #s.lo == #s.x and #s.hi == #s.x) then
+      error('crlab.plot: series ' .. tostring(s.name) .. ': a band needs lo and hi, each with ' .. #s.x ..
+            ' values (one per x)', 2)
+    end
   end
   if not opts.terminal and not opts.file then error('crlab.plot: give file = "out.png" or terminal = true', 2) end
   local data = os.tmpname()
   local f = assert(io.open(data, 'w'))
   for _, s in ipairs(opts.series) do
-    for i = 1, #s.x do f:write(string.format('%.10g %.10g\n', s.x[i], s.y[i])) end
+    for i = 1, #s.x do
+      if s.lo then
+        f:write(string.format('%.10g %.10g %.10g %.10g\n', s.x[i], s.y[i], s.lo[i], s.hi[i]))
+      else
+        f:write(string.format('%.10g %.10g\n', s.x[i], s.y[i]))
+      end
+    end
     f:write('\n\n')
   end
   f:close()
@@ -76,8 +88,12 @@ function M.lines(opts)
   script[#script + 1] = 'set grid'
   local plots = {}
   for i, s in ipairs(opts.series) do
-    plots[i] = string.format('%s index %d with %s lw 2 title %s', quote(data), i - 1,
-                             s.style or 'lines', quote(s.name or ('series ' .. i)))
+    if s.lo then
+      plots[#plots + 1] = string.format('%s index %d using 1:3:4 with filledcurves fs transparent solid 0.2 ' ..
+                                        'noborder lt %d notitle', quote(data), i - 1, i)
+    end
+    plots[#plots + 1] = string.format('%s index %d using 1:2 with %s lw 2 lt %d title %s', quote(data), i - 1,
+                                      s.style or 'lines', i, quote(s.name or ('series ' .. i)))
   end
   script[#script + 1] = 'plot ' .. table.concat(plots, ', ')
   local out, ok = M.run(script)

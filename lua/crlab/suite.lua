@@ -541,16 +541,18 @@ function M.finish(job, ws)
     return {state = 'stopped', epoch = st.epoch}
   end
   local status = code and ('exit ' .. code) or ('signal ' .. sig)
-  local err = tail(run.dir .. '/stderr.log', 20)
+  local stderr = tail(run.dir .. '/stderr.log', 20)
+  -- the message: the line the crlab command prints for an error, else the last line
+  local err = (read_file(run.dir .. '/stderr.log') or ''):match('crlab: ([^\n]*)') or stderr:match('([^\n]*)$')
   if code == 0 then err = string.format('the trainer ended at epoch %d of %d without an error', st.epoch, st.epochs) end
   if err == '' then err = '(nothing on stderr)' end
   if err:find('cannot change when it resumes', 1, true) then
     err = 'the suite\'s options for this run differ from those it was started with (was the suite file edited?); ' ..
           'move its folder away to start it again, or restore the options. ' .. err
   end
-  local rec = {id = run.id, status = status, exit_code = code, signal = sig, error = err, epoch = st.epoch,
-               epochs = st.epochs, time = os.date('!%Y-%m-%dT%H:%M:%SZ'), command = M.command(run, job.slot,
-               job.resume, job.stop_after)}
+  local rec = {id = run.id, status = status, exit_code = code, signal = sig, error = err, stderr = stderr,
+               epoch = st.epoch, epochs = st.epochs, time = os.date('!%Y-%m-%dT%H:%M:%SZ'),
+               command = M.command(run, job.slot, job.resume, job.stop_after)}
   write_atomic(run.dir .. '/failed.json', json.encode(rec) .. '\n')
   return {state = 'failed', status = status, error = err, epoch = st.epoch}
 end
@@ -620,8 +622,11 @@ function M.run(runs, opts)
     slots[i] = {threads = math.max(1, math.floor(threads / jobs)),
                 device = devices and devices[(i - 1) % #devices + 1] or nil, free = true}
   end
-  local queue, waiting, active = {}, {}, {}
-  for _, r in ipairs(runs) do queue[#queue + 1] = r end
+  local queue, waiting, active, pos = {}, {}, {}, {}
+  for i, r in ipairs(runs) do
+    queue[#queue + 1] = r
+    pos[r] = i
+  end
   local counts, failed = {done = 0, failed = 0, started = 0, skipped = 0}, {}
   local total = #runs
   local function free_slot()
@@ -636,13 +641,13 @@ function M.run(runs, opts)
         counts.skipped = counts.skipped + 1
         counts.done = counts.done + 1
       elseif how == 'locked' then
-        say(log, '[%d/%d] %s: another process is training it; taken up when it ends', run.index, total, run.id)
+        say(log, '[%d/%d] %s: another process is training it; taken up when it ends', pos[run], total, run.id)
         waiting[#waiting + 1] = run
       else
         slot.free = false
         active[#active + 1] = job
         counts.started = counts.started + 1
-        say(log, '[%d/%d] %s: %s, pid %d%s', run.index, total, run.id,
+        say(log, '[%d/%d] %s: %s, pid %d%s', pos[run], total, run.id,
             job.resume and string.format('resuming after epoch %d of %d', job.from, run.options.epochs) or
             string.format('starting (%d epochs)', run.options.epochs), job.pid,
             slot.device and ', GPU ' .. slot.device or ', ' .. slot.threads .. ' threads')
@@ -663,11 +668,11 @@ function M.run(runs, opts)
         local secs = os.time() - job.t0
         if r.state == 'done' then
           counts.done = counts.done + 1
-          say(log, '[%d/%d] %s: done (%d s)', job.run.index, total, job.run.id, secs)
+          say(log, '[%d/%d] %s: done (%d s)', pos[job.run], total, job.run.id, secs)
         else
           counts.failed = counts.failed + 1
           failed[#failed + 1] = {run = job.run, result = r}
-          say(log, '[%d/%d] %s: FAILED (%s): %s', job.run.index, total, job.run.id, r.status,
+          say(log, '[%d/%d] %s: FAILED (%s): %s', pos[job.run], total, job.run.id, r.status,
               r.error:match('[^\n]*'))
         end
       else
