@@ -69,6 +69,10 @@ end
 -- those lines with its own rules, not the shell's, so nothing that would
 -- need quoting there, and no % (its file-name patterns) in paths.
 local function plain_word(v) return type(v) == 'string' and v ~= '' and v:match('^[%w%._%-/:=+,@]+$') ~= nil end
+-- An option for sbatch (an extra #SBATCH line, or on its command line):
+-- a dash, then no space, quote or backslash; constraints such as
+-- --constraint=a100|h100 pass.
+local function sbatch_option(v) return type(v) == 'string' and v:match('^%-[^%s\'"\\]+$') ~= nil end
 local function count(v, min) return type(v) == 'number' and v % 1 == 0 and v >= min and v < 2 ^ 31 end
 
 -- Each option: a check (true when good) and what a good value is.
@@ -96,7 +100,7 @@ local checks = {
              for _ in pairs(v) do n = n + 1 end
              if n ~= #v then return false end   -- a list, not a map
              for i, o in ipairs(v) do
-               if type(o) ~= 'string' or not o:match('^%-') or not plain_word(o) then return false, i end
+               if not sbatch_option(o) then return false, i end
              end
              return true
            end, "a list of sbatch options, each like '--mem=32G' (no spaces or quotes)"},

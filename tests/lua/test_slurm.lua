@@ -54,12 +54,13 @@ local function has_line(text, line) return ('\n' .. text .. '\n'):find('\n' .. l
 -- the script's text
 
 local full = slurm.script(opts{time = '02:00:00', cpus_per_task = 4, gpus = 1, partition = 'gpu',
-                               extra = {'--mem=16G', '--qos=normal'}})
+                               extra = {'--mem=16G', '--qos=normal', '--constraint=a100|h100'}})
 t.ok(full:sub(1, 10) == '#!/bin/sh\n', 'the script starts with #!/bin/sh')
 for _, l in ipairs{'--job-name=crlab-smoke', '--array=1-4', '--requeue', '--open-mode=append', '--chdir=/srv/crlab',
                    '--output=/srv/runs/smoke/slurm-logs/%x_%A_%a.out',
                    '--error=/srv/runs/smoke/slurm-logs/%x_%A_%a.err', '--time=02:00:00', '--signal=B:USR1@120',
-                   '--cpus-per-task=4', '--gres=gpu:1', '--partition=gpu', '--mem=16G', '--qos=normal'} do
+                   '--cpus-per-task=4', '--gres=gpu:1', '--partition=gpu', '--mem=16G', '--qos=normal',
+                   '--constraint=a100|h100'} do
   t.ok(has_line(full, '#SBATCH ' .. l), 'the script has #SBATCH ' .. l)
 end
 -- sbatch reads #SBATCH lines only up to the first command
@@ -110,6 +111,7 @@ local bad = {
   {{extra = '--mem=1G'}, 'option extra must be a list of sbatch options'},
   {{extra = {'--mem 1G'}}, 'got element 1, --mem 1G'},
   {{extra = {'--mem=1G', 'mem=1G'}}, 'got element 2, mem=1G'},
+  {{extra = {'--comment="x"'}}, 'got element 1, --comment="x"'},
   {{extra = {mem = '1G'}}, 'option extra must be a list'},
   {{requeue_before = 60}, 'option requeue_before needs a time limit'},
   {{time = '1'}, 'option requeue_before (120 s) must be shorter than the time limit 1 (60 s)'},
