@@ -168,7 +168,7 @@ while :; do
 done
 
 if [ "$status" -eq %d ]; then
-  echo "crlab: task $task stopped early with epochs left (exit %d); requeueing it"
+  echo "crlab: task $task stopped early with epochs left (exit %d); requeueing it at $(date '+%%F %%T')"
   if scontrol requeue "$task"; then exit 0; fi
   echo "crlab: scontrol requeue $task failed; submit the array again to resume the run" >&2
   exit %d
