@@ -36,6 +36,11 @@ local M = {}
 -- (scripts/suite.lua run-one --stop-after): EX_TEMPFAIL of sysexits.h.
 M.EXIT_STOPPED = 75
 
+-- With a time limit, SIGUSR1 comes this many seconds before it unless
+-- requeue_before says otherwise: enough for Slurm's up-to-60-s early
+-- delivery and for the task to requeue itself.
+M.REQUEUE_BEFORE = 120
+
 -- level: 3 reports the line that called the public function fn (fail is
 -- called from fn itself); 4 when called from a helper of fn.
 local function fail(fn, msg, level) error('slurm.' .. fn .. ': ' .. msg, level or 3) end
@@ -135,9 +140,10 @@ local function check_options(fn, o)
   if o.requeue_before and o.requeue_before > 0 and not limit then
     fail(fn, 'option requeue_before needs a time limit (option time)')
   end
-  if limit and (o.requeue_before or 120) >= limit then
+  local before = o.requeue_before or M.REQUEUE_BEFORE
+  if limit and before >= limit then
     fail(fn, string.format('option requeue_before (%d s) must be shorter than the time limit %s (%d s); ' ..
-                           'give requeue_before = 0 to send no signal', o.requeue_before or 120, o.time, limit))
+                           'give requeue_before = 0 to send no signal', before, o.time, limit))
   end
 end
 
@@ -193,7 +199,7 @@ function M.script(o)
   }
   local function add(s) lines[#lines + 1] = '#SBATCH ' .. s end
   if o.time then add('--time=' .. o.time) end
-  local before = o.requeue_before or 120
+  local before = o.requeue_before or M.REQUEUE_BEFORE
   if o.time and before > 0 then add(string.format('--signal=B:USR1@%d', before)) end
   if o.cpus_per_task then add('--cpus-per-task=' .. o.cpus_per_task) end
   if o.gpus and o.gpus > 0 then add('--gres=gpu:' .. o.gpus) end
