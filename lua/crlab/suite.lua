@@ -62,8 +62,9 @@ local DATASET_FIELDS = {name = true, dataset = true, options = true, models = tr
                         losses = true}
 
 -- The exit status of scripts/suite.lua run-one when a run stopped early
--- (--stop-after) with epochs left: EX_TEMPFAIL, which Slurm scripts requeue.
-M.EXIT_STOPPED = 75
+-- (--stop-after) with epochs left: EX_TEMPFAIL, on which the job-array
+-- script crlab.slurm writes requeues the task (defined there, once).
+M.EXIT_STOPPED = require('crlab.slurm').EXIT_STOPPED
 
 local function fmt_num(v)
   for _, f in ipairs({'%.15g', '%.17g'}) do
