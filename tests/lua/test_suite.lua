@@ -498,7 +498,7 @@ t.ok(rc == 0 and out:find('| CE | 1 | %d+%.%d+ ± n/a |') and out:find('| n/a |'
      'with one run per loss, std and p are n/a: ' .. (out:match('[^\n]*CRL[^\n]*') or out))
 
 ---------------------------------------------------------------------------
--- Slurm: the call to crlab.slurm (another branch writes the module)
+-- Slurm: the call to crlab.slurm (its arguments through a stand-in; test_slurm runs the real one)
 
 local real_ok = pcall(require, 'crlab.slurm')
 local got
