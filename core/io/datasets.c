@@ -249,10 +249,10 @@ static int mat5_damaged(const mat5_walk *w, const char *what)
     return crl_fail(CRL_ERR_IO, w->func, "'%s' is damaged: variable '%s' has a broken %s", w->path, w->var, what);
 }
 
-static int mat5_too_big(const mat5_walk *w, const char *what, double count, size_t len)
+static int mat5_too_big(const mat5_walk *w, double count, const char *what, size_t len)
 {
-    return crl_fail(CRL_ERR_IO, w->func, "'%s' is damaged: variable '%s' declares %s of %.0f in %zu bytes, which "
-                    "cannot hold them", w->path, w->var, what, count, len);
+    return crl_fail(CRL_ERR_IO, w->func, "'%s' is damaged: variable '%s' declares %.0f %s in %zu bytes, which "
+                    "cannot hold them", w->path, w->var, count, what, len);
 }
 
 /* The array whose contents (what follows its miMATRIX tag) are p[0..len). */
@@ -292,12 +292,12 @@ static int mat5_array(mat5_walk *w, const uint8_t *p, size_t len, int depth)
     switch (cls) {
     case MAT_C_CHAR: case MAT_C_DOUBLE: case MAT_C_SINGLE: case MAT_C_INT8: case MAT_C_UINT8: case MAT_C_INT16:
     case MAT_C_UINT16: case MAT_C_INT32: case MAT_C_UINT32: case MAT_C_INT64: case MAT_C_UINT64:
-        if (nel > (double)len) return mat5_too_big(w, "an array", nel, len);
+        if (nel > (double)len) return mat5_too_big(w, nel, "array elements", len);
         if (nel > 0) { /* matio allocates a char array's bytes by its data tag */
             if (len < 8) return mat5_damaged(w, "data");
             uint32_t dtag = mat5_u32(w, p);
             size_t n = dtag >> 16 ? dtag >> 16 : mat5_u32(w, p + 4);
-            if (n > len) return mat5_too_big(w, "data bytes", (double)n, len);
+            if (n > len) return mat5_too_big(w, (double)n, "data bytes", len);
         }
         return CRL_OK;
     case MAT_C_CELL:
@@ -328,7 +328,7 @@ static int mat5_array(mat5_walk *w, const uint8_t *p, size_t len, int depth)
         return crl_fail(CRL_ERR_IO, w->func, "'%s': variable '%s' holds a MATLAB array of class %d (sparse, object, "
                         "function or unknown), which crlab does not read", w->path, w->var, cls);
     }
-    if (entries * 8 > (double)len) return mat5_too_big(w, "cell or struct entries", entries, len);
+    if (entries * 8 > (double)len) return mat5_too_big(w, entries, "cell or struct entries", len);
     for (size_t e = 0; e < (size_t)entries; e++) {
         uint32_t n = len >= 8 ? mat5_u32(w, p + 4) : 0;
         if (len < 8 || mat5_u32(w, p) != MAT_T_MATRIX || n > len - 8) return mat5_damaged(w, "cell or struct entry");
@@ -629,8 +629,9 @@ int crl_cars_meta_read(crl_tensor *names, const char *path)
 }
 
 enum { CARS_X1, CARS_Y1, CARS_X2, CARS_Y2, CARS_CLASS, CARS_FNAME, CARS_NFIELDS };
-static const char *const cars_fields[CARS_NFIELDS] = {"bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class",
-                                                      "fname"};
+/* (NULL-terminated, as Mat_VarCreateStruct2 takes them) */
+static const char *const cars_fields[CARS_NFIELDS + 1] = {"bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class",
+                                                          "fname", NULL};
 
 int crl_cars_annos_read(crl_tensor *labels, crl_tensor *boxes, crl_tensor *names, const char *path,
                         int64_t classes)
