@@ -293,11 +293,11 @@ static int mat5_array(mat5_walk *w, const uint8_t *p, size_t len, int depth)
     case MAT_C_CHAR: case MAT_C_DOUBLE: case MAT_C_SINGLE: case MAT_C_INT8: case MAT_C_UINT8: case MAT_C_INT16:
     case MAT_C_UINT16: case MAT_C_INT32: case MAT_C_UINT32: case MAT_C_INT64: case MAT_C_UINT64:
         if (nel > (double)len) return mat5_too_big(w, nel, "array elements", len);
-        if (nel > 0) { /* matio allocates a char array's bytes by its data tag */
-            if (len < 8) return mat5_damaged(w, "data");
+        if (cls == MAT_C_CHAR) { /* matio allocates a char array's bytes by its data tag, even of 0 elements */
+            if (len < 8) return mat5_damaged(w, "char data");
             uint32_t dtag = mat5_u32(w, p);
-            size_t n = dtag >> 16 ? dtag >> 16 : mat5_u32(w, p + 4);
-            if (n > len) return mat5_too_big(w, (double)n, "data bytes", len);
+            size_t n = dtag >> 16 ? dtag >> 16 : mat5_u32(w, p + 4), room = len - (dtag >> 16 ? 4 : 8);
+            if (n > room) return mat5_too_big(w, (double)n, "data bytes", room);
         }
         return CRL_OK;
     case MAT_C_CELL:

@@ -44,7 +44,7 @@ M.FORMAT = 'crlab-checkpoint-1'
 -- (M.check_options); the losses' parameters and the Adience fold are the
 -- loss's and the dataset's to check.
 M.options = {
-  {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | adience | imagenet | folder'},
+  {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | cars | adience | imagenet | folder'},
   {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)',
    resume = 'free'},
   {'coarse', false, 'cifar100: the 20 coarse labels'},

@@ -662,6 +662,11 @@ static void test_fuzz_found(void)
      * pointers) was read as its bytes, out of bounds */
     ok(fails_with(crl_svhn_read(im, lab, "tests/fuzz/corpus/svhn/complex-x.mat"), "X must be uint8"),
        "an SVHN file whose X is complex is refused: %s", crl_last_error());
+    /* found by fuzz_cars: a 1x0 char array whose data tag declares 2^32 - 2
+     * bytes (matio allocates a char array by its tag, whatever its size) */
+    ok(fails_with(crl_cars_meta_read(t, "tests/fuzz/corpus/cars/empty-char-huge-tag.mat"),
+                  "declares 4294967294 data bytes in 64 bytes"),
+       "a Cars class name of 0 characters declaring 2^32 - 2 bytes is refused: %s", crl_last_error());
     crl_tensor_free(im);
     crl_tensor_free(lab);
     crl_tensor_free(t);

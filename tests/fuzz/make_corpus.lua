@@ -56,6 +56,25 @@ for n = 1, 2 do
   assert(C.crl_svhn_write(out .. '/svhn/svhn' .. n .. '.mat', im, lab) == 0, ffi.string(C.crl_last_error()))
 end
 
+-- Stanford Cars: annotations (2 entries) and class names (3), plain and zlib-compressed
+local function text(s)
+  local t = crlab.zeros({#s}, 'uint8')
+  ffi.copy(C.crl_tensor_data(t), s, #s)
+  return t
+end
+local lab, box = crlab.zeros({2}, 'int32'), crlab.zeros({2, 4})
+lab[1], lab[2] = 0, 195
+box[1][1], box[1][2], box[1][3], box[1][4] = 3, 4, 10, 6
+box[2][1], box[2][2], box[2][3], box[2][4] = 0, 0, 16, 12
+assert(os.execute("mkdir -p '" .. out .. "/cars'"))
+for z = 0, 1 do
+  local sfx = z == 1 and '-z.mat' or '.mat'
+  assert(C.crl_cars_annos_write(out .. '/cars/annos' .. sfx, lab, box, text('00001.jpg\n08144.jpg'), z) == 0,
+         ffi.string(C.crl_last_error()))
+  assert(C.crl_cars_meta_write(out .. '/cars/meta' .. sfx, text('AM General Hummer SUV 2000\nCitro\195\171n C5 2003\nsmart fortwo Convertible 2012'), z) == 0,
+         ffi.string(C.crl_last_error()))
+end
+
 -- images: the first byte picks the channels (0 as stored, 1, 3)
 local function save(name, x, jpeg, progressive, chbyte)
   if jpeg then image.saveJpeg(tmp, x, 80, progressive) else image.save(tmp, x) end

@@ -13,6 +13,7 @@ for name in "$@"; do
     idx|json|checkpoint) max=8192 ;;
     cifar) max=6200 ;;        # two CIFAR-100 records
     svhn|image) max=16384 ;;
+    cars) max=8192 ;;         # two annotations or a few class names, plain or zlib
     *) max=4096 ;;            # the text files of cub200 and adience
   esac
   mkdir -p "$build/corpus/$name" "$build/crashes/$name" "$build/logs"
