@@ -221,8 +221,11 @@ int crl_svhn_write(const char *path, const crl_tensor *images, const crl_tensor 
  * a level-5 file first, inflating a compressed one, and refuses an array
  * that declares more than its own bytes can hold: an element of a numeric
  * or char array takes at least a byte, an entry of a cell or struct array
- * at least its 8-byte tag. A variable may be `limit` bytes (inflated) at
- * most, so what matio then allocates is a small multiple of `limit`. The
+ * at least its 8-byte tag, and a char array's data tag may declare no more
+ * than follows it. A variable may be `limit` bytes (inflated) at most, so
+ * what matio then allocates is a small multiple of `limit` (the walk holds
+ * a whole variable in memory: fine for the Cars devkit's 3 MB, not for
+ * SVHN's gigabyte, which has its own cheaper check above). The
  * walk reads the layout as matio does (tags, flags, dimensions, name,
  * field names); inside cells and structs the names must be empty, as
  * MATLAB writes them, since matio skips them there. */
