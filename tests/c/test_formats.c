@@ -414,6 +414,16 @@ static void test_cars(void)
        bb[4] == 10 && bb[5] == 20 && bb[6] == 31 - 11 + 1 && bb[7] == 41 - 21 + 1,
        "annotations with uint16 numbers and UTF-8 names read as well: %s", rc ? crl_last_error() : "");
 
+    /* a file written on a big-endian machine ('MI'; tests/fuzz/make_corpus.lua swaps a plain one) */
+    rc = crl_cars_annos_read(l2, b2, n2, "tests/fuzz/corpus/cars/annos-be.mat", 196);
+    bb = crl_tensor_data(b2);
+    ok(rc == CRL_OK && text_is(n2, "00001.jpg\n08144.jpg") && ((int32_t *)crl_tensor_data(l2))[1] == 195 &&
+       bb[0] == 3 && bb[1] == 4 && bb[2] == 10 && bb[3] == 6 && bb[6] == 16 && bb[7] == 12,
+       "big-endian annotations read the same: %s", rc ? crl_last_error() : "");
+    rc = crl_cars_meta_read(n2, "tests/fuzz/corpus/cars/meta-be.mat");
+    ok(rc == CRL_OK && text_is(n2, "AM General Hummer SUV 2000\nCitro\xc3\xabn C5 2003\nsmart fortwo Convertible 2012"),
+       "big-endian class names read the same: %s", rc ? crl_last_error() : "");
+
     /* each damage refused with the file, the entry and the field */
     size_t one[2] = {1, 1}, three[2] = {1, 3};
     write_annos(path_of("noclass.mat"), 2, "class", NULL, 0);
