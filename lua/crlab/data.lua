@@ -40,6 +40,12 @@ local function list_dir(path, kind)
   return split_names(t)
 end
 
+-- path, when it exists; otherwise an error pointing to the layout
+local function need_layout(path)
+  if not exists(path) then fail('missing ' .. path .. ' (see data/README.md for the layout)') end
+  return path
+end
+
 -- path, when it exists; otherwise an error saying which line (where) names it
 local function need_file(path, where)
   if not exists(path) then fail(string.format('%s names %s, which does not exist', where, path)) end
@@ -166,8 +172,7 @@ end
 local function cifar_files(dir, names)
   local out = {}
   for i, n in ipairs(names) do
-    out[i] = dir .. '/' .. n
-    if not exists(out[i]) then fail('missing ' .. out[i] .. ' (see data/README.md for the layout)') end
+    out[i] = need_layout(dir .. '/' .. n)
   end
   return out
 end
@@ -224,9 +229,8 @@ end
 -- SVHN format 2
 
 local function read_svhn(path)
-  if not exists(path) then fail('missing ' .. path .. ' (see data/README.md for the layout)') end
   local images, labels = T.new(C.CRL_UINT8, C.CRL_CPU, {0}), T.new(C.CRL_INT32, C.CRL_CPU, {0})
-  check(C.crl_svhn_read(images, labels, path))
+  check(C.crl_svhn_read(images, labels, need_layout(path)))
   return memory_split(images, labels, {path})
 end
 
@@ -283,7 +287,8 @@ function M.cub200(dir, opts)
   local parts = {train = {{}, {}, boxes and {} or nil}, test = {{}, {}, boxes and {} or nil}}
   local maxc = 0
   for _, id in ipairs(ids) do
-    local path = need_file(dir .. '/images/' .. images[id].rest, string.format('%s/images.txt line %d', dir, images[id].line))
+    local path = need_file(dir .. '/images/' .. images[id].rest,
+                           string.format('%s/images.txt line %d', dir, images[id].line))
     local lab = labels[id] and tonumber(labels[id].rest)
     if not lab then fail(string.format('%s/image_class_labels.txt has no class for image %d', dir, id)) end
     if lab % 1 ~= 0 or lab < 1 or lab > MAX_CLASSES then
@@ -320,15 +325,10 @@ end
 -- after the devkit, whose devkit/cars_test_annos.mat has no classes; read
 -- from the root or from devkit/). The .mat files are read in C.
 
-local function need_mat(path)
-  if not exists(path) then fail('missing ' .. path .. ' (see data/README.md for the layout)') end
-  return path
-end
-
 local function cars_split(dir, folder, annos, classes, bbox)
   local labels, boxes = T.new(C.CRL_INT32, C.CRL_CPU, {0}), T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
   local names = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
-  check(C.crl_cars_annos_read(labels, boxes, names, need_mat(annos), classes))
+  check(C.crl_cars_annos_read(labels, boxes, names, need_layout(annos), classes))
   local paths = {}
   for i, name in ipairs(split_names(names)) do
     paths[i] = need_file(dir .. '/' .. folder .. '/' .. name, string.format('%s: annotations(%d).fname', annos, i))
@@ -338,7 +338,7 @@ end
 
 function M.cars(dir, opts)
   local meta = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
-  check(C.crl_cars_meta_read(meta, need_mat(dir .. '/devkit/cars_meta.mat')))
+  check(C.crl_cars_meta_read(meta, need_layout(dir .. '/devkit/cars_meta.mat')))
   local classes = split_names(meta)
   local test = dir .. '/cars_test_annos_withlabels.mat'
   if not exists(test) and exists(dir .. '/devkit/cars_test_annos_withlabels.mat') then
