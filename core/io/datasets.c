@@ -234,7 +234,7 @@ enum { MAT5_MAX_DEPTH = 8, MAT5_MAX_RANK = 13 };
 
 typedef struct mat5_walk {
     const char *func, *path; /* for messages */
-    char var[64];            /* the variable's name, once read */
+    char var[72];            /* the variable's name in quotes, once read */
     int swap;                /* the file's byte order is not the host's */
 } mat5_walk;
 
@@ -249,21 +249,23 @@ static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
 static int mat5_damaged(const mat5_walk *w, const char *what)
 {
-    return crl_fail(CRL_ERR_IO, w->func, "'%s' is damaged: variable '%s' has a broken %s", w->path, w->var, what);
+    return crl_fail(CRL_ERR_IO, w->func, "'%s' is damaged: broken %s in variable %s", w->path, what, w->var);
 }
 
 static int mat5_too_big(const mat5_walk *w, double count, const char *what, size_t len)
 {
-    return crl_fail(CRL_ERR_IO, w->func, "'%s' is damaged: variable '%s' declares %.0f %s in %zu bytes, which "
+    return crl_fail(CRL_ERR_IO, w->func, "'%s' is damaged: variable %s declares %.0f %s in %zu bytes, which "
                     "cannot hold them", w->path, w->var, count, what, len);
 }
 
 /* The array whose contents (what follows its miMATRIX tag) are p[0..len). */
 static int mat5_array(mat5_walk *w, const uint8_t *p, size_t len, int depth)
 {
-    if (len == 0) return CRL_OK; /* an empty array is its tag alone */
+    /* an empty array in a cell or struct is its tag alone; matio reads a
+     * variable's flags, dimensions and name whatever its tag declares */
+    if (len == 0 && depth > 0) return CRL_OK;
     if (depth > MAT5_MAX_DEPTH)
-        return crl_fail(CRL_ERR_IO, w->func, "'%s': variable '%s' nests arrays more than %d deep", w->path, w->var,
+        return crl_fail(CRL_ERR_IO, w->func, "'%s': variable %s nests arrays more than %d deep", w->path, w->var,
                         MAT5_MAX_DEPTH);
     if (len < 24 || mat5_u32(w, p) != MAT_T_UINT32 || mat5_u32(w, p + 4) != 8) return mat5_damaged(w, "array flags");
     uint32_t flags = mat5_u32(w, p + 8);
@@ -282,11 +284,11 @@ static int mat5_array(mat5_walk *w, const uint8_t *p, size_t len, int depth)
     if (ntag == MAT_T_INT8 && (depth == 0 || nlen == 0)) {
         nsize = 8 + pad8(nlen);
         if (depth == 0 && nsize <= len)
-            snprintf(w->var, sizeof w->var, "%.*s", (int)(nlen < 63 ? nlen : 63), (const char *)p + 8);
+            snprintf(w->var, sizeof w->var, "'%.*s'", (int)(nlen < 63 ? nlen : 63), (const char *)p + 8);
     }
     else if (depth == 0 && (ntag & 0xffff) == MAT_T_INT8 && (ntag >> 16) >= 1 && (ntag >> 16) <= 4) {
         nsize = 8; /* a short name packed in its tag */
-        snprintf(w->var, sizeof w->var, "%.*s", (int)(ntag >> 16), (const char *)p + 4);
+        snprintf(w->var, sizeof w->var, "'%.*s'", (int)(ntag >> 16), (const char *)p + 4);
     } else
         return mat5_damaged(w, "name");
     if (nsize > len) return mat5_damaged(w, "name");
@@ -328,7 +330,7 @@ static int mat5_array(mat5_walk *w, const uint8_t *p, size_t len, int depth)
         break;
     }
     default:
-        return crl_fail(CRL_ERR_IO, w->func, "'%s': variable '%s' holds a MATLAB array of class %d (sparse, object, "
+        return crl_fail(CRL_ERR_IO, w->func, "'%s': variable %s holds a MATLAB array of class %d (sparse, object, "
                         "function or unknown), which crlab does not read", w->path, w->var, cls);
     }
     if (entries * 8 > (double)len) return mat5_too_big(w, entries, "cell or struct entries", len);
@@ -411,7 +413,7 @@ static int mat5_check(const char *func, const char *path, size_t limit)
     }
     const uint16_t one = 1;
     int host_le = *(const uint8_t *)&one == 1, file_le = head[126] == 'I';
-    mat5_walk w = {func, path, "?", host_le != file_le};
+    mat5_walk w = {func, path, "", host_le != file_le};
     unsigned version = file_le ? head[124] | head[125] << 8 : head[125] | head[124] << 8;
     if (version != 0x0100) {
         fclose(f);
@@ -454,7 +456,7 @@ static int mat5_check(const char *func, const char *path, size_t limit)
             } else {
                 len = n;
             }
-            snprintf(w.var, sizeof w.var, "?");
+            snprintf(w.var, sizeof w.var, "at byte %zu", pos - 8);
             if (rc == CRL_OK) rc = mat5_array(&w, m, len, 0);
             free(buf);
             free(inflated);

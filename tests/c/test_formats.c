@@ -677,6 +677,13 @@ static void test_fuzz_found(void)
     ok(fails_with(crl_cars_meta_read(t, "tests/fuzz/corpus/cars/empty-char-huge-tag.mat"),
                   "declares 4294967294 data bytes in 64 bytes"),
        "a Cars class name of 0 characters declaring 2^32 - 2 bytes is refused: %s", crl_last_error());
+    /* found by fuzz_cars: a variable whose tag declares 0 bytes (matio reads
+     * flags, dimensions and name from what follows, then allocated 7 GB) */
+    compress_file("tests/fuzz/corpus/cars/empty-variable.mat", path_of("empty-variable-z.mat"));
+    ok(fails_with(crl_cars_meta_read(t, "tests/fuzz/corpus/cars/empty-variable.mat"), "broken array flags in "
+                  "variable at byte 128") &&
+       fails_with(crl_cars_meta_read(t, path_of("empty-variable-z.mat")), "broken array flags in variable at byte 128"),
+       "a variable of 0 bytes is refused, plain and compressed: %s", crl_last_error());
     crl_tensor_free(im);
     crl_tensor_free(lab);
     crl_tensor_free(t);
