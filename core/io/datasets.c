@@ -786,7 +786,8 @@ static int mat_write_one(const char *func, const char *path, matvar_t *v, int co
     } else {
         int bad = Mat_VarWrite(mat, v, compress ? MAT_COMPRESSION_ZLIB : MAT_COMPRESSION_NONE);
         if (Mat_Close(mat) != 0 || bad) rc = crl_fail(CRL_ERR_IO, func, "writing '%s' failed", tmp);
-        if (rc == CRL_OK && rename(tmp, path) != 0) rc = crl_fail(CRL_ERR_IO, func, "cannot rename '%s' to '%s'", tmp, path);
+        if (rc == CRL_OK && rename(tmp, path) != 0)
+            rc = crl_fail(CRL_ERR_IO, func, "cannot rename '%s' to '%s'", tmp, path);
         if (rc) remove(tmp);
     }
     free(tmp);

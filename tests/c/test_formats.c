@@ -365,6 +365,9 @@ static void compress_file(const char *from, const char *to)
     free(b);
 }
 
+/* an unnamed double array (a struct field or cell) */
+#define DOUBLES(dims, v) Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, v, 0)
+
 static void test_cars(void)
 {
     int64_t n = 3, bs[2] = {3, 4};
@@ -436,30 +439,30 @@ static void test_cars(void)
                   "annotations(2).class must be a real number (1x1), got a 1x1 char array"),
        "a class stored as text is refused naming the entry: %s", crl_last_error());
     double v3[3] = {1, 2, 3}, big = 197, frac = 2.5, neg = -1, wide = 5, nan = NAN;
-    write_annos(path_of("vecbox.mat"), 3, "bbox_y1", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, three, v3, 0), 2);
+    write_annos(path_of("vecbox.mat"), 3, "bbox_y1", DOUBLES(three, v3), 2);
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("vecbox.mat"), 196),
                   "annotations(3).bbox_y1 must be a real number (1x1), got a 1x3 double array"),
        "a 1x3 bbox_y1 is refused: %s", crl_last_error());
-    write_annos(path_of("big.mat"), 2, "class", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &big, 0), 1);
+    write_annos(path_of("big.mat"), 2, "class", DOUBLES(one, &big), 1);
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("big.mat"), 196),
                   "annotations(2).class = 197 is not a class in 1..196"), "class 197 of 196 is refused: %s",
        crl_last_error());
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("utf8.mat"), 1), "annotations(2).class = 2 is not a class "
                   "in 1..1"), "a class beyond the class names given is refused: %s", crl_last_error());
-    write_annos(path_of("frac.mat"), 2, "class", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &frac, 0), 0);
+    write_annos(path_of("frac.mat"), 2, "class", DOUBLES(one, &frac), 0);
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("frac.mat"), 196), "class = 2.5 is not a class"),
        "a fractional class is refused: %s", crl_last_error());
-    write_annos(path_of("neg.mat"), 2, "bbox_x2", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &neg, 0), 0);
+    write_annos(path_of("neg.mat"), 2, "bbox_x2", DOUBLES(one, &neg), 0);
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("neg.mat"), 196), "annotations(1).bbox_x2 = -1 is not a "
                   "pixel coordinate"), "a negative corner is refused: %s", crl_last_error());
-    write_annos(path_of("nan.mat"), 2, "bbox_y2", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &nan, 0), 1);
+    write_annos(path_of("nan.mat"), 2, "bbox_y2", DOUBLES(one, &nan), 1);
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("nan.mat"), 196), "annotations(2).bbox_y2 = nan"),
        "a NaN corner is refused: %s", crl_last_error());
-    write_annos(path_of("flip.mat"), 2, "bbox_x2", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &wide, 0), 0);
+    write_annos(path_of("flip.mat"), 2, "bbox_x2", DOUBLES(one, &wide), 0);
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("flip.mat"), 196), "annotations(1) has the box (10, 20)-(5, "
                   "40): x2 and y2 must not be less than x1 and y1"), "a box with x2 < x1 is refused: %s",
        crl_last_error());
-    write_annos(path_of("numname.mat"), 2, "fname", Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &big, 0), 1);
+    write_annos(path_of("numname.mat"), 2, "fname", DOUBLES(one, &big), 1);
     ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("numname.mat"), 196), "annotations(2).fname must be a 1xL "
                   "char array (a file name without line breaks), got a 1x1 double array"),
        "a number for a file name is refused: %s", crl_last_error());
@@ -484,7 +487,7 @@ static void test_cars(void)
        "class_names that are numbers are refused: %s", crl_last_error());
     matvar_t *cell = Mat_VarCreate("class_names", MAT_C_CELL, MAT_T_CELL, 2, three, NULL, 0);
     Mat_VarSetCell(cell, 0, Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, nl, "Acura", 0));
-    Mat_VarSetCell(cell, 1, Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &big, 0));
+    Mat_VarSetCell(cell, 1, DOUBLES(one, &big));
     Mat_VarSetCell(cell, 2, Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, nl, "Buick", 0));
     write_var(path_of("meta_cell.mat"), cell, 0);
     ok(fails_with(crl_cars_meta_read(n2, path_of("meta_cell.mat")), "class_names{2} must be a 1xL char array"),
