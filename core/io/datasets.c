@@ -692,7 +692,8 @@ int crl_cars_annos_read(crl_tensor *labels, crl_tensor *boxes, crl_tensor *names
                           (long long)classes);
             break;
         }
-        /* corners in MATLAB's 1-based pixels, both inside the box */
+        /* corners in MATLAB's 1-based pixels, inclusive (a 0 is let through:
+         * the crop clamps it to the image) */
         for (int f = 0; rc == CRL_OK && f < 4; f++)
             if (!(c[f] >= 0 && c[f] <= CARS_MAX_COORD))
                 rc = crl_fail(CRL_ERR_IO, __func__, "'%s': annotations(%zu).%s = %g is not a pixel coordinate in "
