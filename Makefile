@@ -118,7 +118,7 @@ asan:
 	  prove -e tests/run-one $(TEST_SRC:tests/c/%.c=core/build-asan/tests/%) tests/lua/test_*.lua
 
 # libFuzzer harnesses (tests/fuzz/) for every parser a user's file reaches:
-# idx, CIFAR, SVHN, PNG/JPEG in C (the parsers compiled into each harness,
+# idx, CIFAR, SVHN, Stanford Cars, PNG/JPEG in C (the parsers compiled into each harness,
 # instrumented), and in Lua the safetensors checkpoint, its JSON, and the
 # CUB-200 and Adience text files (LuaJIT embedded; the C below them is the
 # plain $(LIB), not instrumented). `make fuzz` runs each FUZZ_SECONDS
@@ -126,7 +126,7 @@ asan:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := core/build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_C       := idx cifar svhn image
+FUZZ_C       := idx cifar svhn cars image
 FUZZ_LUA     := json checkpoint cub200 adience
 FUZZ_FLAGS   := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

@@ -427,6 +427,29 @@ int crl_svhn_read(crl_tensor *images, crl_tensor *labels, const char *path);
 /* Writes the same layout (for tests and for making subsets). */
 int crl_svhn_write(const char *path, const crl_tensor *images, const crl_tensor *labels);
 
+/* Stanford Cars (the devkit's level-5 .mat files through libmatio; every
+ * variable's declared sizes are checked against its bytes first). The
+ * annotations file (devkit/cars_train_annos.mat,
+ * cars_test_annos_withlabels.mat) holds the 1xN struct array
+ * 'annotations' with 1x1 numbers bbox_x1, bbox_y1, bbox_x2, bbox_y2 (MATLAB's
+ * 1-based pixel corners, inclusive), class (1..classes) and the 1xL char
+ * array fname. Out: labels (N) int32 class - 1, boxes (N, 4) float32
+ * (x, y, w, h) = (x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1), the crop
+ * box of crl_loader_config, and names: the N file names joined by '\n'
+ * (uint8 bytes). A missing or mistyped field, a class outside
+ * 1..classes or a box with x2 < x1 fails naming the file, the entry and
+ * the field. */
+int crl_cars_annos_read(crl_tensor *labels, crl_tensor *boxes, crl_tensor *names, const char *path,
+                        int64_t classes);
+/* devkit/cars_meta.mat: class_names, a 1xK cell array of names, into
+ * names (uint8 bytes, the K names joined by '\n'). */
+int crl_cars_meta_read(crl_tensor *names, const char *path);
+/* Write the same layouts (for tests and subsets; compress = 1: zlib, as
+ * MATLAB's -v7), through a temporary file and a rename. */
+int crl_cars_annos_write(const char *path, const crl_tensor *labels, const crl_tensor *boxes,
+                         const crl_tensor *names, int compress);
+int crl_cars_meta_write(const char *path, const crl_tensor *names, int compress);
+
 /* The entries of a folder, sorted, joined by '\n' into out (uint8 bytes);
  * kind 0: everything, 1: only folders, 2: only regular files. "." and ".."
  * are left out. */

@@ -26,13 +26,30 @@ local function exists(path)
   return false
 end
 
-local function list_dir(path, kind)
-  local t = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
-  check(C.crl_dir_list(t, path, kind))
+-- the names of a uint8 tensor of names joined by '\n' (as the C readers give them)
+local function split_names(t)
   local s = t:numel() > 0 and ffi.string(C.crl_tensor_data(t), t:numel()) or ''
   local out = {}
   for name in s:gmatch('[^\n]+') do out[#out + 1] = name end
   return out
+end
+
+local function list_dir(path, kind)
+  local t = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
+  check(C.crl_dir_list(t, path, kind))
+  return split_names(t)
+end
+
+-- path, when it exists; otherwise an error pointing to the layout
+local function need_layout(path)
+  if not exists(path) then fail('missing ' .. path .. ' (see data/README.md for the layout)') end
+  return path
+end
+
+-- path, when it exists; otherwise an error saying which line (where) names it
+local function need_file(path, where)
+  if not exists(path) then fail(string.format('%s names %s, which does not exist', where, path)) end
+  return path
 end
 
 local function lines(path)
@@ -55,6 +72,11 @@ local function memory_split(images, labels, files)
   return setmetatable({images = images, labels = labels, files = files}, Split)
 end
 
+-- image files with int32 labels (N) and, to crop to, float32 boxes (N, 4) (x, y, w, h)
+local function tensor_split(paths, labels, boxes)
+  return setmetatable({paths = paths, labels = labels, boxes = boxes}, Split)
+end
+
 local function file_split(paths, labels, boxes)
   local lab = T.new(C.CRL_INT32, C.CRL_CPU, {#paths})
   local p = ffi.cast('int32_t *', C.crl_tensor_data(lab))
@@ -65,7 +87,7 @@ local function file_split(paths, labels, boxes)
     local q = ffi.cast('float *', C.crl_tensor_data(b))
     for i = 1, #paths do for k = 1, 4 do q[(i - 1) * 4 + k - 1] = boxes[i][k] end end
   end
-  return setmetatable({paths = paths, labels = lab, boxes = b}, Split)
+  return tensor_split(paths, lab, b)
 end
 
 -- A split of images held in memory, for datasets built in Lua (an
@@ -168,8 +190,7 @@ end
 local function cifar_files(dir, names)
   local out = {}
   for i, n in ipairs(names) do
-    out[i] = dir .. '/' .. n
-    if not exists(out[i]) then fail('missing ' .. out[i] .. ' (see data/README.md for the layout)') end
+    out[i] = need_layout(dir .. '/' .. n)
   end
   return out
 end
@@ -226,9 +247,8 @@ end
 -- SVHN format 2
 
 local function read_svhn(path)
-  if not exists(path) then fail('missing ' .. path .. ' (see data/README.md for the layout)') end
   local images, labels = T.new(C.CRL_UINT8, C.CRL_CPU, {0}), T.new(C.CRL_INT32, C.CRL_CPU, {0})
-  check(C.crl_svhn_read(images, labels, path))
+  check(C.crl_svhn_read(images, labels, need_layout(path)))
   return memory_split(images, labels, {path})
 end
 
@@ -285,10 +305,8 @@ function M.cub200(dir, opts)
   local parts = {train = {{}, {}, boxes and {} or nil}, test = {{}, {}, boxes and {} or nil}}
   local maxc = 0
   for _, id in ipairs(ids) do
-    local path = dir .. '/images/' .. images[id].rest
-    if not exists(path) then
-      fail(string.format('%s/images.txt line %d names %s, which does not exist', dir, images[id].line, path))
-    end
+    local path = need_file(dir .. '/images/' .. images[id].rest,
+                           string.format('%s/images.txt line %d', dir, images[id].line))
     local lab = labels[id] and tonumber(labels[id].rest)
     if not lab then fail(string.format('%s/image_class_labels.txt has no class for image %d', dir, id)) end
     if lab % 1 ~= 0 or lab < 1 or lab > MAX_CLASSES then
@@ -317,6 +335,40 @@ function M.cub200(dir, opts)
   for i = 1, maxc do names[i] = classes[i] or tostring(i - 1) end
   return {train = file_split(parts.train[1], parts.train[2], parts.train[3]),
           test = file_split(parts.test[1], parts.test[2], parts.test[3]), classes = names, channels = 3, size = 224}
+end
+
+---------------------------------------------------------------------------
+-- Stanford Cars: cars_train/, cars_test/, devkit/cars_meta.mat,
+-- devkit/cars_train_annos.mat, cars_test_annos_withlabels.mat (released
+-- after the devkit, whose devkit/cars_test_annos.mat has no classes; read
+-- from the root or from devkit/). The .mat files are read in C.
+
+local function cars_split(dir, folder, annos, classes, bbox)
+  local labels, boxes = T.new(C.CRL_INT32, C.CRL_CPU, {0}), T.new(C.CRL_FLOAT32, C.CRL_CPU, {0})
+  local names = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
+  check(C.crl_cars_annos_read(labels, boxes, names, need_layout(annos), classes))
+  local paths = {}
+  for i, name in ipairs(split_names(names)) do
+    paths[i] = need_file(dir .. '/' .. folder .. '/' .. name, string.format('%s: annotations(%d).fname', annos, i))
+  end
+  return tensor_split(paths, labels, bbox and boxes or nil)
+end
+
+function M.cars(dir, opts)
+  local meta = T.new(C.CRL_UINT8, C.CRL_CPU, {0})
+  check(C.crl_cars_meta_read(meta, need_layout(dir .. '/devkit/cars_meta.mat')))
+  local classes = split_names(meta)
+  local test = dir .. '/cars_test_annos_withlabels.mat'
+  if not exists(test) and exists(dir .. '/devkit/cars_test_annos_withlabels.mat') then
+    test = dir .. '/devkit/cars_test_annos_withlabels.mat'
+  end
+  if not exists(test) then
+    fail(string.format('missing %s (nor in %s/devkit/): the test labels, released apart from the devkit, whose ' ..
+                       'cars_test_annos.mat has none (see data/README.md)', test, dir))
+  end
+  local bbox = opts and opts.bbox
+  return {train = cars_split(dir, 'cars_train', dir .. '/devkit/cars_train_annos.mat', #classes, bbox),
+          test = cars_split(dir, 'cars_test', test, #classes, bbox), classes = classes, channels = 3, size = 224}
 end
 
 ---------------------------------------------------------------------------
@@ -358,8 +410,7 @@ function M.adience(dir, opts)
         if not (user and orig and face and age) then fail(string.format('%s line %d has too few columns', path, n)) end
         local g = group[age]
         if g then
-          local img = dir .. '/' .. string.format(layout, user, face, orig)
-          if not exists(img) then fail(string.format('%s line %d names %s, which does not exist', path, n, img)) end
+          local img = need_file(dir .. '/' .. string.format(layout, user, face, orig), path .. ' line ' .. n)
           local p = parts[f == fold and 'test' or 'train']
           p[1][#p[1] + 1] = img
           p[2][#p[2] + 1] = g
@@ -441,9 +492,12 @@ local function imagenet_recipe(size)
                             Tr.normalize(M.IMAGENET_MEAN, M.IMAGENET_STD)}}
 end
 
-M.names = {'fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'svhn', 'cub200', 'adience', 'imagenet', 'folder'}
+M.names = {'fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'svhn', 'cub200', 'cars', 'adience', 'imagenet', 'folder'}
 
--- opts: coarse (cifar100), extra (svhn), bbox (cub200), fold (adience)
+-- the datasets of image files of any size (M[name]), with ImageNet's recipe
+local image_datasets = {cub200 = true, cars = true, adience = true, imagenet = true}
+
+-- opts: coarse (cifar100), extra (svhn), bbox (cub200, cars), fold (adience)
 function M.load(name, dir, opts)
   opts = opts or {}
   dir = dir or M.defaultDirs[name]
@@ -462,8 +516,8 @@ function M.load(name, dir, opts)
     d = M.svhn(dir, opts)
     d.mean, d.std = {0.4377, 0.4438, 0.4728}, {0.1980, 0.2010, 0.1970}
     d.recipe = small_recipe(d.mean, d.std, opts.crop, opts.flip, 32)
-  elseif name == 'cub200' or name == 'adience' or name == 'imagenet' then
-    d = (name == 'cub200' and M.cub200 or name == 'adience' and M.adience or M.imagenet)(dir, opts)
+  elseif image_datasets[name] then
+    d = M[name](dir, opts)
     d.recipe = imagenet_recipe(opts.size)
   elseif name == 'folder' then
     local f = M.folder(dir)

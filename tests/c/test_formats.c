@@ -1,8 +1,9 @@
 /* test_formats.c -- image and dataset files written here in their exact
  * formats and read back: PNG (grey, RGB, RGBA, palette, 16-bit; written
  * with libpng directly), JPEG (baseline and progressive, grey and colour;
- * CMYK refused), CIFAR-10/100 records, SVHN .mat (libmatio), and the
- * errors for truncated, corrupt or incomplete files. */
+ * CMYK refused), CIFAR-10/100 records, SVHN and Stanford Cars .mat
+ * (libmatio), and the errors for truncated, corrupt, mistyped or
+ * incomplete files. */
 #include <matio.h>
 #include <png.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "crlab.h"
 #include "tap.h"
@@ -277,6 +279,302 @@ static void test_svhn(void)
     crl_tensor_free(lab2);
 }
 
+/* ---- Stanford Cars: the devkit's .mat files -------------------------------------------- */
+
+static crl_tensor *text_of(const char *s)
+{
+    int64_t n = (int64_t)strlen(s);
+    crl_tensor *t = crl_tensor_new(CRL_UINT8, CRL_CPU, 1, &n);
+    memcpy(crl_tensor_data(t), s, (size_t)n);
+    return t;
+}
+
+static int text_is(const crl_tensor *t, const char *s)
+{
+    return t->ndim == 1 && t->sizes[0] == (int64_t)strlen(s) && !memcmp(crl_tensor_data(t), s, strlen(s));
+}
+
+/* 'annotations' of n entries written with matio directly: field `odd` (or
+ * none) is replaced by `odd_value` in entry `at`, or left out when
+ * odd_value is NULL; the fname is UTF-8 (MATLAB writes UTF-16) */
+static void write_annos(const char *path, int n, const char *odd, matvar_t *odd_value, int at)
+{
+    const char *all[6] = {"bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname"}, *fields[7] = {NULL};
+    int nf = 0;
+    for (int f = 0; f < 6; f++)
+        if (!(odd && !odd_value && !strcmp(all[f], odd))) fields[nf++] = all[f];
+    size_t dims[2] = {1, (size_t)n}, one[2] = {1, 1};
+    matvar_t *s = Mat_VarCreateStruct2("annotations", 2, dims, fields);
+    for (int i = 0; i < n; i++)
+        for (int f = 0; f < nf; f++) {
+            matvar_t *e;
+            if (odd && odd_value && i == at && !strcmp(fields[f], odd)) {
+                e = odd_value;
+            } else if (!strcmp(fields[f], "fname")) {
+                char name[16];
+                snprintf(name, sizeof name, "%05d.jpg", i + 1);
+                size_t nd[2] = {1, strlen(name)};
+                e = Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UTF8, 2, nd, name, 0);
+            } else {
+                uint16_t v = (uint16_t)(!strcmp(fields[f], "class") ? 1 + i : 10 * (f + 1) + i);
+                e = Mat_VarCreate(NULL, MAT_C_UINT16, MAT_T_UINT16, 2, one, &v, 0);
+            }
+            Mat_VarSetStructFieldByIndex(s, (size_t)f, (size_t)i, e);
+        }
+    mat_t *mat = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+    Mat_VarWrite(mat, s, MAT_COMPRESSION_NONE);
+    Mat_VarFree(s);
+    Mat_Close(mat);
+}
+
+static void write_var(const char *path, matvar_t *v, int compress)
+{
+    mat_t *mat = Mat_CreateVer(path, NULL, MAT_FT_MAT5);
+    Mat_VarWrite(mat, v, compress ? MAT_COMPRESSION_ZLIB : MAT_COMPRESSION_NONE);
+    Mat_VarFree(v);
+    Mat_Close(mat);
+}
+
+/* Replaces the first `len` bytes equal to `from` in a file by `to`. */
+static int patch_file(const char *path, const void *from, const void *to, size_t len)
+{
+    size_t n;
+    uint8_t *b = read_bytes(path, &n);
+    int done = 0;
+    for (size_t i = 0; i + len <= n && !done; i++)
+        if (!memcmp(b + i, from, len)) memcpy(b + i, to, len), done = 1;
+    write_bytes(path, b, n);
+    free(b);
+    return done;
+}
+
+/* Rewrites a plain level-5 file of one variable as MATLAB's -v7 does:
+ * the variable's element zlib-compressed. */
+static void compress_file(const char *from, const char *to)
+{
+    size_t n;
+    uint8_t *b = read_bytes(from, &n);
+    uLongf zn = compressBound((uLong)(n - 128));
+    uint8_t *z = malloc(128 + 8 + zn);
+    memcpy(z, b, 128);
+    compress2(z + 136, &zn, b + 128, (uLong)(n - 128), 6);
+    uint32_t tag[2] = {MAT_T_COMPRESSED, (uint32_t)zn};
+    memcpy(z + 128, tag, 8);
+    write_bytes(to, z, 136 + zn);
+    free(z);
+    free(b);
+}
+
+/* an unnamed double array (a struct field or cell) */
+#define DOUBLES(dims, v) Mat_VarCreate(NULL, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, dims, v, 0)
+
+static void test_cars(void)
+{
+    int64_t n = 3, bs[2] = {3, 4};
+    crl_tensor *lab = crl_tensor_new(CRL_INT32, CRL_CPU, 1, &n), *box = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 2, bs);
+    int32_t *l = crl_tensor_data(lab);
+    float *b = crl_tensor_data(box);
+    for (int i = 0; i < 3; i++) {
+        l[i] = (int32_t)(195 - 97 * i); /* 195, 98, 1 */
+        b[4 * i] = (float)(5 + i), b[4 * i + 1] = (float)(7 + i), b[4 * i + 2] = 30, b[4 * i + 3] = (float)(20 - i);
+    }
+    crl_tensor *names = text_of("00001.jpg\n00002.jpg\n08144.jpg");
+    crl_tensor *l2 = crl_tensor_new(CRL_INT32, CRL_CPU, 0, NULL), *b2 = crl_tensor_new(CRL_FLOAT32, CRL_CPU, 0, NULL);
+    crl_tensor *n2 = crl_tensor_new(CRL_UINT8, CRL_CPU, 0, NULL);
+    for (int compress = 0; compress < 2; compress++) {
+        const char *p = path_of(compress ? "annos_z.mat" : "annos.mat");
+        int rc = crl_cars_annos_write(p, lab, box, names, compress);
+        rc = rc ? rc : crl_cars_annos_read(l2, b2, n2, p, 196);
+        ok(rc == CRL_OK && l2->sizes[0] == 3 && !memcmp(crl_tensor_data(l2), l, 12) && b2->sizes[0] == 3 &&
+           !memcmp(crl_tensor_data(b2), b, 48) && text_is(n2, "00001.jpg\n00002.jpg\n08144.jpg"),
+           "Cars annotations (%s) round-trip: labels, boxes (x, y, w, h) and file names: %s",
+           compress ? "zlib-compressed, as MATLAB -v7" : "plain", rc ? crl_last_error() : "");
+    }
+    /* the file holds MATLAB's layout: 1xN struct, 1-based corners and classes */
+    mat_t *mat = Mat_Open(path_of("annos.mat"), MAT_ACC_RDONLY);
+    matvar_t *a = Mat_VarRead(mat, "annotations");
+    Mat_Close(mat);
+    char *const *fn = a ? Mat_VarGetStructFieldnames(a) : NULL;
+    matvar_t *x1 = a ? Mat_VarGetStructFieldByName(a, "bbox_x1", 1) : NULL;
+    matvar_t *y2 = a ? Mat_VarGetStructFieldByName(a, "bbox_y2", 1) : NULL;
+    matvar_t *cl = a ? Mat_VarGetStructFieldByName(a, "class", 0) : NULL;
+    ok(a && a->class_type == MAT_C_STRUCT && a->rank == 2 && a->dims[0] == 1 && a->dims[1] == 3 &&
+       Mat_VarGetNumberOfFields(a) == 6 && !strcmp(fn[0], "bbox_x1") && !strcmp(fn[5], "fname") && x1 && y2 && cl &&
+       *(double *)x1->data == 7 && *(double *)y2->data == 8 + 19 && *(double *)cl->data == 196,
+       "the file holds a 1x3 struct with bbox_x1 = x + 1, bbox_y2 = y + h, class = label + 1");
+    Mat_VarFree(a);
+    crl_tensor *cn = text_of("AM General Hummer SUV 2000\nCitro\xc3\xabn C5 2003\nsmart fortwo Convertible 2012");
+    int rc = crl_cars_meta_write(path_of("meta.mat"), cn, 1);
+    rc = rc ? rc : crl_cars_meta_read(n2, path_of("meta.mat"));
+    ok(rc == CRL_OK && text_is(n2, "AM General Hummer SUV 2000\nCitro\xc3\xabn C5 2003\nsmart fortwo Convertible 2012"),
+       "cars_meta.mat class_names (a cell of UTF-16 char arrays, as MATLAB) reads back as UTF-8: %s",
+       rc ? crl_last_error() : "");
+    /* matio's own char storage, UTF-8, and integer classes (uint16 here) */
+    write_annos(path_of("utf8.mat"), 2, NULL, NULL, 0);
+    rc = crl_cars_annos_read(l2, b2, n2, path_of("utf8.mat"), 196);
+    float *bb = crl_tensor_data(b2);
+    ok(rc == CRL_OK && text_is(n2, "00001.jpg\n00002.jpg") && ((int32_t *)crl_tensor_data(l2))[1] == 1 &&
+       bb[4] == 10 && bb[5] == 20 && bb[6] == 31 - 11 + 1 && bb[7] == 41 - 21 + 1,
+       "annotations with uint16 numbers and UTF-8 names read as well: %s", rc ? crl_last_error() : "");
+
+    /* a file written on a big-endian machine ('MI'; tests/fuzz/make_corpus.lua swaps a plain one) */
+    rc = crl_cars_annos_read(l2, b2, n2, "tests/fuzz/corpus/cars/annos-be.mat", 196);
+    bb = crl_tensor_data(b2);
+    ok(rc == CRL_OK && text_is(n2, "00001.jpg\n08144.jpg") && ((int32_t *)crl_tensor_data(l2))[1] == 195 &&
+       bb[0] == 3 && bb[1] == 4 && bb[2] == 10 && bb[3] == 6 && bb[6] == 16 && bb[7] == 12,
+       "big-endian annotations read the same: %s", rc ? crl_last_error() : "");
+    rc = crl_cars_meta_read(n2, "tests/fuzz/corpus/cars/meta-be.mat");
+    ok(rc == CRL_OK && text_is(n2, "AM General Hummer SUV 2000\nCitro\xc3\xabn C5 2003\nsmart fortwo Convertible 2012"),
+       "big-endian class names read the same: %s", rc ? crl_last_error() : "");
+
+    /* each damage refused with the file, the entry and the field */
+    size_t one[2] = {1, 1}, three[2] = {1, 3};
+    write_annos(path_of("noclass.mat"), 2, "class", NULL, 0);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("noclass.mat"), 196), "annotations has no field 'class'") &&
+       strstr(crl_last_error(), "cars_test_annos_withlabels.mat") && strstr(crl_last_error(), "noclass.mat"),
+       "annotations without 'class' (the devkit's label-less test file) is refused with a hint: %s",
+       crl_last_error());
+    write_annos(path_of("charclass.mat"), 3, "class", Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, one, "7", 0), 1);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("charclass.mat"), 196),
+                  "annotations(2).class must be a real number (1x1), got a 1x1 char array"),
+       "a class stored as text is refused naming the entry: %s", crl_last_error());
+    double v3[3] = {1, 2, 3}, big = 197, frac = 2.5, neg = -1, wide = 5, nan = NAN;
+    write_annos(path_of("vecbox.mat"), 3, "bbox_y1", DOUBLES(three, v3), 2);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("vecbox.mat"), 196),
+                  "annotations(3).bbox_y1 must be a real number (1x1), got a 1x3 double array"),
+       "a 1x3 bbox_y1 is refused: %s", crl_last_error());
+    write_annos(path_of("big.mat"), 2, "class", DOUBLES(one, &big), 1);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("big.mat"), 196),
+                  "annotations(2).class = 197 is not a class in 1..196"), "class 197 of 196 is refused: %s",
+       crl_last_error());
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("utf8.mat"), 1), "annotations(2).class = 2 is not a class "
+                  "in 1..1"), "a class beyond the class names given is refused: %s", crl_last_error());
+    write_annos(path_of("frac.mat"), 2, "class", DOUBLES(one, &frac), 0);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("frac.mat"), 196), "class = 2.5 is not a class"),
+       "a fractional class is refused: %s", crl_last_error());
+    write_annos(path_of("neg.mat"), 2, "bbox_x2", DOUBLES(one, &neg), 0);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("neg.mat"), 196), "annotations(1).bbox_x2 = -1 is not a "
+                  "pixel coordinate"), "a negative corner is refused: %s", crl_last_error());
+    write_annos(path_of("nan.mat"), 2, "bbox_y2", DOUBLES(one, &nan), 1);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("nan.mat"), 196), "annotations(2).bbox_y2 = nan"),
+       "a NaN corner is refused: %s", crl_last_error());
+    write_annos(path_of("flip.mat"), 2, "bbox_x2", DOUBLES(one, &wide), 0);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("flip.mat"), 196), "annotations(1) has the box (10, 20)-(5, "
+                  "40): x2 and y2 must not be less than x1 and y1"), "a box with x2 < x1 is refused: %s",
+       crl_last_error());
+    write_annos(path_of("numname.mat"), 2, "fname", DOUBLES(one, &big), 1);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("numname.mat"), 196), "annotations(2).fname must be a 1xL "
+                  "char array (a file name without line breaks), got a 1x1 double array"),
+       "a number for a file name is refused: %s", crl_last_error());
+    size_t nl[2] = {1, 5};
+    write_annos(path_of("nlname.mat"), 2, "fname", Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, nl, "a\nb.j", 0), 0);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("nlname.mat"), 196), "annotations(1).fname must be"),
+       "a file name with a line break is refused: %s", crl_last_error());
+    write_var(path_of("matrix.mat"), Mat_VarCreate("annotations", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, three, v3, 0), 0);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("matrix.mat"), 196), "annotations must be a 1xN struct "
+                  "array, got a 1x3 double array"), "annotations that are not a struct are refused: %s",
+       crl_last_error());
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("meta.mat"), 196), "meta.mat' has no variable 'annotations'"),
+       "the class-names file given for the annotations is refused: %s", crl_last_error());
+    ok(fails_with(crl_cars_meta_read(n2, path_of("annos.mat")), "has no variable 'class_names'"),
+       "and the other way round: %s", crl_last_error());
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("nothing.mat"), 196), "cannot open") &&
+       strstr(crl_last_error(), "nothing.mat"), "a missing file is named: %s", crl_last_error());
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("annos.mat"), 0), "classes must be in 1..100000"),
+       "classes = 0 is an argument error: %s", crl_last_error());
+    write_var(path_of("meta_num.mat"), Mat_VarCreate("class_names", MAT_C_DOUBLE, MAT_T_DOUBLE, 2, three, v3, 0), 1);
+    ok(fails_with(crl_cars_meta_read(n2, path_of("meta_num.mat")), "class_names must be a 1xK cell array"),
+       "class_names that are numbers are refused: %s", crl_last_error());
+    matvar_t *cell = Mat_VarCreate("class_names", MAT_C_CELL, MAT_T_CELL, 2, three, NULL, 0);
+    Mat_VarSetCell(cell, 0, Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, nl, "Acura", 0));
+    Mat_VarSetCell(cell, 1, DOUBLES(one, &big));
+    Mat_VarSetCell(cell, 2, Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, nl, "Buick", 0));
+    write_var(path_of("meta_cell.mat"), cell, 0);
+    ok(fails_with(crl_cars_meta_read(n2, path_of("meta_cell.mat")), "class_names{2} must be a 1xL char array"),
+       "a class name that is a number is refused naming the cell: %s", crl_last_error());
+    write_bytes(path_of("v73.mat"), "MATLAB 7.3 MAT-file", 19);
+    ok(fails_with(crl_cars_meta_read(n2, path_of("v73.mat")), "is not a MATLAB level-5 file"),
+       "a file without the level-5 header is refused: %s", crl_last_error());
+    uint8_t hdr[128];
+    memset(hdr, ' ', 128);
+    hdr[124] = 0, hdr[125] = 2, hdr[126] = 'I', hdr[127] = 'M';
+    write_bytes(path_of("hdf5.mat"), hdr, 128);
+    ok(fails_with(crl_cars_meta_read(n2, path_of("hdf5.mat")), "version 0x0200 (7.3, HDF5); crlab reads level-5"),
+       "a MATLAB 7.3 (HDF5) file is refused with what to do: %s", crl_last_error());
+
+    /* what a damaged header declares is checked before matio allocates it */
+    const uint8_t dims3[8] = {1, 0, 0, 0, 3, 0, 0, 0}, dims_huge[8] = {1, 0, 0, 0, 0, 0xe1, 0xf5, 0x05}; /* 10^8 */
+    crl_cars_annos_write(path_of("huge.mat"), lab, box, names, 0);
+    int patched = patch_file(path_of("huge.mat"), dims3, dims_huge, 8);
+    compress_file(path_of("huge.mat"), path_of("huge_z.mat"));
+    ok(patched && fails_with(crl_cars_annos_read(l2, b2, n2, path_of("huge.mat"), 196), "declares 600000000 cell or "
+                             "struct entries in"), "a 1x3 struct whose header declares 1x10^8 is refused "
+       "before matio allocates 6x10^8 fields: %s", crl_last_error());
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("huge_z.mat"), 196), "declares 600000000 cell or "
+                  "struct entries"), "and so is its compressed form: %s", crl_last_error());
+    /* a file name whose data tag declares 2^31 bytes (matio allocates a char array by its tag) */
+    crl_cars_annos_write(path_of("longname.mat"), lab, box, names, 0);
+    const uint8_t utag[8] = {MAT_T_UINT16, 0, 0, 0, 18, 0, 0, 0}, utag_big[8] = {MAT_T_UINT16, 0, 0, 0, 0, 0, 0, 0x80};
+    patched = patch_file(path_of("longname.mat"), utag, utag_big, 8);
+    ok(patched && fails_with(crl_cars_annos_read(l2, b2, n2, path_of("longname.mat"), 196), "declares 2147483648 data "
+                             "bytes"), "a char array whose data tag declares 2^31 bytes is refused: %s",
+       crl_last_error());
+    /* cells nested 10 deep */
+    matvar_t *deep = Mat_VarCreate(NULL, MAT_C_CHAR, MAT_T_UINT8, 2, nl, "Acura", 0);
+    for (int d = 0; d < 10; d++) {
+        matvar_t *c = Mat_VarCreate(d == 9 ? "class_names" : NULL, MAT_C_CELL, MAT_T_CELL, 2, one, NULL, 0);
+        Mat_VarSetCell(c, 0, deep);
+        deep = c;
+    }
+    write_var(path_of("deep.mat"), deep, 0);
+    ok(fails_with(crl_cars_meta_read(n2, path_of("deep.mat")), "nests arrays more than 8 deep"),
+       "cells nested 10 deep are refused: %s", crl_last_error());
+    write_annos(path_of("cut.mat"), 3, NULL, NULL, 0);
+    size_t cn_len;
+    uint8_t *cut = read_bytes(path_of("cut.mat"), &cn_len);
+    write_bytes(path_of("cut.mat"), cut, cn_len - 20);
+    free(cut);
+    ok(fails_with(crl_cars_annos_read(l2, b2, n2, path_of("cut.mat"), 196), "is truncated"),
+       "a cut annotations file is refused as truncated: %s", crl_last_error());
+
+    /* random byte flips and cuts of both forms: a result or a message, never a crash */
+    int runs = 0, refused = 0, silent = 0;
+    unsigned seed = 777;
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        uint8_t *orig = read_bytes(path_of(k ? "annos_z.mat" : "annos.mat"), &len);
+        uint8_t *buf = malloc(len);
+        for (int r = 0; r < 200; r++) {
+            memcpy(buf, orig, len);
+            size_t m = len;
+            int flips = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 6;
+            for (int f = 0; f < flips; f++) {
+                seed = seed * 1103515245u + 12345u;
+                buf[128 + (seed >> 8) % (len - 128)] ^= (uint8_t)(1 + (seed >> 20) % 255);
+            }
+            if (r % 4 == 0) m = 128 + (seed >> 4) % (len - 128);
+            write_bytes(path_of("mutated.mat"), buf, m);
+            int rc2 = crl_cars_annos_read(l2, b2, n2, path_of("mutated.mat"), 196);
+            runs++;
+            if (rc2 != CRL_OK) {
+                refused++;
+                if (crl_last_error()[0] == 0) silent++;
+            }
+        }
+        free(buf);
+        free(orig);
+    }
+    ok(runs == 400 && silent == 0, "400 mutated or cut annotation files: no crash, %d refused with a message, %d read",
+       refused, runs - refused);
+    crl_tensor_free(cn);
+    crl_tensor_free(lab);
+    crl_tensor_free(box);
+    crl_tensor_free(names);
+    crl_tensor_free(l2);
+    crl_tensor_free(b2);
+    crl_tensor_free(n2);
+}
+
 /* Random byte flips and truncations of valid files: every read must
  * return (success or an error with a message), never crash; under
  * `make asan` this also checks for overreads. */
@@ -377,6 +675,18 @@ static void test_fuzz_found(void)
      * pointers) was read as its bytes, out of bounds */
     ok(fails_with(crl_svhn_read(im, lab, "tests/fuzz/corpus/svhn/complex-x.mat"), "X must be uint8"),
        "an SVHN file whose X is complex is refused: %s", crl_last_error());
+    /* found by fuzz_cars: a 1x0 char array whose data tag declares 2^32 - 2
+     * bytes (matio allocates a char array by its tag, whatever its size) */
+    ok(fails_with(crl_cars_meta_read(t, "tests/fuzz/corpus/cars/empty-char-huge-tag.mat"),
+                  "declares 4294967294 data bytes in 64 bytes"),
+       "a Cars class name of 0 characters declaring 2^32 - 2 bytes is refused: %s", crl_last_error());
+    /* found by fuzz_cars: a variable whose tag declares 0 bytes (matio reads
+     * flags, dimensions and name from what follows, then allocated 7 GB) */
+    compress_file("tests/fuzz/corpus/cars/empty-variable.mat", path_of("empty-variable-z.mat"));
+    ok(fails_with(crl_cars_meta_read(t, "tests/fuzz/corpus/cars/empty-variable.mat"), "broken array flags in "
+                  "variable at byte 128") &&
+       fails_with(crl_cars_meta_read(t, path_of("empty-variable-z.mat")), "broken array flags in variable at byte 128"),
+       "a variable of 0 bytes is refused, plain and compressed: %s", crl_last_error());
     crl_tensor_free(im);
     crl_tensor_free(lab);
     crl_tensor_free(t);
@@ -390,6 +700,7 @@ int main(void)
     test_jpeg();
     test_cifar();
     test_svhn();
+    test_cars();
     test_mutations();
     test_crc32();
     test_fuzz_found();

@@ -56,6 +56,89 @@ for n = 1, 2 do
   assert(C.crl_svhn_write(out .. '/svhn/svhn' .. n .. '.mat', im, lab) == 0, ffi.string(C.crl_last_error()))
 end
 
+-- Stanford Cars: annotations (2 entries) and class names (3), plain and zlib-compressed
+local function text(s)
+  local t = crlab.zeros({#s}, 'uint8')
+  ffi.copy(C.crl_tensor_data(t), s, #s)
+  return t
+end
+local lab, box = crlab.zeros({2}, 'int32'), crlab.zeros({2, 4})
+lab[1], lab[2] = 0, 195
+box[1][1], box[1][2], box[1][3], box[1][4] = 3, 4, 10, 6
+box[2][1], box[2][2], box[2][3], box[2][4] = 0, 0, 16, 12
+assert(os.execute("mkdir -p '" .. out .. "/cars'"))
+for z = 0, 1 do
+  local sfx = z == 1 and '-z.mat' or '.mat'
+  assert(C.crl_cars_annos_write(out .. '/cars/annos' .. sfx, lab, box, text('00001.jpg\n08144.jpg'), z) == 0,
+         ffi.string(C.crl_last_error()))
+  assert(C.crl_cars_meta_write(out .. '/cars/meta' .. sfx, text('AM General Hummer SUV 2000\nCitro\195\171n C5 2003\nsmart fortwo Convertible 2012'), z) == 0,
+         ffi.string(C.crl_last_error()))
+end
+
+-- and the plain annotations as a big-endian machine writes them ('MI'): every
+-- tag, flag, dimension and number byte-swapped, text bytes kept
+local function big_endian(le)
+  local out = {}
+  local function word(pos) out[#out + 1] = le:sub(pos, pos + 3):reverse() end
+  local function swapped(pos, n, size)
+    for k = pos, pos + n - 1, size do out[#out + 1] = le:sub(k, k + size - 1):reverse() end
+  end
+  local function u32(pos) local a, b, c, d = le:byte(pos, pos + 3) return a + 256 * (b + 256 * (c + 256 * d)) end
+  local sizes = {[1] = 1, [2] = 1, [3] = 2, [4] = 2, [5] = 4, [6] = 4, [7] = 4, [9] = 8, [12] = 8, [13] = 8,
+                 [16] = 1, [17] = 2, [18] = 4}
+  local function padded(n) return n + (8 - n % 8) % 8 end
+  local matrix
+  local function data(pos) -- a data element; returns the position after it
+    local t = u32(pos)
+    if t >= 65536 then -- small: the tag word, then 4 bytes of data
+      word(pos)
+      swapped(pos + 4, 4, sizes[t % 65536] or 1)
+      return pos + 8
+    end
+    local n = u32(pos + 4)
+    word(pos) word(pos + 4)
+    swapped(pos + 8, padded(n), sizes[t] or 1)
+    return pos + 8 + padded(n)
+  end
+  function matrix(pos, stop) -- the contents of an miMATRIX element
+    if pos >= stop then return end
+    word(pos) word(pos + 4) word(pos + 8) word(pos + 12) -- array flags
+    local class = u32(pos + 8) % 256
+    pos = data(pos + 16) -- dimensions
+    local nt = u32(pos)
+    if nt >= 65536 then word(pos) out[#out + 1] = le:sub(pos + 4, pos + 7) pos = pos + 8
+    else local n = u32(pos + 4) word(pos) word(pos + 4) out[#out + 1] = le:sub(pos + 8, pos + 7 + padded(n)) pos = pos + 8 + padded(n) end
+    if class == 2 then -- struct: field name length, field names
+      word(pos) word(pos + 4)
+      local n = u32(pos + 12)
+      word(pos + 8) word(pos + 12)
+      out[#out + 1] = le:sub(pos + 16, pos + 15 + padded(n))
+      pos = pos + 16 + padded(n)
+    end
+    if class == 1 or class == 2 then
+      while pos < stop do
+        local n = u32(pos + 4)
+        word(pos) word(pos + 4)
+        matrix(pos + 8, pos + 8 + n)
+        pos = pos + 8 + n
+      end
+    else
+      while pos < stop do pos = data(pos) end
+    end
+  end
+  out[1] = le:sub(1, 124) .. '\1\0MI'
+  local pos = 129
+  while pos <= #le do
+    local n = u32(pos + 4)
+    word(pos) word(pos + 4)
+    matrix(pos + 8, pos + 8 + n)
+    pos = pos + 8 + n
+  end
+  return table.concat(out)
+end
+write(out .. '/cars/annos-be.mat', big_endian(read(out .. '/cars/annos.mat')))
+write(out .. '/cars/meta-be.mat', big_endian(read(out .. '/cars/meta.mat')))
+
 -- images: the first byte picks the channels (0 as stored, 1, 3)
 local function save(name, x, jpeg, progressive, chbyte)
   if jpeg then image.saveJpeg(tmp, x, 80, progressive) else image.save(tmp, x) end

@@ -1,6 +1,6 @@
 -- The dataset readers on small trees written here in each official
 -- layout, with real PNG and JPEG files: CIFAR-10/100, SVHN, CUB-200-2011,
--- Adience, ImageNet, plain image folders; labels, class names, splits,
+-- Stanford Cars, Adience, ImageNet, plain image folders; labels, class names, splits,
 -- pixel values; and the errors for missing or broken pieces.
 local t = require 'tap'
 local ffi = require 'ffi'
@@ -149,6 +149,113 @@ write(cub .. '/image_class_labels.txt', '1 1\n2 1.5\n' .. table.concat(labels, '
 t.errors(function() data.load('cub200', cub) end, 'class 1.5 of image 2 is not an integer',
          'CUB: a fractional class number is a clean error')
 write(cub .. '/image_class_labels.txt', table.concat(labels, '\n') .. '\n')
+
+-- Stanford Cars: cars_train/, cars_test/, devkit/cars_meta.mat, devkit/cars_train_annos.mat,
+-- cars_test_annos_withlabels.mat (MATLAB files written by the C writer, through libmatio)
+local cars = tmp .. '/stanford_cars'
+mkdir(cars .. '/cars_train')
+mkdir(cars .. '/cars_test')
+mkdir(cars .. '/devkit')
+local function bytes(s)
+  local b = crlab.zeros({#s}, 'uint8')
+  ffi.copy(C.crl_tensor_data(b), s, #s)
+  return b
+end
+-- rows of {class (1-based, as in the file), x1, y1, x2, y2 (1-based, inclusive), fname}
+local function cars_annos(path, rows, compress)
+  local lab, box, names = crlab.zeros({#rows}, 'int32'), crlab.zeros({#rows, 4}), {}
+  for i, r in ipairs(rows) do
+    lab[i] = r[1] - 1
+    box[i][1], box[i][2], box[i][3], box[i][4] = r[2] - 1, r[3] - 1, r[4] - r[2] + 1, r[5] - r[3] + 1
+    names[i] = r[6]
+  end
+  assert(C.crl_cars_annos_write(path, lab, box, bytes(table.concat(names, '\n')), compress or 0) == 0,
+         ffi.string(C.crl_last_error()))
+end
+local car_names = {}
+for i = 1, 196 do car_names[i] = 'Make ' .. i .. ' Sedan ' .. (1990 + i % 23) end
+car_names[2] = 'Acura RL Sedan 2012'
+assert(C.crl_cars_meta_write(cars .. '/devkit/cars_meta.mat', bytes(table.concat(car_names, '\n')), 1) == 0)
+local car_imgs = {}
+for i = 1, 6 do
+  car_imgs[i] = make_image(i + 10, 3, 14, 18)
+  local folder = i <= 4 and 'cars_train' or 'cars_test'
+  local name = string.format('%05d.%s', i <= 4 and i or i - 4, i % 2 == 0 and 'png' or 'jpg')
+  if i % 2 == 0 then image.save(cars .. '/' .. folder .. '/' .. name, car_imgs[i])
+  else image.saveJpeg(cars .. '/' .. folder .. '/' .. name, car_imgs[i], 98) end
+end
+local train_rows = {{2, 3, 4, 12, 9, '00001.jpg'}, {196, 1, 1, 18, 14, '00002.png'}, {14, 5, 2, 9, 11, '00003.jpg'},
+                    {2, 7, 6, 16, 13, '00004.png'}}
+cars_annos(cars .. '/devkit/cars_train_annos.mat', train_rows, 1)
+local test_rows = {{1, 2, 2, 10, 10, '00001.jpg'}, {3, 1, 3, 14, 12, '00002.png'}}
+cars_annos(cars .. '/cars_test_annos_withlabels.mat', test_rows)
+local cr = data.load('cars', cars)
+t.eq(cr.train:size(), 4, 'Cars: devkit/cars_train_annos.mat lists 4 training images')
+t.eq(cr.test:size(), 2, 'Cars: cars_test_annos_withlabels.mat lists 2 test images')
+t.eq(#cr.classes, 196, 'Cars: 196 class names from devkit/cars_meta.mat')
+t.eq(cr.classes[2], 'Acura RL Sedan 2012', 'Cars: class 2 is named as in the file')
+t.eq(table.concat({cr.train.labels[1], cr.train.labels[2], cr.train.labels[3], cr.test.labels[2]}, ','), '1,195,13,2',
+     'Cars: labels are the file\'s classes minus 1')
+t.ok(cr.train.paths[3] == cars .. '/cars_train/00003.jpg' and cr.test.paths[2] == cars .. '/cars_test/00002.png',
+     'Cars: images from cars_train/ and cars_test/ by fname')
+t.ok(same(cr.train:get(4), car_imgs[4]), 'Cars: without bbox the whole PNG image reads back exactly')
+t.ok(tostring(cr.recipe.train):find('randomResizedCrop%(224x224') and tostring(cr.recipe.train):find('hflip') and
+     tostring(cr.recipe.test):find('centerCrop%(224x224'), 'Cars: the recipe is CUB-200\'s (224 crops, flips)')
+local cbb = data.load('cars', cars, {bbox = true})
+-- train 4: x1..x2 = 7..16, y1..y2 = 6..13 (1-based, inclusive): 10 wide, 8 high at (6, 5) 0-based
+t.eq(tostring(cbb.train:get(4):size()), '3x8x10', 'Cars with bbox: the crop is the box, corners included')
+t.ok(same(cbb.train:get(4), car_imgs[4]:narrow(2, 6, 8):narrow(3, 7, 10):contiguous()), 'Cars box crop pixels')
+t.eq(tostring(cbb.train:get(2):size()), '3x14x18', 'Cars: a box of the whole image crops nothing')
+t.eq(tostring(cbb.test:get(2):size()), '3x10x14', 'Cars: test images are cropped to their boxes too')
+-- the boxes reach the C loader as they reach Split:get: one unshuffled batch, centre crops of the box crops
+local Tr = require 'crlab.transforms'
+local ld = data.loader(cbb.train:head(2), {batch = 2, shuffle = false, threads = 1, transform = Tr.compose{Tr.centerCrop(6)}})
+local _, lx = ld:epoch()()
+local d1 = (lx[1] - cbb.train:get(1):narrow(3, 3, 6):float() / 255):abs():max()
+local d2 = (lx[2] - cbb.train:get(2):narrow(2, 5, 6):narrow(3, 7, 6):float() / 255):abs():max()
+t.ok(d1 < 1e-6 and d2 < 1e-6, 'Cars: the loader crops to the same boxes as Split:get (max differences ' .. d1 .. ', ' .. d2 .. ')')
+ld:close()
+-- the test labels may sit in devkit/ instead
+os.rename(cars .. '/cars_test_annos_withlabels.mat', cars .. '/devkit/cars_test_annos_withlabels.mat')
+t.eq(data.load('cars', cars).test:size(), 2, 'Cars: cars_test_annos_withlabels.mat is also found in devkit/')
+os.remove(cars .. '/devkit/cars_test_annos_withlabels.mat')
+cars_annos(cars .. '/devkit/cars_test_annos.mat', test_rows)
+t.errors(function() data.load('cars', cars) end, 'missing ' .. cars .. '/cars_test_annos_withlabels.mat (nor in ' ..
+         cars .. '/devkit/): the test labels', 'Cars: without the labelled test annotations the error says which file')
+cars_annos(cars .. '/cars_test_annos_withlabels.mat', test_rows)
+-- damaged or wrong files, each named
+local function train_with(rows, what)
+  cars_annos(cars .. '/devkit/cars_train_annos.mat', rows)
+  local ok, err = pcall(data.load, 'cars', cars)
+  cars_annos(cars .. '/devkit/cars_train_annos.mat', train_rows, 1)
+  return not ok and err or 'no error (' .. what .. ')'
+end
+local err = train_with({train_rows[1], {197, 1, 1, 5, 5, '00002.png'}}, 'class 197')
+t.ok(err:find(cars .. '/devkit/cars_train_annos.mat\': annotations(2).class = 197 is not a class in 1..196', 1, true),
+     'Cars: class 197 is refused naming the file and the entry: ' .. err)
+assert(C.crl_cars_meta_write(cars .. '/devkit/cars_meta.mat', bytes(table.concat(car_names, '\n', 1, 10)), 0) == 0)
+err = select(2, pcall(data.load, 'cars', cars))
+t.ok(tostring(err):find('annotations(2).class = 196 is not a class in 1..10 (the class names number 10)', 1, true),
+     'Cars: a class beyond cars_meta.mat\'s names is refused: ' .. tostring(err))
+assert(C.crl_cars_meta_write(cars .. '/devkit/cars_meta.mat', bytes(table.concat(car_names, '\n')), 1) == 0)
+err = train_with({train_rows[1], {5, 1, 1, 5, 5, '09999.jpg'}}, 'missing image')
+t.ok(err:find('cars_train_annos.mat: annotations(2).fname names ' .. cars .. '/cars_train/09999.jpg, which does not ' ..
+              'exist', 1, true), 'Cars: an fname naming a missing image is refused: ' .. err)
+-- the field 'class' renamed in the file: what devkit/cars_test_annos.mat lacks
+cars_annos(cars .. '/devkit/cars_train_annos.mat', train_rows)
+local f = assert(io.open(cars .. '/devkit/cars_train_annos.mat', 'rb'))
+local mat = f:read('*a')
+f:close()
+local at = mat:find('class\0', 1, true)
+write(cars .. '/devkit/cars_train_annos.mat', mat:sub(1, at - 1) .. 'clasz' .. mat:sub(at + 5))
+t.errors(function() data.load('cars', cars) end, "cars_train_annos.mat': annotations has no field 'class'",
+         'Cars: annotations without a class field are refused')
+write(cars .. '/devkit/cars_train_annos.mat', mat:sub(1, #mat - 40))
+t.errors(function() data.load('cars', cars) end, cars .. "/devkit/cars_train_annos.mat' is truncated",
+         'Cars: a cut annotations file is refused')
+write(cars .. '/devkit/cars_train_annos.mat', mat)
+os.remove(cars .. '/devkit/cars_meta.mat')
+t.errors(function() data.load('cars', cars) end, 'missing ' .. cars .. '/devkit/cars_meta.mat', 'Cars: a missing devkit file')
 
 -- Adience: aligned/<user>/landmark_aligned_face.<face>.<original> (or faces/...), fold_k_data.txt
 local ad = tmp .. '/adience'
