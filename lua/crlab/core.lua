@@ -9,6 +9,7 @@ local M = {}
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/crlab/core%.lua$') or 'lua'
 M.root = os.getenv('CRLAB_HOME') or (here .. '/..')
 
+-- A file's bytes, or nil when it cannot be opened.
 local function read_file(path)
   local f = io.open(path, 'rb')
   if not f then return nil end
@@ -16,6 +17,7 @@ local function read_file(path)
   f:close()
   return s
 end
+M.readFile = read_file
 
 local header_path = M.root .. '/core/crlab_api.h'
 local header = read_file(header_path)

@@ -372,13 +372,7 @@ local function exists(path)
   return f ~= nil
 end
 
-local function read_file(path)
-  local f = io.open(path, 'r')
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local read_file = require('crlab.core').readFile
 
 -- True when a live process holds the run's lock (a trainer started by some runner).
 function M.locked(run)

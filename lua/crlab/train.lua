@@ -263,6 +263,17 @@ local function callable(v)
   return type(mt) == 'table' and mt.__call ~= nil
 end
 
+-- {'name', option = value, ...} (or name = 'name') for the option k and
+-- the options that go with it; false when a key is neither.
+local function named_options(o, given, k, v, where)
+  for nk, nv in pairs(v) do
+    if nk == 1 or nk == 'name' then set_option(o, given, k, nv, where, k .. '.' .. nk)
+    elseif type(nk) == 'string' then set_option(o, given, canon(nk), nv, where, k .. '.' .. nk)
+    else return false end
+  end
+  return true
+end
+
 -- One object field of an experiment into x (and its stand-in into o).
 local function set_object(o, x, given, k, v, where)
   local bad = function()
@@ -280,11 +291,7 @@ local function set_object(o, x, given, k, v, where)
     o.loss = 'lua'
   elseif k == 'optimizer' then
     if type(v) == 'table' and not callable(v) then
-      for ok, ov in pairs(v) do
-        if ok == 1 or ok == 'name' then set_option(o, given, 'optimizer', ov, where, 'optimizer.' .. ok)
-        elseif type(ok) == 'string' then set_option(o, given, canon(ok), ov, where, 'optimizer.' .. ok)
-        else bad() end
-      end
+      if not named_options(o, given, k, v, where) then bad() end
       x.optimizer = nil
       return
     end
@@ -293,11 +300,7 @@ local function set_object(o, x, given, k, v, where)
   elseif k == 'dataset' then
     if type(v) ~= 'table' then bad() end
     if v.train == nil then -- a name with options
-      for dk, dv in pairs(v) do
-        if dk == 1 or dk == 'name' then set_option(o, given, 'dataset', dv, where, 'dataset.' .. dk)
-        elseif type(dk) == 'string' then set_option(o, given, canon(dk), dv, where, 'dataset.' .. dk)
-        else bad() end
-      end
+      if not named_options(o, given, k, v, where) then bad() end
       x.dataset = nil
       return
     end
@@ -380,10 +383,8 @@ end
 
 -- The CRC-32 of a file's bytes as 8 hex digits, or nil when it cannot be read.
 local function file_crc(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local text = f:read('*a')
-  f:close()
+  local text = core.readFile(path)
+  if not text then return nil end
   local c = ffi.new('uint32_t[1]')
   core.check(C.crl_crc32(c, text, #text))
   return string.format('%08x', c[0])
