@@ -860,7 +860,9 @@ function M.run(spec)
   if type(model) ~= 'table' or type(model.forward) ~= 'function' or type(model.getParameters) ~= 'function' then
     error('train: model: the function returned ' .. type(model) .. ', not a module', 0)
   end
-  model:skipInputGradient() -- the images need no gradient
+  -- the images need no gradient; only Sequential knows how to skip it (a
+  -- model of one's own may be any module, a Concat or a single layer)
+  if model.skipInputGradient then model:skipInputGradient() end
   if o['cuda-graph'] then M.check_graph(model, o.model) end
   -- moved before the slabs are made: the optimiser takes its device from them
   if device == 'cuda' then

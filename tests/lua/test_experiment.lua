@@ -145,6 +145,21 @@ do
        r.options.gamma == 1, 'run{} takes a module, an optimiser function and a focal loss object')
 end
 
+-- a model whose outer module is not a Sequential (here a Concat of two heads, given as a function and as an
+-- object): the trainer's skipping of the input gradient must not assume a container that has it
+do
+  local nn = crlab.nn
+  local function heads()
+    return nn.Concat(2, nn.Sequential(nn.Flatten(), nn.Linear(144, 2)), nn.Sequential(nn.Flatten(), nn.Linear(144, 2)))
+  end
+  for _, m in ipairs({{'a function', heads}, {'an object', heads()}}) do
+    local ok, r = pcall(train.run, {dataset = _G.EXP_DATA, model = m[2], lr = 0.01, epochs = 1, batch = 32,
+                                    workers = 1, quiet = true, out = tmp .. '/concat'})
+    t.ok(ok and #r.history == 1, 'a model whose outer module is a Concat trains (given as ' .. m[1] .. ')' ..
+         (ok and '' or ': ' .. tostring(r)))
+  end
+end
+
 -- bad fields, each named
 local base = {dataset = _G.EXP_DATA, epochs = 1, workers = 1, quiet = true, out = tmp .. '/bad'}
 local function with(k, v)
