@@ -126,7 +126,14 @@ elseif cmd == 'run' then
   os.exit(counts.failed == 0 and 0 or 1, true)
 elseif cmd == 'report' then
   local rep = require 'crlab.report'
-  local rok, text = pcall(function() return rep.write(s, rep.build(s, runs)) end)
+  local bok, r = pcall(rep.build, s, runs)
+  if not bok then fail(tostring(r), 1) end
+  -- nothing to report (a mistyped --out, a suite not run yet): say so, and make no folder or empty files
+  if #r.missing == #runs then
+    fail(string.format('suite: report: no run of %s is finished in %s (%d selected: %s); nothing written', s.file,
+                       s.out, #runs, suite.format_status(s, runs):match('^[^\n]*: ([^\n]*)')), 1)
+  end
+  local rok, text = pcall(rep.write, s, r)
   if not rok then fail(tostring(text), 1) end
   io.write(text)
 elseif cmd == 'slurm' then

@@ -497,6 +497,15 @@ out, rc = sh(suite_cmd .. ' report smoke --out ' .. q(s1.out) .. ' --only s1')
 t.ok(rc == 0 and out:find('| CE | 1 | %d+%.%d+ ± n/a |') and out:find('| n/a |', 1, true),
      'with one run per loss, std and p are n/a: ' .. (out:match('[^\n]*CRL[^\n]*') or out))
 
+-- a folder with no finished run (a mistyped --out, a suite not run yet): refused, nothing written or made
+do
+  local empty = tmp .. '/no-such-suite-folder'
+  out, rc = sh(suite_cmd .. ' report smoke --out ' .. q(empty))
+  t.ok(rc == 1 and out:find('no run of', 1, true) and out:find(empty, 1, true) and not read(empty .. '/report.md')
+       and os.execute('test -e ' .. q(empty)) ~= 0,
+       'report with no finished run fails naming the folder, and writes nothing: ' .. out:sub(1, 300))
+end
+
 ---------------------------------------------------------------------------
 -- Slurm: the call to crlab.slurm (its arguments through a stand-in; test_slurm runs the real one)
 
