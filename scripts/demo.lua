@@ -21,7 +21,11 @@ while i <= #arg do
   if k == 'no-train' then
     o.train = false
     i = i + 1
-  elseif k and o[k] ~= nil and k ~= 'train' and arg[i + 1] then
+  elseif k and o[k] ~= nil and k ~= 'train' then
+    if arg[i + 1] == nil then
+      io.stderr:write('demo: --' .. k .. ' needs a value\n')
+      os.exit(2)
+    end
     o[k] = k == 'out' and arg[i + 1] or tonumber(arg[i + 1])
     if o[k] == nil then
       io.stderr:write('demo: --' .. k .. ' takes a number, got ' .. arg[i + 1] .. '\n')

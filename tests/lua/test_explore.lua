@@ -531,6 +531,18 @@ if plot.available() then
   t.ok((closed_ok == true or closed_ok == 0) and pngs == 8, 'scripts/demo.lua --no-train writes its 8 PNGs (' ..
        pngs .. ')')
   if pngs ~= 8 then t.diag(dout) end
+  -- its command line: a bad value or a missing one is refused naming the option, with status 2, before any work
+  for _, c in ipairs({{'--epochs 0', "train: option --epochs must be an integer >= 1, got '0'"},
+                      {'--lr x', '--lr takes a number, got x'}, {'--out', '--out needs a value'},
+                      {'--epochs', '--epochs needs a value'}, {'--frob 1', "unknown argument '--frob'"}}) do
+    local ph = io.popen("cd '" .. tmp .. "' && '" .. root .. "/scripts/crlab' '" .. root .. "/scripts/demo.lua' " ..
+                        c[1] .. ' 2>&1; echo "rc=$?"')
+    local said = ph:read('*a')
+    ph:close()
+    t.ok(said:find('demo: ' .. c[2], 1, true) and said:find('rc=2', 1, true) and
+         io.open(tmp .. '/runs/demo') == nil, 'scripts/demo.lua ' .. c[1] .. ': refused, nothing made: ' ..
+         said:match('[^\n]*'))
+  end
 else
   t.skip('gnuplot not installed: plots not tested')
 end
