@@ -63,6 +63,19 @@ while i <= #arg do
     i = i + 1
   end
 end
+-- the options each command reads: any other is refused rather than ignored
+local takes = {plan = {'only', 'out'}, status = {'only', 'out'}, report = {'only', 'out'},
+               run = {'only', 'jobs', 'threads', 'devices', 'out'}, ['run-one'] = {'stop-after', 'device', 'threads', 'out'},
+               slurm = {'time', 'cpus', 'gpus', 'partition', 'stop-after', 'out'}}
+for key in pairs(opts) do
+  local ok = false
+  for _, k in ipairs(takes[cmd]) do ok = ok or k == key end
+  if not ok then
+    fail(string.format('suite: %s does not take --%s (it takes --%s)%s', cmd, key, table.concat(takes[cmd], ', --'),
+                       cmd == 'slurm' and key == 'only' and '; the array holds every run: submit some of them with ' ..
+                       'sbatch --array=INDEXES (the indexes of plan --only)' or ''))
+  end
+end
 if #positional > (cmd == 'run-one' and 1 or 0) then
   fail("suite: unexpected argument '" .. positional[#positional] .. "'")
 end

@@ -506,6 +506,15 @@ do
        'report with no finished run fails naming the folder, and writes nothing: ' .. out:sub(1, 300))
 end
 
+-- an option the command does not read is refused, not ignored (slurm --only would have written every run)
+for _, c in ipairs({{'slurm smoke --only s1', 'slurm does not take --only', 'sbatch --array='},
+                    {'plan smoke --jobs 2', 'plan does not take --jobs (it takes --only, --out)'},
+                    {'run-one smoke 1 --only s1', 'run-one does not take --only'}}) do
+  out, rc = sh(suite_cmd .. ' ' .. c[1] .. ' --out ' .. q(tmp .. '/unused-options'))
+  t.ok(rc == 2 and out:find(c[2], 1, true) and (not c[3] or out:find(c[3], 1, true)) and
+       os.execute('test -e ' .. q(tmp .. '/unused-options')) ~= 0, c[1] .. ': refused: ' .. out:sub(1, 200))
+end
+
 ---------------------------------------------------------------------------
 -- Slurm: the call to crlab.slurm (its arguments through a stand-in; test_slurm runs the real one)
 
