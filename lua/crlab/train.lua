@@ -761,13 +761,17 @@ end
 
 -- Writes text to path through a temporary file and a rename, so that an
 -- interruption leaves the old file or the new one.
+-- The buffer is written out at close: a full disk may show only there.
 local function replace_file(path, text)
-  local f, err = io.open(path .. '.tmp', 'w')
-  if not f then error('train: cannot write ' .. path .. '.tmp: ' .. tostring(err), 0) end
+  local tmp = path .. '.tmp'
+  local f, err = io.open(tmp, 'w')
+  if not f then error('train: cannot write ' .. tmp .. ': ' .. tostring(err), 0) end
   local ok, werr = f:write(text)
-  f:close()
-  if not ok or not os.rename(path .. '.tmp', path) then
-    os.remove(path .. '.tmp')
+  local closed, cerr = f:close()
+  if ok and not closed then ok, werr = nil, cerr end
+  if ok then ok, werr = os.rename(tmp, path) end
+  if not ok then
+    os.remove(tmp)
     error('train: cannot write ' .. path .. ': ' .. tostring(werr), 0)
   end
 end
