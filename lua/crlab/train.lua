@@ -47,7 +47,8 @@ M.FORMAT = 'crlab-checkpoint-1'
 -- loss's and the dataset's to check.
 M.options = {
   {'experiment', '', 'a Lua file returning the run\'s fields: option values, or Lua objects for model, transform, ' ..
-   'schedule, loss, optimizer, dataset, onStep, onEpoch (options given here override its fields)'},
+   'schedule, loss, optimizer, dataset, onStep, onEpoch (options given here override its fields)',
+   resume = 'free'}, -- the file may move: its CRC-32 is what a resume checks
   {'name', '', 'the experiment\'s name: the model\'s name in checkpoints when the model is a Lua object, and the ' ..
    'default run folder runs/<name>-<loss>-s<seed>'},
   {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | adience | imagenet | folder'},
@@ -796,6 +797,13 @@ function M.run(spec)
     -- a run of an experiment file resumes from that file, named by the
     -- saved options when the command line does not name it
     if o.experiment == '' and type(saved.experiment) == 'string' and saved.experiment ~= '' then
+      local f = io.open(saved.experiment, 'r')
+      if not f then
+        error(string.format('train: --resume: the experiment file %s saved with the run cannot be read (%s); if ' ..
+                            'it moved, or the run started in another folder, give its path with --experiment ' ..
+                            '(its CRC-32 must match)', saved.experiment, ckpt_path), 0)
+      end
+      f:close()
       local again = {}
       for k, v in pairs(spec) do again[k] = v end
       again.experiment = saved.experiment

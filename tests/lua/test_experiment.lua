@@ -130,6 +130,24 @@ do
   t.ok(o2.experiment == file, 'parse keeps the experiment\'s path')
 end
 
+-- the experiment file moved (or the run resumed from another folder, its path being relative): the file is the
+-- same by its CRC-32, so --experiment NEWPATH resumes; without it, the error says where the saved path came from
+do
+  local a, b = tmp .. '/moved-a.lua', tmp .. '/moved-b.lua'
+  write_file(a, EXP)
+  run({'--experiment', a, '--out', tmp .. '/moved', '--stop-after', '1'})
+  os.rename(a, b)
+  t.errors(function() run({'--out', tmp .. '/moved', '--resume', '--stop-after', '1'}) end,
+           'the experiment file ' .. a .. ' saved with the run cannot be read', 'resume names the saved experiment ' ..
+           'path it cannot read')
+  local ok, r = pcall(run, {'--out', tmp .. '/moved', '--resume', '--stop-after', '1', '--experiment', b})
+  t.ok(ok and #r.history == 2 and r.options.experiment == b, 'resume takes the moved file by its new path (same ' ..
+       'CRC-32), not as a change of the run' .. (ok and '' or ': ' .. tostring(r)))
+  write_file(b, (EXP:gsub('0%.05 / e', '0.04 / e')))
+  t.errors(function() run({'--out', tmp .. '/moved', '--resume', '--experiment', b}) end,
+           'the experiment file ' .. b .. ' has changed since the run started', 'and still refuses it edited')
+end
+
 -- crlab.train.run with objects directly, and an optimiser function
 do
   local nn = crlab.nn
