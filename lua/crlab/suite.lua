@@ -47,8 +47,6 @@ local M = {}
 ---------------------------------------------------------------------------
 -- the suite file
 
--- The parameters each loss takes, as train.lua options.
-local LOSS_PARAMS = {ce = {'smoothing'}, nllr = {}, crl = {'alpha', 'beta'}, focal = {'gamma'}}
 -- Options a suite may not set: the suite and the runner set them.
 local RESERVED = {dataset = 'the dataset entry sets it (name or dataset)', model = 'models sets it',
                   loss = 'losses set it', alpha = 'losses set it', beta = 'losses set it', gamma = 'losses set it',
@@ -100,10 +98,12 @@ end
 local function loss_entry(file, where, l)
   local function bad(msg) error(string.format('suite %s: %s: %s', file, where, msg), 0) end
   if type(l) ~= 'table' then bad('a loss is a table like {name = \'crl\', alpha = 1.5, beta = 1}, got ' .. type(l)) end
-  local params = LOSS_PARAMS[l.name]
-  if not params then
+  -- the parameters it takes (train.lua options of the same names), as crlab.loss defines them
+  local known_loss, base_loss = pcall(loss.byName, l.name)
+  if not known_loss then
     bad(string.format("unknown loss '%s' in field name (ce, nllr, crl, focal)", tostring(l.name)))
   end
+  local params = base_loss.param_names
   local allowed = {name = true, id = true, label = true}
   for _, p in ipairs(params) do allowed[p] = true end
   for k in pairs(l) do
