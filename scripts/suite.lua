@@ -28,7 +28,8 @@ options:
   --out DIR        the suite's folder (default runs/suites/NAME)
   --stop-after N   run-one, slurm: stop a run after N epochs of one invocation (then resumed)
   --device cuda    run-one: train on the GPU the environment gives (CUDA_VISIBLE_DEVICES, as Slurm sets it)
-  --time, --cpus, --gpus, --partition   slurm: the job array's limits]]
+  --time, --cpus, --gpus, --partition   slurm: the job array's limits
+  --requeue-before S   slurm: ask for SIGUSR1 S seconds before --time, to requeue the task (default 120; 0: none)]]
 
 local function fail(msg, code)
   io.stderr:write(msg, '\n')
@@ -46,7 +47,7 @@ local file = arg[2]
 if file == nil then fail('suite: ' .. cmd .. ' needs a SUITE (a file, or a name in scripts/suites/)') end
 local positional, opts = {}, {}
 local valued = {only = true, jobs = true, threads = true, devices = true, out = true, ['stop-after'] = true,
-                time = true, cpus = true, gpus = true, partition = true, device = true}
+                time = true, cpus = true, gpus = true, partition = true, device = true, ['requeue-before'] = true}
 local i = 3
 while i <= #arg do
   local a = arg[i]
@@ -66,7 +67,7 @@ end
 -- the options each command reads: any other is refused rather than ignored
 local takes = {plan = {'only', 'out'}, status = {'only', 'out'}, report = {'only', 'out'},
                run = {'only', 'jobs', 'threads', 'devices', 'out'}, ['run-one'] = {'stop-after', 'device', 'threads', 'out'},
-               slurm = {'time', 'cpus', 'gpus', 'partition', 'stop-after', 'out'}}
+               slurm = {'time', 'cpus', 'gpus', 'partition', 'stop-after', 'requeue-before', 'out'}}
 for key in pairs(opts) do
   local ok = false
   for _, k in ipairs(takes[cmd]) do ok = ok or k == key end
@@ -151,7 +152,8 @@ elseif cmd == 'report' then
   io.write(text)
 elseif cmd == 'slurm' then
   local sok, path = pcall(suite.slurm, s, {time = opts.time, cpus = int_opt('cpus', 1), gpus = int_opt('gpus', 0),
-                                           partition = opts.partition, stop_after = int_opt('stop-after', 1)})
+                                           partition = opts.partition, stop_after = int_opt('stop-after', 1),
+                                           requeue_before = int_opt('requeue-before', 0)})
   if not sok then fail(tostring(path), 1) end
   print(string.format('wrote %s (%d array tasks, one per run of %s); submit it with:\n  sbatch %s', path, #s.runs,
                       s.file, path))

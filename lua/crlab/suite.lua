@@ -823,7 +823,7 @@ local function abspath(p)
 end
 
 -- Writes OUT/slurm.sh; returns its path and text. opts: time, cpus, gpus,
--- partition, stop_after.
+-- partition, stop_after, requeue_before.
 function M.slurm(suite, opts)
   local ok, slurm = pcall(require, 'crlab.slurm')
   if not ok then
@@ -837,9 +837,15 @@ function M.slurm(suite, opts)
   if opts.cpus then cmd = cmd .. ' --threads=' .. opts.cpus end
   if opts.gpus and opts.gpus > 0 then cmd = cmd .. ' --device=cuda' end
   if opts.stop_after then cmd = cmd .. ' --stop-after=' .. opts.stop_after end
-  local text = slurm.script{job_name = 'crlab-' .. suite.name, array_size = #suite.runs, command = cmd,
-                            workdir = home, log_dir = out .. '/slurm-logs', time = opts.time,
-                            cpus_per_task = opts.cpus, gpus = opts.gpus, partition = opts.partition}
+  local sok, text = pcall(slurm.script, {job_name = 'crlab-' .. suite.name, array_size = #suite.runs, command = cmd,
+                                         workdir = home, log_dir = out .. '/slurm-logs', time = opts.time,
+                                         cpus_per_task = opts.cpus, gpus = opts.gpus, partition = opts.partition,
+                                         requeue_before = opts.requeue_before})
+  if not sok then -- its options as this command line names them, without a Lua location
+    local msg = tostring(text):gsub('^[^\n]-%.lua:%d+: ', ''):gsub('option requeue_before', '--requeue-before')
+                              :gsub('requeue_before = 0', '--requeue-before 0'):gsub('option time', '--time')
+    error('suite: ' .. msg, 0)
+  end
   train.mkdir_p(suite.out .. '/slurm-logs')
   local path = suite.out .. '/slurm.sh'
   write_atomic(path, text)

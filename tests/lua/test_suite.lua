@@ -515,6 +515,15 @@ for _, c in ipairs({{'slurm smoke --only s1', 'slurm does not take --only', 'sba
        os.execute('test -e ' .. q(tmp .. '/unused-options')) ~= 0, c[1] .. ': refused: ' .. out:sub(1, 200))
 end
 
+-- a time limit no longer than the default signal lead: the message names the option that changes the lead (no
+-- Lua file:line), and --requeue-before sets it
+out, rc = sh(suite_cmd .. ' slurm smoke --time 2:00 --out ' .. q(tmp .. '/short-slurm'))
+t.ok(rc == 1 and out:find('--requeue-before', 1, true) and not out:find('%.lua:%d+:') and
+     not read(tmp .. '/short-slurm/slurm.sh'), 'slurm --time 2:00 is refused naming --requeue-before: ' .. out:sub(1, 300))
+out, rc = sh(suite_cmd .. ' slurm smoke --time 2:00 --requeue-before 30 --out ' .. q(tmp .. '/short-slurm'))
+t.ok(rc == 0 and (read(tmp .. '/short-slurm/slurm.sh') or ''):find('--signal=B:USR1@30', 1, true),
+     'slurm --requeue-before 30 sets the signal lead: ' .. out:sub(1, 200))
+
 ---------------------------------------------------------------------------
 -- Slurm: the call to crlab.slurm (its arguments through a stand-in; test_slurm runs the real one)
 
