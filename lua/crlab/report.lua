@@ -60,6 +60,8 @@ function M.build(suite, runs)
     end
     local st = suite_lib.state(run)
     local recs = suite_lib.metrics(run)
+    -- a run trained further than the suite now asks (its epochs lowered since): its epochs up to the suite's
+    while #recs > 0 and recs[#recs].epoch > run.options.epochs do recs[#recs] = nil end
     if st.state ~= 'done' or #recs < run.options.epochs then
       missing[#missing + 1] = run.id .. ': ' .. suite_lib.describe(st)
     else

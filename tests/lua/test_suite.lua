@@ -474,6 +474,27 @@ t.ok(near(w2.diff, mean(crl_f) - mean(ce_f)) and near(w2.t, tt) and near(w2.df, 
 t.ok(out:find(string.format('| CRL(1.5, 1) | 2 | %.2f ± %.2f |', 100 * mean(crl_f), 100 * sd(crl_f)), 1, true) and
      out:find(string.format('%+.2f | %.3g |', 100 * w2.diff, w2.p), 1, true),
      'the printed Markdown shows mean ± std and the difference and p-value')
+-- the suite's epochs lowered after its runs finished (3 -> 2): the report's "final" is epoch 2, as its heading says
+do
+  local smoke_text = read(suite.resolve('smoke'))
+  local two = tmp .. '/smoke-two-epochs.lua'
+  write(two, (smoke_text:gsub('epochs = 3', 'epochs = 2')))
+  local s2e = suite.load(two, {out = s1.out})
+  local rep2 = require('crlab.report').build(s2e, s2e.runs)
+  local at2 = {}
+  for _, r in ipairs(s1.runs) do
+    if r.loss.id == 'ce' then
+      for line in io.lines(r.dir .. '/metrics.jsonl') do
+        local rec = json.decode(line)
+        if rec.epoch == 2 then at2[#at2 + 1] = rec.test_acc end
+      end
+    end
+  end
+  local ce2 = rep2.groups[1].by_loss.ce
+  t.ok(#rep2.missing == 0 and ce2.n == 2 and #at2 == 2 and near(ce2.mean.final_acc, mean(at2)) and
+       #ce2.curves[1] == 2, string.format('with the epochs lowered to 2, final top-1 is epoch 2\'s (%.4f, epoch 2: %.4f)',
+                                          ce2.mean.final_acc, mean(at2)))
+end
 local csv = read(s1.out .. '/report.csv') or ''
 t.ok(csv:find('\nfashion-mnist,cnn,crl-a1.5-b1,"CRL(1.5, 1)",2,' .. string.format('%.10g', mean(crl_f)), 1, true) ~= nil,
      'report.csv holds the same numbers')
