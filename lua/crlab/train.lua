@@ -244,8 +244,11 @@ local function option_entry(key)
   return known_options[key]
 end
 
--- A plain option value into o, checked against the option's type.
-local function set_option(o, given, key, v, where, field)
+-- A plain option value into o, checked against the option's type; seen
+-- (key -> field) refuses one option given twice in one table, under two
+-- spellings or by an object and a field, which pairs() would settle in
+-- no stated order.
+local function set_option(o, given, key, v, where, field, seen)
   local d = option_entry(key)
   if not d then
     error(string.format("train: %s: unknown field '%s' (an option of crlab.train.options, or %s)", where,
@@ -255,6 +258,10 @@ local function set_option(o, given, key, v, where, field)
     error(string.format('train: %s: %s must be a %s, got %s%s', where, field, type(d[2]), type(v),
                         is_plain(v) and " '" .. tostring(v) .. "'" or ''), 0)
   end
+  if seen[key] then
+    error(string.format('train: %s: %s is given twice (as %s and as %s)', where, key, seen[key], tostring(field)), 0)
+  end
+  seen[key] = tostring(field)
   o[key], given[key] = v, true
 end
 
@@ -265,15 +272,15 @@ local function callable(v)
 end
 
 -- One object field of an experiment into x (and its stand-in into o).
-local function set_object(o, x, given, k, v, where)
+local function set_object(o, x, given, k, v, where, seen)
   local bad = function()
     error(string.format('train: %s: %s must be %s%s, got %s', where, k, option_entry(k) and 'a name or ' or '',
                         OBJECT_FIELDS[k], type(v)), 0)
   end
   if k == 'loss' then
     if crlab.loss.isCriterion(v) then -- the options it stands for
-      set_option(o, given, 'loss', v.name, where, k)
-      for _, p in ipairs(v.param_names) do set_option(o, given, p, v[p], where, k .. '.' .. p) end
+      set_option(o, given, 'loss', v.name, where, k, seen)
+      for _, p in ipairs(v.param_names) do set_option(o, given, p, v[p], where, k .. '.' .. p, seen) end
       x.loss = nil
       return
     end
@@ -282,8 +289,8 @@ local function set_object(o, x, given, k, v, where)
   elseif k == 'optimizer' then
     if type(v) == 'table' and not callable(v) then
       for ok, ov in pairs(v) do
-        if ok == 1 or ok == 'name' then set_option(o, given, 'optimizer', ov, where, 'optimizer.' .. ok)
-        elseif type(ok) == 'string' then set_option(o, given, canon(ok), ov, where, 'optimizer.' .. ok)
+        if ok == 1 or ok == 'name' then set_option(o, given, 'optimizer', ov, where, 'optimizer.' .. ok, seen)
+        elseif type(ok) == 'string' then set_option(o, given, canon(ok), ov, where, 'optimizer.' .. ok, seen)
         else bad() end
       end
       x.optimizer = nil
@@ -295,8 +302,8 @@ local function set_object(o, x, given, k, v, where)
     if type(v) ~= 'table' then bad() end
     if v.train == nil then -- a name with options
       for dk, dv in pairs(v) do
-        if dk == 1 or dk == 'name' then set_option(o, given, 'dataset', dv, where, 'dataset.' .. dk)
-        elseif type(dk) == 'string' then set_option(o, given, canon(dk), dv, where, 'dataset.' .. dk)
+        if dk == 1 or dk == 'name' then set_option(o, given, 'dataset', dv, where, 'dataset.' .. dk, seen)
+        elseif type(dk) == 'string' then set_option(o, given, canon(dk), dv, where, 'dataset.' .. dk, seen)
         else bad() end
       end
       x.dataset = nil
@@ -350,15 +357,16 @@ local function set_object(o, x, given, k, v, where)
 end
 
 local function apply_fields(o, x, given, t, where)
+  local seen = {}
   for k, v in pairs(t) do
     if type(k) ~= 'string' then
       error(string.format('train: %s: fields are named, got the field [%s]', where, tostring(k)), 0)
     end
     if OBJECT_FIELDS[k] and not (type(v) == 'string' and option_entry(k)) then
-      set_object(o, x, given, k, v, where)
+      set_object(o, x, given, k, v, where, seen)
     else
       local key = canon(k)
-      set_option(o, given, key, v, where, k)
+      set_option(o, given, key, v, where, k, seen)
       if OBJECT_FIELDS[key] then x[key] = nil end -- a name replaces an object given before
     end
   end

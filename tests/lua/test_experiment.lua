@@ -205,6 +205,22 @@ t.errors(function() train.run(with('dataset', {'cifar10', coarse = 'yes'})) end,
          'dataset.coarse must be a boolean', 'a dataset option of the wrong type')
 t.errors(function() train.run(with('onEpoch', 'stop')) end, 'onEpoch must be a function(record, info), got string',
          'a hook that is not a function')
+-- one option given twice in one table, under two spellings or by a loss object and a field: refused, not one of
+-- them silently dropped
+t.errors(function()
+  local s = with('weight_decay', 1e-4)
+  s.weightDecay = 5e-4
+  train.run(s)
+end, 'weight-decay is given twice', 'weight_decay and weightDecay in one table')
+t.errors(function()
+  local s = with('loss', crlab.loss.crl{alpha = 1.5})
+  s.alpha = 2
+  train.run(s)
+end, 'alpha is given twice', 'a crlab.loss object and its parameter as a field')
+write_file(tmp .. '/twice.lua', "return {dataset = EXP_DATA, epochs = 1, workers = 1, quiet = true, out = '" .. tmp ..
+           "/twice', optimizer = {'sgd', momentum = 0.5}, momentum = 0.9}")
+t.errors(function() train.run{experiment = tmp .. '/twice.lua'} end, 'twice.lua: momentum is given twice',
+         'an experiment file giving momentum in optimizer and as a field')
 write_file(tmp .. '/notable.lua', 'return 42')
 t.errors(function() train.run{experiment = tmp .. '/notable.lua'} end,
          'notable.lua must return a table of the run\'s fields, it returned number', 'an experiment file returning ' ..
