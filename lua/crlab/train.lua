@@ -167,6 +167,10 @@ function M.check_options(o)
       end
     end
   end
+  if o.override and not o.resume then
+    error('train: --override applies only with --resume (it accepts changed options of a resumed run; without ' ..
+          '--resume the run would start afresh over the one in --out)', 0)
+  end
   for m in tostring(o.milestones or ''):gmatch('[^,%s]+') do
     local n = tonumber(m)
     if not n or n ~= n or n < 0 or n == math.huge then

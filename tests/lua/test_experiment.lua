@@ -102,6 +102,9 @@ write_file(file, (EXP:gsub('0%.05 / e', '0.04 / e')))
 t.errors(function() run({'--out', tmp .. '/split', '--resume', '--epochs', '4'}) end,
          'the experiment file ' .. file .. ' has changed since the run started', 'resume refuses an edited ' ..
          'experiment file (its CRC-32 differs)')
+t.errors(function() run({'--out', tmp .. '/split', '--epochs', '4', '--alpha', '3', '--override'}) end,
+         '--override applies only with --resume', '--override without --resume is refused (it would start the run ' ..
+         'afresh over the saved one)')
 local over = run({'--out', tmp .. '/split', '--resume', '--epochs', '4', '--alpha', '3', '--override'})
 t.ok(#over.history == 4 and over.options.alpha == 3, '--override accepts the changes and trains on')
 local last
