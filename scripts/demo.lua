@@ -21,23 +21,27 @@ while i <= #arg do
   if k == 'no-train' then
     o.train = false
     i = i + 1
-  elseif k and o[k] ~= nil and k ~= 'train' and arg[i + 1] then
+  elseif k and o[k] ~= nil and k ~= 'train' then
+    if arg[i + 1] == nil then
+      io.stderr:write('demo: --' .. k .. ' needs a value\n')
+      os.exit(2, true)
+    end
     o[k] = k == 'out' and arg[i + 1] or tonumber(arg[i + 1])
     if o[k] == nil then
       io.stderr:write('demo: --' .. k .. ' takes a number, got ' .. arg[i + 1] .. '\n')
-      os.exit(2)
+      os.exit(2, true)
     end
     i = i + 2
   else
     io.stderr:write("demo: unknown argument '" .. arg[i] .. "'\n" ..
                     'usage: crlab scripts/demo.lua [--out DIR] [--train-limit N] [--test-limit N] [--epochs N] ' ..
                     '[--lr X] [--no-train]\n')
-    os.exit(2)
+    os.exit(2, true)
   end
 end
 if not plot.available() then
   io.stderr:write('demo: gnuplot was not found (apt-get install gnuplot-nox); the demo writes PNGs\n')
-  os.exit(1)
+  os.exit(1, true)
 end
 -- the runs' options, checked before any work
 local LOSSES, run_opts = {'ce', 'crl', 'nllr'}, {}
@@ -48,7 +52,7 @@ for _, l in ipairs(o.train and LOSSES or {}) do
                                       '--test-limit', tostring(o['test-limit']), '--out', o.out .. '/' .. l, '--quiet'})
   if not ok then
     io.stderr:write('demo: ' .. tostring(opts) .. '\n')
-    os.exit(2)
+    os.exit(2, true)
   end
   run_opts[l] = opts
 end
@@ -114,7 +118,7 @@ if o.train then
   end
   if #dirs == 0 then
     io.stderr:write('demo: no run wrote any epoch, so there are no run plots\n')
-    os.exit(1)
+    os.exit(1, true)
   end
   section('calibration at the last epoch')
   ex.reliability(dirs, {file = png('reliability.png')})

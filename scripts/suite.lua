@@ -28,7 +28,8 @@ options:
   --out DIR        the suite's folder (default runs/suites/NAME)
   --stop-after N   run-one, slurm: stop a run after N epochs of one invocation (then resumed)
   --device cuda    run-one: train on the GPU the environment gives (CUDA_VISIBLE_DEVICES, as Slurm sets it)
-  --time, --cpus, --gpus, --partition   slurm: the job array's limits]]
+  --time, --cpus, --gpus, --partition   slurm: the job array's limits
+  --requeue-before S   slurm: ask for SIGUSR1 S seconds before --time, to requeue the task (default 120; 0: none)]]
 
 local function fail(msg, code)
   io.stderr:write(msg, '\n')
@@ -46,7 +47,7 @@ local file = arg[2]
 if file == nil then fail('suite: ' .. cmd .. ' needs a SUITE (a file, or a name in scripts/suites/)') end
 local positional, opts = {}, {}
 local valued = {only = true, jobs = true, threads = true, devices = true, out = true, ['stop-after'] = true,
-                time = true, cpus = true, gpus = true, partition = true, device = true}
+                time = true, cpus = true, gpus = true, partition = true, device = true, ['requeue-before'] = true}
 local i = 3
 while i <= #arg do
   local a = arg[i]
@@ -61,6 +62,19 @@ while i <= #arg do
   else
     positional[#positional + 1] = a
     i = i + 1
+  end
+end
+-- the options each command reads: any other is refused rather than ignored
+local takes = {plan = {'only', 'out'}, status = {'only', 'out'}, report = {'only', 'out'},
+               run = {'only', 'jobs', 'threads', 'devices', 'out'}, ['run-one'] = {'stop-after', 'device', 'threads', 'out'},
+               slurm = {'time', 'cpus', 'gpus', 'partition', 'stop-after', 'requeue-before', 'out'}}
+for key in pairs(opts) do
+  local ok = false
+  for _, k in ipairs(takes[cmd]) do ok = ok or k == key end
+  if not ok then
+    fail(string.format('suite: %s does not take --%s (it takes --%s)%s', cmd, key, table.concat(takes[cmd], ', --'),
+                       cmd == 'slurm' and key == 'only' and '; the array holds every run: submit some of them with ' ..
+                       'sbatch --array=INDEXES (the indexes of plan --only)' or ''))
   end
 end
 if #positional > (cmd == 'run-one' and 1 or 0) then
@@ -126,12 +140,20 @@ elseif cmd == 'run' then
   os.exit(counts.failed == 0 and 0 or 1, true)
 elseif cmd == 'report' then
   local rep = require 'crlab.report'
-  local rok, text = pcall(function() return rep.write(s, rep.build(s, runs)) end)
+  local bok, r = pcall(rep.build, s, runs)
+  if not bok then fail(tostring(r), 1) end
+  -- nothing to report (a mistyped --out, a suite not run yet): say so, and make no folder or empty files
+  if #r.missing == #runs then
+    fail(string.format('suite: report: no run of %s is finished in %s (%d selected: %s); nothing written', s.file,
+                       s.out, #runs, suite.format_status(s, runs):match('^[^\n]*: ([^\n]*)')), 1)
+  end
+  local rok, text = pcall(rep.write, s, r)
   if not rok then fail(tostring(text), 1) end
   io.write(text)
 elseif cmd == 'slurm' then
   local sok, path = pcall(suite.slurm, s, {time = opts.time, cpus = int_opt('cpus', 1), gpus = int_opt('gpus', 0),
-                                           partition = opts.partition, stop_after = int_opt('stop-after', 1)})
+                                           partition = opts.partition, stop_after = int_opt('stop-after', 1),
+                                           requeue_before = int_opt('requeue-before', 0)})
   if not sok then fail(tostring(path), 1) end
   print(string.format('wrote %s (%d array tasks, one per run of %s); submit it with:\n  sbatch %s', path, #s.runs,
                       s.file, path))

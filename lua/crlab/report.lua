@@ -16,6 +16,7 @@ local stats = require 'crlab.stats'
 local json = require 'crlab.json'
 local plot = require 'crlab.plot'
 local train = require 'crlab.train'
+local metrics = require 'crlab.metrics'
 
 local M = {}
 
@@ -59,6 +60,8 @@ function M.build(suite, runs)
     end
     local st = suite_lib.state(run)
     local recs = suite_lib.metrics(run)
+    -- a run trained further than the suite now asks (its epochs lowered since): its epochs up to the suite's
+    while #recs > 0 and recs[#recs].epoch > run.options.epochs do recs[#recs] = nil end
     if st.state ~= 'done' or #recs < run.options.epochs then
       missing[#missing + 1] = run.id .. ': ' .. suite_lib.describe(st)
     else
@@ -276,13 +279,14 @@ function M.plots(dir, g)
   for _, l in ipairs(g.losses) do
     if l.bins then
       local cx, acc, hx, frac, total = {}, {}, {}, {}, 0
-      for _, b in ipairs(l.bins) do total = total + b[1] end
-      for i, b in ipairs(l.bins) do
-        hx[#hx + 1] = (i - 0.5) / #l.bins
-        frac[#frac + 1] = total > 0 and b[1] / total or 0
-        if b[1] > 0 then
-          cx[#cx + 1] = b[2] / b[1]
-          acc[#acc + 1] = b[3] / b[1]
+      local bins = metrics.binTable(l.bins) -- the summed {count, confidence sum, correct}: means and bounds
+      for _, b in ipairs(bins) do total = total + b.count end
+      for _, b in ipairs(bins) do
+        hx[#hx + 1] = (b.lo + b.hi) / 2
+        frac[#frac + 1] = total > 0 and b.count / total or 0
+        if b.count > 0 then
+          cx[#cx + 1] = b.confidence
+          acc[#acc + 1] = b.accuracy
         end
       end
       if #cx > 0 then

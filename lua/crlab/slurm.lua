@@ -224,7 +224,8 @@ function M.write(path, o)
   local f, err = io.open(tmp, 'w')
   if not f then fail('write', 'cannot write ' .. tmp .. ': ' .. tostring(err)) end
   local good, werr = f:write(text)
-  f:close()
+  local closed, cerr = f:close() -- the buffer goes out here: a full disk may show only now
+  if good and not closed then good, werr = nil, cerr end
   if not good then
     os.remove(tmp)
     fail('write', 'cannot write ' .. tmp .. ': ' .. tostring(werr))

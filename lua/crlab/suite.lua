@@ -47,8 +47,6 @@ local M = {}
 ---------------------------------------------------------------------------
 -- the suite file
 
--- The parameters each loss takes, as train.lua options.
-local LOSS_PARAMS = {ce = {'smoothing'}, nllr = {}, crl = {'alpha', 'beta'}, focal = {'gamma'}}
 -- Options a suite may not set: the suite and the runner set them.
 local RESERVED = {dataset = 'the dataset entry sets it (name or dataset)', model = 'models sets it',
                   loss = 'losses set it', alpha = 'losses set it', beta = 'losses set it', gamma = 'losses set it',
@@ -100,10 +98,12 @@ end
 local function loss_entry(file, where, l)
   local function bad(msg) error(string.format('suite %s: %s: %s', file, where, msg), 0) end
   if type(l) ~= 'table' then bad('a loss is a table like {name = \'crl\', alpha = 1.5, beta = 1}, got ' .. type(l)) end
-  local params = LOSS_PARAMS[l.name]
-  if not params then
+  -- the parameters it takes (train.lua options of the same names), as crlab.loss defines them
+  local known_loss, base_loss = pcall(loss.byName, l.name)
+  if not known_loss then
     bad(string.format("unknown loss '%s' in field name (ce, nllr, crl, focal)", tostring(l.name)))
   end
+  local params = base_loss.param_names
   local allowed = {name = true, id = true, label = true}
   for _, p in ipairs(params) do allowed[p] = true end
   for k in pairs(l) do
@@ -817,7 +817,7 @@ local function abspath(p)
 end
 
 -- Writes OUT/slurm.sh; returns its path and text. opts: time, cpus, gpus,
--- partition, stop_after.
+-- partition, stop_after, requeue_before.
 function M.slurm(suite, opts)
   local ok, slurm = pcall(require, 'crlab.slurm')
   if not ok then
@@ -831,9 +831,15 @@ function M.slurm(suite, opts)
   if opts.cpus then cmd = cmd .. ' --threads=' .. opts.cpus end
   if opts.gpus and opts.gpus > 0 then cmd = cmd .. ' --device=cuda' end
   if opts.stop_after then cmd = cmd .. ' --stop-after=' .. opts.stop_after end
-  local text = slurm.script{job_name = 'crlab-' .. suite.name, array_size = #suite.runs, command = cmd,
-                            workdir = home, log_dir = out .. '/slurm-logs', time = opts.time,
-                            cpus_per_task = opts.cpus, gpus = opts.gpus, partition = opts.partition}
+  local sok, text = pcall(slurm.script, {job_name = 'crlab-' .. suite.name, array_size = #suite.runs, command = cmd,
+                                         workdir = home, log_dir = out .. '/slurm-logs', time = opts.time,
+                                         cpus_per_task = opts.cpus, gpus = opts.gpus, partition = opts.partition,
+                                         requeue_before = opts.requeue_before})
+  if not sok then -- its options as this command line names them, without a Lua location
+    local msg = tostring(text):gsub('^[^\n]-%.lua:%d+: ', ''):gsub('option requeue_before', '--requeue-before')
+                              :gsub('requeue_before = 0', '--requeue-before 0'):gsub('option time', '--time')
+    error('suite: ' .. msg, 0)
+  end
   train.mkdir_p(suite.out .. '/slurm-logs')
   local path = suite.out .. '/slurm.sh'
   write_atomic(path, text)

@@ -47,10 +47,11 @@ M.FORMAT = 'crlab-checkpoint-1'
 -- loss's and the dataset's to check.
 M.options = {
   {'experiment', '', 'a Lua file returning the run\'s fields: option values, or Lua objects for model, transform, ' ..
-   'schedule, loss, optimizer, dataset, onStep, onEpoch (options given here override its fields)'},
+   'schedule, loss, optimizer, dataset, onStep, onEpoch (options given here override its fields)',
+   resume = 'free'}, -- the file may move: its CRC-32 is what a resume checks
   {'name', '', 'the experiment\'s name: the model\'s name in checkpoints when the model is a Lua object, and the ' ..
    'default run folder runs/<name>-<loss>-s<seed>'},
-    {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | cars | adience | imagenet | folder'},
+  {'dataset', 'fashion-mnist', 'fashion-mnist | mnist | cifar10 | cifar100 | svhn | cub200 | cars | adience | imagenet | folder'},
   {'data', '', 'folder of the dataset files (see data/README.md; Fashion-MNIST and MNIST default to Debian\'s)',
    resume = 'free'},
   {'coarse', false, 'cifar100: the 20 coarse labels'},
@@ -166,6 +167,10 @@ function M.check_options(o)
       end
     end
   end
+  if o.override and not o.resume then
+    error('train: --override applies only with --resume (it accepts changed options of a resumed run; without ' ..
+          '--resume the run would start afresh over the one in --out)', 0)
+  end
   for m in tostring(o.milestones or ''):gmatch('[^,%s]+') do
     local n = tonumber(m)
     if not n or n ~= n or n < 0 or n == math.huge then
@@ -243,8 +248,11 @@ local function option_entry(key)
   return known_options[key]
 end
 
--- A plain option value into o, checked against the option's type.
-local function set_option(o, given, key, v, where, field)
+-- A plain option value into o, checked against the option's type; seen
+-- (key -> field) refuses one option given twice in one table, under two
+-- spellings or by an object and a field, which pairs() would settle in
+-- no stated order.
+local function set_option(o, given, key, v, where, field, seen)
   local d = option_entry(key)
   if not d then
     error(string.format("train: %s: unknown field '%s' (an option of crlab.train.options, or %s)", where,
@@ -254,6 +262,10 @@ local function set_option(o, given, key, v, where, field)
     error(string.format('train: %s: %s must be a %s, got %s%s', where, field, type(d[2]), type(v),
                         is_plain(v) and " '" .. tostring(v) .. "'" or ''), 0)
   end
+  if seen[key] then
+    error(string.format('train: %s: %s is given twice (as %s and as %s)', where, key, seen[key], tostring(field)), 0)
+  end
+  seen[key] = tostring(field)
   o[key], given[key] = v, true
 end
 
@@ -265,25 +277,25 @@ end
 
 -- {'name', option = value, ...} (or name = 'name') for the option k and
 -- the options that go with it; false when a key is neither.
-local function named_options(o, given, k, v, where)
+local function named_options(o, given, k, v, where, seen)
   for nk, nv in pairs(v) do
-    if nk == 1 or nk == 'name' then set_option(o, given, k, nv, where, k .. '.' .. nk)
-    elseif type(nk) == 'string' then set_option(o, given, canon(nk), nv, where, k .. '.' .. nk)
+    if nk == 1 or nk == 'name' then set_option(o, given, k, nv, where, k .. '.' .. nk, seen)
+    elseif type(nk) == 'string' then set_option(o, given, canon(nk), nv, where, k .. '.' .. nk, seen)
     else return false end
   end
   return true
 end
 
 -- One object field of an experiment into x (and its stand-in into o).
-local function set_object(o, x, given, k, v, where)
+local function set_object(o, x, given, k, v, where, seen)
   local bad = function()
     error(string.format('train: %s: %s must be %s%s, got %s', where, k, option_entry(k) and 'a name or ' or '',
                         OBJECT_FIELDS[k], type(v)), 0)
   end
   if k == 'loss' then
     if crlab.loss.isCriterion(v) then -- the options it stands for
-      set_option(o, given, 'loss', v.name, where, k)
-      for _, p in ipairs(v.param_names) do set_option(o, given, p, v[p], where, k .. '.' .. p) end
+      set_option(o, given, 'loss', v.name, where, k, seen)
+      for _, p in ipairs(v.param_names) do set_option(o, given, p, v[p], where, k .. '.' .. p, seen) end
       x.loss = nil
       return
     end
@@ -291,7 +303,7 @@ local function set_object(o, x, given, k, v, where)
     o.loss = 'lua'
   elseif k == 'optimizer' then
     if type(v) == 'table' and not callable(v) then
-      if not named_options(o, given, k, v, where) then bad() end
+      if not named_options(o, given, k, v, where, seen) then bad() end
       x.optimizer = nil
       return
     end
@@ -300,7 +312,7 @@ local function set_object(o, x, given, k, v, where)
   elseif k == 'dataset' then
     if type(v) ~= 'table' then bad() end
     if v.train == nil then -- a name with options
-      if not named_options(o, given, k, v, where) then bad() end
+      if not named_options(o, given, k, v, where, seen) then bad() end
       x.dataset = nil
       return
     end
@@ -352,15 +364,16 @@ local function set_object(o, x, given, k, v, where)
 end
 
 local function apply_fields(o, x, given, t, where)
+  local seen = {}
   for k, v in pairs(t) do
     if type(k) ~= 'string' then
       error(string.format('train: %s: fields are named, got the field [%s]', where, tostring(k)), 0)
     end
     if OBJECT_FIELDS[k] and not (type(v) == 'string' and option_entry(k)) then
-      set_object(o, x, given, k, v, where)
+      set_object(o, x, given, k, v, where, seen)
     else
       local key = canon(k)
-      set_option(o, given, key, v, where, k)
+      set_option(o, given, key, v, where, k, seen)
       if OBJECT_FIELDS[key] then x[key] = nil end -- a name replaces an object given before
     end
   end
@@ -762,13 +775,17 @@ end
 
 -- Writes text to path through a temporary file and a rename, so that an
 -- interruption leaves the old file or the new one.
+-- The buffer is written out at close: a full disk may show only there.
 local function replace_file(path, text)
-  local f, err = io.open(path .. '.tmp', 'w')
-  if not f then error('train: cannot write ' .. path .. '.tmp: ' .. tostring(err), 0) end
+  local tmp = path .. '.tmp'
+  local f, err = io.open(tmp, 'w')
+  if not f then error('train: cannot write ' .. tmp .. ': ' .. tostring(err), 0) end
   local ok, werr = f:write(text)
-  f:close()
-  if not ok or not os.rename(path .. '.tmp', path) then
-    os.remove(path .. '.tmp')
+  local closed, cerr = f:close()
+  if ok and not closed then ok, werr = nil, cerr end
+  if ok then ok, werr = os.rename(tmp, path) end
+  if not ok then
+    os.remove(tmp)
     error('train: cannot write ' .. path .. ': ' .. tostring(werr), 0)
   end
 end
@@ -793,6 +810,13 @@ function M.run(spec)
     -- a run of an experiment file resumes from that file, named by the
     -- saved options when the command line does not name it
     if o.experiment == '' and type(saved.experiment) == 'string' and saved.experiment ~= '' then
+      local f = io.open(saved.experiment, 'r')
+      if not f then
+        error(string.format('train: --resume: the experiment file %s saved with the run cannot be read (%s); if ' ..
+                            'it moved, or the run started in another folder, give its path with --experiment ' ..
+                            '(its CRC-32 must match)', saved.experiment, ckpt_path), 0)
+      end
+      f:close()
       local again = {}
       for k, v in pairs(spec) do again[k] = v end
       again.experiment = saved.experiment
@@ -861,7 +885,9 @@ function M.run(spec)
   if type(model) ~= 'table' or type(model.forward) ~= 'function' or type(model.getParameters) ~= 'function' then
     error('train: model: the function returned ' .. type(model) .. ', not a module', 0)
   end
-  model:skipInputGradient() -- the images need no gradient
+  -- the images need no gradient; only Sequential knows how to skip it (a
+  -- model of one's own may be any module, a Concat or a single layer)
+  if model.skipInputGradient then model:skipInputGradient() end
   if o['cuda-graph'] then M.check_graph(model, o.model) end
   -- moved before the slabs are made: the optimiser takes its device from them
   if device == 'cuda' then

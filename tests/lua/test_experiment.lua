@@ -102,6 +102,9 @@ write_file(file, (EXP:gsub('0%.05 / e', '0.04 / e')))
 t.errors(function() run({'--out', tmp .. '/split', '--resume', '--epochs', '4'}) end,
          'the experiment file ' .. file .. ' has changed since the run started', 'resume refuses an edited ' ..
          'experiment file (its CRC-32 differs)')
+t.errors(function() run({'--out', tmp .. '/split', '--epochs', '4', '--alpha', '3', '--override'}) end,
+         '--override applies only with --resume', '--override without --resume is refused (it would start the run ' ..
+         'afresh over the saved one)')
 local over = run({'--out', tmp .. '/split', '--resume', '--epochs', '4', '--alpha', '3', '--override'})
 t.ok(#over.history == 4 and over.options.alpha == 3, '--override accepts the changes and trains on')
 local last
@@ -130,6 +133,24 @@ do
   t.ok(o2.experiment == file, 'parse keeps the experiment\'s path')
 end
 
+-- the experiment file moved (or the run resumed from another folder, its path being relative): the file is the
+-- same by its CRC-32, so --experiment NEWPATH resumes; without it, the error says where the saved path came from
+do
+  local a, b = tmp .. '/moved-a.lua', tmp .. '/moved-b.lua'
+  write_file(a, EXP)
+  run({'--experiment', a, '--out', tmp .. '/moved', '--stop-after', '1'})
+  os.rename(a, b)
+  t.errors(function() run({'--out', tmp .. '/moved', '--resume', '--stop-after', '1'}) end,
+           'the experiment file ' .. a .. ' saved with the run cannot be read', 'resume names the saved experiment ' ..
+           'path it cannot read')
+  local ok, r = pcall(run, {'--out', tmp .. '/moved', '--resume', '--stop-after', '1', '--experiment', b})
+  t.ok(ok and #r.history == 2 and r.options.experiment == b, 'resume takes the moved file by its new path (same ' ..
+       'CRC-32), not as a change of the run' .. (ok and '' or ': ' .. tostring(r)))
+  write_file(b, (EXP:gsub('0%.05 / e', '0.04 / e')))
+  t.errors(function() run({'--out', tmp .. '/moved', '--resume', '--experiment', b}) end,
+           'the experiment file ' .. b .. ' has changed since the run started', 'and still refuses it edited')
+end
+
 -- crlab.train.run with objects directly, and an optimiser function
 do
   local nn = crlab.nn
@@ -143,6 +164,21 @@ do
                       out = tmp .. '/direct', loss = crlab.loss.focal{gamma = 1}}
   t.ok(#r.history == 1 and made == 1 and r.options.optimizer == 'lua' and r.options.loss == 'focal' and
        r.options.gamma == 1, 'run{} takes a module, an optimiser function and a focal loss object')
+end
+
+-- a model whose outer module is not a Sequential (here a Concat of two heads, given as a function and as an
+-- object): the trainer's skipping of the input gradient must not assume a container that has it
+do
+  local nn = crlab.nn
+  local function heads()
+    return nn.Concat(2, nn.Sequential(nn.Flatten(), nn.Linear(144, 2)), nn.Sequential(nn.Flatten(), nn.Linear(144, 2)))
+  end
+  for _, m in ipairs({{'a function', heads}, {'an object', heads()}}) do
+    local ok, r = pcall(train.run, {dataset = _G.EXP_DATA, model = m[2], lr = 0.01, epochs = 1, batch = 32,
+                                    workers = 1, quiet = true, out = tmp .. '/concat'})
+    t.ok(ok and #r.history == 1, 'a model whose outer module is a Concat trains (given as ' .. m[1] .. ')' ..
+         (ok and '' or ': ' .. tostring(r)))
+  end
 end
 
 -- bad fields, each named
@@ -172,6 +208,22 @@ t.errors(function() train.run(with('dataset', {'cifar10', coarse = 'yes'})) end,
          'dataset.coarse must be a boolean', 'a dataset option of the wrong type')
 t.errors(function() train.run(with('onEpoch', 'stop')) end, 'onEpoch must be a function(record, info), got string',
          'a hook that is not a function')
+-- one option given twice in one table, under two spellings or by a loss object and a field: refused, not one of
+-- them silently dropped
+t.errors(function()
+  local s = with('weight_decay', 1e-4)
+  s.weightDecay = 5e-4
+  train.run(s)
+end, 'weight-decay is given twice', 'weight_decay and weightDecay in one table')
+t.errors(function()
+  local s = with('loss', crlab.loss.crl{alpha = 1.5})
+  s.alpha = 2
+  train.run(s)
+end, 'alpha is given twice', 'a crlab.loss object and its parameter as a field')
+write_file(tmp .. '/twice.lua', "return {dataset = EXP_DATA, epochs = 1, workers = 1, quiet = true, out = '" .. tmp ..
+           "/twice', optimizer = {'sgd', momentum = 0.5}, momentum = 0.9}")
+t.errors(function() train.run{experiment = tmp .. '/twice.lua'} end, 'twice.lua: momentum is given twice',
+         'an experiment file giving momentum in optimizer and as a field')
 write_file(tmp .. '/notable.lua', 'return 42')
 t.errors(function() train.run{experiment = tmp .. '/notable.lua'} end,
          'notable.lua must return a table of the run\'s fields, it returned number', 'an experiment file returning ' ..

@@ -531,6 +531,18 @@ if plot.available() then
   t.ok((closed_ok == true or closed_ok == 0) and pngs == 8, 'scripts/demo.lua --no-train writes its 8 PNGs (' ..
        pngs .. ')')
   if pngs ~= 8 then t.diag(dout) end
+  -- its command line: a bad value or a missing one is refused naming the option, with status 2, before any work
+  for _, c in ipairs({{'--epochs 0', "train: option --epochs must be an integer >= 1, got '0'"},
+                      {'--lr x', '--lr takes a number, got x'}, {'--out', '--out needs a value'},
+                      {'--epochs', '--epochs needs a value'}, {'--frob 1', "unknown argument '--frob'"}}) do
+    local ph = io.popen("cd '" .. tmp .. "' && '" .. root .. "/scripts/crlab' '" .. root .. "/scripts/demo.lua' " ..
+                        c[1] .. ' 2>&1; echo "rc=$?"')
+    local said = ph:read('*a')
+    ph:close()
+    t.ok(said:find('demo: ' .. c[2], 1, true) and said:find('rc=2', 1, true) and
+         io.open(tmp .. '/runs/demo') == nil, 'scripts/demo.lua ' .. c[1] .. ': refused, nothing made: ' ..
+         said:match('[^\n]*'))
+  end
 else
   t.skip('gnuplot not installed: plots not tested')
 end
@@ -542,11 +554,14 @@ do
   local train = require 'crlab.train'
   local o = train.parse({'--dataset', 'fashion-mnist', '--loss', 'crl', '--train-limit', '256', '--test-limit', '200',
                          '--epochs', '2', '--batch', '64', '--out', tmp .. '/real', '--quiet', '--workers', '1'})
-  local ok, r = pcall(train.run, o)
-  if not ok then
-    t.skip('no real run (Fashion-MNIST missing?): ' .. tostring(r))
-  elseif r.history[1].test_bins == nil then
-    t.skip('the trainer does not record test_bins yet')
+  -- only missing data skips this part: a trainer that fails, or records no test_bins, is a failure
+  local have, why = pcall(require('crlab.data').load, 'fashion-mnist')
+  local ok, r
+  if have then ok, r = pcall(train.run, o) end
+  if not have then
+    t.skip('no real run: Fashion-MNIST is not installed (' .. tostring(why):match('[^\n]*') .. ')')
+  elseif not ok or r.history[1].test_bins == nil then
+    t.ok(false, 'real run: trains and records test_bins: ' .. (ok and 'no test_bins in its record' or tostring(r)))
   else
     local rel = ex.reliability(tmp .. '/real', {quiet = true})
     t.eq(rel.runs[1].label, 'crl{alpha=1.5,beta=1}', 'real run: labelled by the loss in its checkpoint')

@@ -140,6 +140,16 @@ do
            'a script path in a missing folder is refused')
   t.errors(function() slurm.write(scratch .. '/x.sbatch', opts{array_size = -1}) end,
            'slurm.write: option array_size', 'write checks the options, naming itself')
+  -- a write cut short when the buffer is flushed (a full disk; here the file-size limit) is an error, and the
+  -- script already there stays whole
+  local root = os.getenv('CRLAB_HOME') or '.'
+  local code = string.format("local s = require('crlab.slurm'); local o = {job_name = 'x', array_size = 2, " ..
+                             "command = 'true', workdir = '/', log_dir = %q, extra = {'--comment=' .. " ..
+                             "string.rep('c', 2000)}}; s.write(%q, o)", scratch .. '/w/logs', scratch .. '/w.sbatch')
+  local out, rc = sh("trap '' XFSZ; ulimit -f 1; " .. q(root .. '/scripts/crlab') .. ' -e ' .. q(code))
+  t.ok(rc ~= 0 and out:find('slurm.write: cannot write', 1, true) and read(scratch .. '/w.sbatch') == text and
+       read(scratch .. '/w.sbatch.tmp') == nil, 'a write cut short at close is refused and the old script stays: ' ..
+       out:match('[^\n]*'))
 end
 
 ---------------------------------------------------------------------------

@@ -468,6 +468,27 @@ t.ok(near(w2.diff, mean(crl_f) - mean(ce_f)) and near(w2.t, tt) and near(w2.df, 
 t.ok(out:find(string.format('| CRL(1.5, 1) | 2 | %.2f ± %.2f |', 100 * mean(crl_f), 100 * sd(crl_f)), 1, true) and
      out:find(string.format('%+.2f | %.3g |', 100 * w2.diff, w2.p), 1, true),
      'the printed Markdown shows mean ± std and the difference and p-value')
+-- the suite's epochs lowered after its runs finished (3 -> 2): the report's "final" is epoch 2, as its heading says
+do
+  local smoke_text = read(suite.resolve('smoke'))
+  local two = tmp .. '/smoke-two-epochs.lua'
+  write(two, (smoke_text:gsub('epochs = 3', 'epochs = 2')))
+  local s2e = suite.load(two, {out = s1.out})
+  local rep2 = require('crlab.report').build(s2e, s2e.runs)
+  local at2 = {}
+  for _, r in ipairs(s1.runs) do
+    if r.loss.id == 'ce' then
+      for line in io.lines(r.dir .. '/metrics.jsonl') do
+        local rec = json.decode(line)
+        if rec.epoch == 2 then at2[#at2 + 1] = rec.test_acc end
+      end
+    end
+  end
+  local ce2 = rep2.groups[1].by_loss.ce
+  t.ok(#rep2.missing == 0 and ce2.n == 2 and #at2 == 2 and near(ce2.mean.final_acc, mean(at2)) and
+       #ce2.curves[1] == 2, string.format('with the epochs lowered to 2, final top-1 is epoch 2\'s (%.4f, epoch 2: %.4f)',
+                                          ce2.mean.final_acc, mean(at2)))
+end
 local csv = read(s1.out .. '/report.csv') or ''
 t.ok(csv:find('\nfashion-mnist,cnn,crl-a1.5-b1,"CRL(1.5, 1)",2,' .. string.format('%.10g', mean(crl_f)), 1, true) ~= nil,
      'report.csv holds the same numbers')
@@ -490,6 +511,33 @@ end, 'crlab.plot: series a: a band needs lo and hi, each with 2 values', 'a band
 out, rc = sh(suite_cmd .. ' report smoke --out ' .. q(s1.out) .. ' --only s1')
 t.ok(rc == 0 and out:find('| CE | 1 | %d+%.%d+ ± n/a |') and out:find('| n/a |', 1, true),
      'with one run per loss, std and p are n/a: ' .. (out:match('[^\n]*CRL[^\n]*') or out))
+
+-- a folder with no finished run (a mistyped --out, a suite not run yet): refused, nothing written or made
+do
+  local empty = tmp .. '/no-such-suite-folder'
+  out, rc = sh(suite_cmd .. ' report smoke --out ' .. q(empty))
+  t.ok(rc == 1 and out:find('no run of', 1, true) and out:find(empty, 1, true) and not read(empty .. '/report.md')
+       and os.execute('test -e ' .. q(empty)) ~= 0,
+       'report with no finished run fails naming the folder, and writes nothing: ' .. out:sub(1, 300))
+end
+
+-- an option the command does not read is refused, not ignored (slurm --only would have written every run)
+for _, c in ipairs({{'slurm smoke --only s1', 'slurm does not take --only', 'sbatch --array='},
+                    {'plan smoke --jobs 2', 'plan does not take --jobs (it takes --only, --out)'},
+                    {'run-one smoke 1 --only s1', 'run-one does not take --only'}}) do
+  out, rc = sh(suite_cmd .. ' ' .. c[1] .. ' --out ' .. q(tmp .. '/unused-options'))
+  t.ok(rc == 2 and out:find(c[2], 1, true) and (not c[3] or out:find(c[3], 1, true)) and
+       os.execute('test -e ' .. q(tmp .. '/unused-options')) ~= 0, c[1] .. ': refused: ' .. out:sub(1, 200))
+end
+
+-- a time limit no longer than the default signal lead: the message names the option that changes the lead (no
+-- Lua file:line), and --requeue-before sets it
+out, rc = sh(suite_cmd .. ' slurm smoke --time 2:00 --out ' .. q(tmp .. '/short-slurm'))
+t.ok(rc == 1 and out:find('--requeue-before', 1, true) and not out:find('%.lua:%d+:') and
+     not read(tmp .. '/short-slurm/slurm.sh'), 'slurm --time 2:00 is refused naming --requeue-before: ' .. out:sub(1, 300))
+out, rc = sh(suite_cmd .. ' slurm smoke --time 2:00 --requeue-before 30 --out ' .. q(tmp .. '/short-slurm'))
+t.ok(rc == 0 and (read(tmp .. '/short-slurm/slurm.sh') or ''):find('--signal=B:USR1@30', 1, true),
+     'slurm --requeue-before 30 sets the signal lead: ' .. out:sub(1, 200))
 
 ---------------------------------------------------------------------------
 -- Slurm: the call to crlab.slurm (its arguments through a stand-in; test_slurm runs the real one)
@@ -515,7 +563,7 @@ if real_ok then
   local _, text = suite.slurm(s1, {time = '01:00:00'})
   t.ok(text:find('run-one', 1, true) and text:find('1-4', 1, true), 'with the real crlab.slurm: an array of 4 tasks')
 else
-  t.skip('crlab.slurm is not on this branch yet')
+  t.ok(false, 'crlab.slurm loads: ' .. tostring(select(2, pcall(require, 'crlab.slurm'))))
 end
 
 os.execute('rm -rf ' .. q(tmp))

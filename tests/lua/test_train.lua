@@ -350,5 +350,23 @@ for _, name in ipairs({'cnn', 'resnet20', 'preresnet20', 'wrn-16-2', 'densenet-b
        name .. ': steps 2-4 allocate no storage (buffers are reused)')
 end
 
+-- replace_file (metrics, reports): a write that fails only when the buffer is flushed at close (a full disk, here
+-- the file-size limit) is an error and leaves the old file, not a truncated one renamed over it
+do
+  local path = tmp .. '/replaced.txt'
+  write(path, 'old')
+  local root = os.getenv('CRLAB_HOME') or '.'
+  local p = io.popen("trap '' XFSZ; ulimit -f 1; '" .. root .. "/scripts/crlab' -e " ..
+                     "\"require('crlab.train').replace_file('" .. path .. "', string.rep('x', 3000))\" 2>&1; echo rc=$?")
+  local out = p:read('*a')
+  p:close()
+  local f = io.open(path, 'rb')
+  local now = f and f:read('*a')
+  if f then f:close() end
+  t.ok(not out:find('rc=0', 1, true) and out:find('cannot write ' .. path, 1, true) and now == 'old' and
+       io.open(path .. '.tmp') == nil, 'replace_file: a write cut short at close is an error, the old file stays ' ..
+       '(now ' .. #(now or '') .. ' bytes): ' .. out:match('[^\n]*'))
+end
+
 os.execute('rm -rf ' .. tmp)
 t.done()
