@@ -625,8 +625,10 @@ end
 local function make_schedule(o, steps_per_epoch)
   local ms = {}
   for v in tostring(o.milestones):gmatch('[^,%s]+') do ms[#ms + 1] = tonumber(v) end
-  return optim.schedule{kind = o.schedule, lr = o.lr, epochs = o.epochs, milestones = ms, gamma = o['lr-gamma'],
-                        warmup = o.warmup, stepSize = 1 / steps_per_epoch}
+  local ok, f = pcall(optim.schedule, {kind = o.schedule, lr = o.lr, epochs = o.epochs, milestones = ms,
+                                      gamma = o['lr-gamma'], warmup = o.warmup, stepSize = 1 / steps_per_epoch})
+  if not ok then error('train: --schedule: ' .. tostring(f):gsub('^[^:\n]*:%d+: ', ''):gsub('^schedule: ', ''), 0) end
+  return f
 end
 
 ---------------------------------------------------------------------------
@@ -856,7 +858,6 @@ function M.run(spec)
   if o.threads > 0 and C.crl_set_num_threads(o.threads) ~= 0 then
     error('train: --threads: ' .. core.last_error():gsub('^[%w_]+: ', ''), 0)
   end
-  mkdir_p(dir)
   crlab.manualSeed(o.seed)
   local ds = x.dataset or data.load(o.dataset, o.data ~= '' and o.data or nil,
                                    {crop = o.crop >= 0 and o.crop or nil, flip = o.flip or nil, coarse = o.coarse,
@@ -878,7 +879,9 @@ function M.run(spec)
   end
   local model = x.model
   if x.model == nil then
-    model = models.build(o.model, {channels = ds.channels, classes = K, size = size})
+    local okm, m = pcall(models.build, o.model, {channels = ds.channels, classes = K, size = size})
+    if not okm then error('train: --model: ' .. tostring(m):gsub('^[^:\n]*:%d+: ', ''), 0) end
+    model = m
   elseif callable(x.model) then
     model = x.model({channels = ds.channels, classes = K, size = size, dataset = o.dataset})
   end
@@ -929,6 +932,7 @@ function M.run(spec)
   end
   local start, best, best_epoch = 1, -1, 0
   local history = {}
+  mkdir_p(dir) -- only now: a bad name or file above leaves no folder behind
   if o.resume then
     local meta = M.load_into(ckpt_path, model, opt, o)
     start = tonumber(meta.epoch) + 1

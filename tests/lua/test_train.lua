@@ -125,6 +125,15 @@ t.errors(function() train.run(opts({'--model', 'resnet21', '--out', tmp .. '/x'}
          'a CIFAR ResNet depth that is not 6n+2')
 t.errors(function() train.run(opts({'--loss', 'hinge', '--out', tmp .. '/x'})) end, "unknown loss 'hinge'",
          'an unknown loss name')
+for _, bad in ipairs({{'--model', 'vgg16', "train: --model: unknown model 'vgg16'"},
+                      {'--schedule', 'nope', "train: --schedule: unknown kind 'nope' (constant, multistep, cosine)"},
+                      {'--optimizer', 'rms', "train: unknown optimizer 'rms'"}}) do
+  local out = tmp .. '/named-' .. bad[2]
+  local ok, err = pcall(train.run, opts({bad[1], bad[2], '--out', out}))
+  t.ok(not ok and tostring(err):sub(1, #bad[3]) == bad[3] and io.open(out .. '/metrics.jsonl') == nil and
+       os.execute("test -d '" .. out .. "'") ~= 0, bad[1] .. ' ' .. bad[2] .. ': the message alone, no Lua ' ..
+       'location, and no run folder left behind: ' .. tostring(err))
+end
 
 if not crlab.cuda.available() then
   t.errors(function() train.run(opts({'--device', 'cuda', '--out', tmp .. '/x'})) end,
