@@ -49,7 +49,7 @@ for _, l in ipairs(o.train and LOSSES or {}) do
   local ok, opts = pcall(train.parse, {'--loss', l, '--model', 'cnn', '--epochs', tostring(o.epochs),
                                       '--lr', tostring(o.lr), '--nesterov', '--weight-decay', '5e-4', '--seed', '1',
                                       '--train-limit', tostring(o['train-limit']),
-                                      '--test-limit', tostring(o['test-limit']), '--out', o.out .. '/' .. l, '--quiet'})
+                                      '--test-limit', tostring(o['test-limit']), '--out', o.out .. '/' .. l, '--quiet', '--overwrite'})
   if not ok then
     io.stderr:write('demo: ' .. tostring(opts) .. '\n')
     os.exit(2, true)

@@ -96,6 +96,8 @@ M.options = {
   {'eval-batch', 500, 'batch size of the test pass', resume = 'free', int = true, min = 1},
   {'out', '', 'run folder (default runs/<dataset>-<model>-<loss>-s<seed>)', resume = 'invocation'},
   {'resume', false, 'continue the run in --out from its checkpoint', resume = 'invocation'},
+  {'overwrite', false, 'start afresh in an --out that already holds a run (its checkpoint, best model and metrics are ' ..
+   'replaced); without it such a folder is refused', resume = 'invocation'},
   {'override', false, 'with --resume: accept options that differ from the saved run (each change is printed and ' ..
    'recorded in metrics.jsonl as "override")', resume = 'invocation'},
   {'stop-after', 0, 'stop after this many epochs in this invocation (for time-limited jobs; resume later)',
@@ -799,6 +801,15 @@ function M.run(spec)
   local dir = run_dir(o)
   local ckpt_path, best_path = dir .. '/checkpoint.safetensors', dir .. '/best.safetensors'
   local override_log, overrides, early_stop = {}, nil, 0
+  local held = io.open(ckpt_path, 'rb')
+  if held then held:close() end
+  if held and not o.resume and not o.overwrite then
+    error(string.format('train: %s already holds a run (%s): add --resume to continue it, --overwrite to start it ' ..
+                        'afresh (its checkpoint and metrics are replaced), or give another --out', dir, ckpt_path), 0)
+  end
+  if o.resume and o.overwrite then
+    error('train: --resume and --overwrite exclude each other (continue the run, or start it afresh)', 0)
+  end
   if o.resume then
     local f = io.open(ckpt_path, 'rb')
     if not f then error('train: --resume: no checkpoint at ' .. ckpt_path, 0) end

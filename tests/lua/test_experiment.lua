@@ -175,7 +175,7 @@ do
   end
   for _, m in ipairs({{'a function', heads}, {'an object', heads()}}) do
     local ok, r = pcall(train.run, {dataset = _G.EXP_DATA, model = m[2], lr = 0.01, epochs = 1, batch = 32,
-                                    workers = 1, quiet = true, out = tmp .. '/concat'})
+                                    workers = 1, quiet = true, out = tmp .. '/concat-' .. #m[1]})
     t.ok(ok and #r.history == 1, 'a model whose outer module is a Concat trains (given as ' .. m[1] .. ')' ..
          (ok and '' or ': ' .. tostring(r)))
   end

@@ -150,6 +150,20 @@ t.errors(function() train.run(opts({'--precision', 'fp16', '--device', 'cuda', '
 t.ok(train.defaults().precision == 'fp32', 'the default precision is fp32')
 t.ok(train.usage():find('--precision', 1, true) ~= nil, 'the usage lists --precision')
 
+-- a fresh run into a folder that holds one is refused, unless --overwrite
+do
+  local out = tmp .. '/again'
+  train.run(opts({'--epochs', '1', '--out', out}))
+  local before = io.open(out .. '/checkpoint.safetensors', 'rb'):read('*a')
+  t.errors(function() train.run(opts({'--epochs', '1', '--out', out, '--lr', '0.5'})) end,
+           out .. ' already holds a run', 'a fresh run into a folder holding one is refused')
+  t.ok(io.open(out .. '/checkpoint.safetensors', 'rb'):read('*a') == before, 'and its checkpoint is untouched')
+  local r = train.run(opts({'--epochs', '1', '--out', out, '--lr', '0.5', '--overwrite'}))
+  t.ok(#r.history == 1 and r.options.lr == 0.5, '--overwrite starts it afresh')
+  t.errors(function() train.run(opts({'--out', out, '--resume', '--overwrite'})) end,
+           '--resume and --overwrite exclude each other', '--resume with --overwrite is refused')
+end
+
 -- resume: 2 epochs at once == the same run stopped after epoch 1 and resumed
 local whole = train.run(opts({'--epochs', '2', '--out', tmp .. '/whole', '--flip', '--crop', '2'}))
 train.run(opts({'--epochs', '2', '--stop-after', '1', '--out', tmp .. '/split', '--flip', '--crop', '2'}))
