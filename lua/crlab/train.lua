@@ -794,6 +794,19 @@ local function replace_file(path, text)
   end
 end
 M.replace_file = replace_file
+
+-- Appends one line to a metrics file; a failed write (a full disk shows at
+-- close) is an error naming the file. The epoch's checkpoint is written
+-- after its metrics, so a resume rewrites both from the last checkpoint.
+local function append_line(path, line)
+  local f, err = io.open(path, 'a')
+  if not f then error('train: cannot append to ' .. path .. ': ' .. tostring(err), 0) end
+  local ok, werr = f:write(line, '\n')
+  local closed, cerr = f:close()
+  if ok and not closed then ok, werr = nil, cerr end
+  if not ok then error('train: cannot append to ' .. path .. ': ' .. tostring(werr), 0) end
+end
+M.append_line = append_line
 M.mkdir_p = mkdir_p
 
 function M.run(spec)
@@ -1051,12 +1064,8 @@ function M.run(spec)
                  test_logit_norm = ev.logitNorm, test_oneoff = ds.ordinal and ev.oneoff or nil, test_bins = ev.bins,
                  override = epoch == start and overrides or nil}
     history[#history + 1] = rec
-    local jf = assert(io.open(dir .. '/metrics.jsonl', 'a'))
-    jf:write(json.encode(rec), '\n')
-    jf:close()
-    local cf = assert(io.open(dir .. '/metrics.csv', 'a'))
-    cf:write(csv_row(rec), '\n')
-    cf:close()
+    append_line(dir .. '/metrics.jsonl', json.encode(rec))
+    append_line(dir .. '/metrics.csv', csv_row(rec))
     if ev.acc > best then
       best, best_epoch = ev.acc, epoch
       local list = state_tensors(model, nil)

@@ -391,5 +391,18 @@ do
        '(now ' .. #(now or '') .. ' bytes): ' .. out:match('[^\n]*'))
 end
 
+-- append_line (an epoch's metrics): a write cut short is an error naming the file, not a silent partial line
+do
+  local path = tmp .. '/appended.jsonl'
+  write(path, 'first\n')
+  local root = os.getenv('CRLAB_HOME') or '.'
+  local p = io.popen("trap '' XFSZ; ulimit -f 1; '" .. root .. "/scripts/crlab' -e " ..
+                     "\"require('crlab.train').append_line('" .. path .. "', string.rep('x', 3000))\" 2>&1; echo rc=$?")
+  local out = p:read('*a')
+  p:close()
+  t.ok(not out:find('rc=0', 1, true) and out:find('cannot append to ' .. path, 1, true),
+       'append_line: a write cut short is an error naming the file: ' .. out:match('[^\n]*'))
+end
+
 os.execute('rm -rf ' .. tmp)
 t.done()
