@@ -147,7 +147,9 @@ elseif cmd == 'report' then
     fail(string.format('suite: report: no run of %s is finished in %s (%d selected: %s); nothing written', s.file,
                        s.out, #runs, suite.format_status(s, runs):match('^[^\n]*: ([^\n]*)')), 1)
   end
-  local rok, text = pcall(rep.write, s, r)
+  -- a report of some runs goes beside the whole suite's, not over it
+  local dir = opts.only and s.out .. '/reports/only-' .. opts.only:gsub('[^%w%-%.]+', '_') or nil
+  local rok, text = pcall(rep.write, s, r, dir)
   if not rok then fail(tostring(text), 1) end
   io.write(text)
 elseif cmd == 'slurm' then

@@ -305,20 +305,22 @@ function M.plots(dir, g)
   return files
 end
 
--- Writes report.md, report.csv, report.json and plots/*.png in the
--- suite's folder; returns the Markdown followed by the list of files.
-function M.write(suite, r)
-  train.mkdir_p(suite.out)
+-- Writes report.md, report.csv, report.json and plots/*.png in dir (the
+-- suite's folder by default); returns the Markdown followed by the list of
+-- files.
+function M.write(suite, r, dir)
+  dir = dir or suite.out
+  train.mkdir_p(dir)
   local md = M.markdown(suite, r)
-  local files = {suite.out .. '/report.md', suite.out .. '/report.csv', suite.out .. '/report.json'}
+  local files = {dir .. '/report.md', dir .. '/report.csv', dir .. '/report.json'}
   train.replace_file(files[1], md)
   train.replace_file(files[2], M.csv(r))
   train.replace_file(files[3], M.json(suite, r))
   local note
   if plot.available() then
-    train.mkdir_p(suite.out .. '/plots')
+    train.mkdir_p(dir .. '/plots')
     for _, g in ipairs(r.groups) do
-      for _, f in ipairs(M.plots(suite.out .. '/plots', g)) do files[#files + 1] = f end
+      for _, f in ipairs(M.plots(dir .. '/plots', g)) do files[#files + 1] = f end
     end
   else
     note = 'no plots: gnuplot was not found (apt-get install gnuplot-nox)'

@@ -507,10 +507,14 @@ end
 t.errors(function()
   require('crlab.plot').lines{terminal = true, series = {{name = 'a', x = {1, 2}, y = {1, 2}, lo = {0}, hi = {2, 3}}}}
 end, 'crlab.plot: series a: a band needs lo and hi, each with 2 values', 'a band of the wrong length is refused')
--- one seed: no spread, no test
+-- one seed: no spread, no test; the partial report goes beside the whole one, not over it
+local whole_md = read(s1.out .. '/report.md')
 out, rc = sh(suite_cmd .. ' report smoke --out ' .. q(s1.out) .. ' --only s1')
 t.ok(rc == 0 and out:find('| CE | 1 | %d+%.%d+ ± n/a |') and out:find('| n/a |', 1, true),
      'with one run per loss, std and p are n/a: ' .. (out:match('[^\n]*CRL[^\n]*') or out))
+t.ok(whole_md ~= nil and read(s1.out .. '/report.md') == whole_md and
+     (read(s1.out .. '/reports/only-s1/report.md') or ''):find('± n/a', 1, true),
+     'report --only writes to reports/only-PATTERN/ and leaves the suite\'s report as it was')
 
 -- a folder with no finished run (a mistyped --out, a suite not run yet): refused, nothing written or made
 do
