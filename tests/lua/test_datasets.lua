@@ -12,11 +12,7 @@ local C = crlab.C
 local tmp = os.tmpname()
 os.remove(tmp)
 local function mkdir(p) os.execute("mkdir -p '" .. p .. "'") end
-local function write(path, s)
-  local f = assert(io.open(path, 'wb'))
-  f:write(s)
-  f:close()
-end
+local write = require('testio').write
 mkdir(tmp)
 
 -- a small, smooth image (so JPEG keeps it close) that depends on tag

@@ -32,11 +32,7 @@ _G.EXP_DATA = {train = make_split(64, 1), test = make_split(24, 2), classes = {'
 -- the experiment file: an inline model, pipeline and schedule, a loss
 -- object, optimiser options, hooks counting their calls
 local file = tmp .. '/exp.lua'
-local function write_file(path, text)
-  local f = assert(io.open(path, 'w'))
-  f:write(text)
-  f:close()
-end
+local write_file = require('testio').write
 local EXP = [[
 local nn, T = crlab.nn, crlab.transforms
 local calls = _G.EXP_CALLS or {steps = 0, epochs = 0} -- the test's counters

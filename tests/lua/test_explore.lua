@@ -374,11 +374,7 @@ end
 local tmp = os.tmpname()
 os.remove(tmp)
 assert(os.execute("mkdir -p '" .. tmp .. "'") == 0)
-local function write(path, text)
-  local f = assert(io.open(path, 'w'))
-  f:write(text)
-  f:close()
-end
+local write = require('testio').write
 local function mkrun(name, recs)
   local d = tmp .. '/' .. name
   os.execute("mkdir -p '" .. d .. "'")

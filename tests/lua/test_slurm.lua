@@ -14,29 +14,10 @@ pcall(ffi.cdef, 'int setenv(const char *name, const char *value, int overwrite);
 pcall(ffi.cdef, 'int unsetenv(const char *name);')
 
 local root = os.getenv('CRLAB_HOME') or '.'
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local tio = require 'testio'
+local q, sh, read, write = tio.q, tio.sh, tio.read, tio.write
 
 -- stdout+stderr and exit status of a shell command
-local function sh(cmd)
-  local p = io.popen('( ' .. cmd .. ' ) </dev/null 2>&1; echo "rc=$?"')
-  local out = p:read('*a')
-  p:close()
-  local rc = tonumber(out:match('rc=(%d+)\n$'))
-  return out:gsub('rc=%d+\n$', ''), rc
-end
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return s
-end
-local function write(path, text, mode)
-  local f = assert(io.open(path, 'w'))
-  f:write(text)
-  f:close()
-  if mode then assert(os.execute('chmod ' .. mode .. ' ' .. q(path)) == 0) end
-end
 
 local scratch = os.tmpname()
 os.remove(scratch)

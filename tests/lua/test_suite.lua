@@ -20,29 +20,11 @@ local tmp = os.tmpname()
 os.remove(tmp)
 assert(os.execute('mkdir -p ' .. tmp) == 0)
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local tio = require 'testio'
+local q, sh, read, write = tio.q, tio.sh, tio.read, tio.write
 
-local function sh(cmd)
-  local p = io.popen('( ' .. cmd .. ' ) 2>&1 < /dev/null; echo "rc=$?"')
-  local out = p:read('*a')
-  p:close()
-  local rc = tonumber(out:match('rc=(%d+)\n$'))
-  return out:gsub('rc=%d+\n$', ''), rc
-end
 
-local function read(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local s = f:read('*a')
-  f:close()
-  return s
-end
 
-local function write(path, text)
-  local f = assert(io.open(path, 'w'))
-  f:write(text)
-  f:close()
-end
 
 local function sleep(s) os.execute('sleep ' .. s) end
 

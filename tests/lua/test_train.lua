@@ -19,11 +19,7 @@ local function be32(n)
   return string.char(math.floor(n / 2^24) % 256, math.floor(n / 2^16) % 256, math.floor(n / 256) % 256, n % 256)
 end
 
-local function write(path, bytes)
-  local f = assert(io.open(path, 'wb'))
-  f:write(bytes)
-  f:close()
-end
+local write = require('testio').write
 
 -- Images whose class is readable from the picture: class c lights up row band c.
 local function make_split(n, seed)
@@ -373,20 +369,24 @@ for _, name in ipairs({'cnn', 'resnet20', 'preresnet20', 'wrn-16-2', 'densenet-b
        name .. ': steps 2-4 allocate no storage (buffers are reused)')
 end
 
+-- Runs require('crlab.train').FN(path, 3000 bytes) in a crlab process whose
+-- files may not grow past 1 KiB (a full disk, for the write): its output
+-- and exit status.
+local function cut_short(fn, path)
+  local tio = require 'testio'
+  local root = os.getenv('CRLAB_HOME') or '.'
+  return tio.sh("trap '' XFSZ; ulimit -f 1; " .. tio.q(root .. '/scripts/crlab') .. ' -e ' ..
+                tio.q("require('crlab.train')." .. fn .. "('" .. path .. "', string.rep('x', 3000))"))
+end
+
 -- replace_file (metrics, reports): a write that fails only when the buffer is flushed at close (a full disk, here
 -- the file-size limit) is an error and leaves the old file, not a truncated one renamed over it
 do
   local path = tmp .. '/replaced.txt'
   write(path, 'old')
-  local root = os.getenv('CRLAB_HOME') or '.'
-  local p = io.popen("trap '' XFSZ; ulimit -f 1; '" .. root .. "/scripts/crlab' -e " ..
-                     "\"require('crlab.train').replace_file('" .. path .. "', string.rep('x', 3000))\" 2>&1; echo rc=$?")
-  local out = p:read('*a')
-  p:close()
-  local f = io.open(path, 'rb')
-  local now = f and f:read('*a')
-  if f then f:close() end
-  t.ok(not out:find('rc=0', 1, true) and out:find('cannot write ' .. path, 1, true) and now == 'old' and
+  local out, rc = cut_short('replace_file', path)
+  local now = require('testio').read(path)
+  t.ok(rc ~= 0 and out:find('cannot write ' .. path, 1, true) and now == 'old' and
        io.open(path .. '.tmp') == nil, 'replace_file: a write cut short at close is an error, the old file stays ' ..
        '(now ' .. #(now or '') .. ' bytes): ' .. out:match('[^\n]*'))
 end
@@ -395,12 +395,8 @@ end
 do
   local path = tmp .. '/appended.jsonl'
   write(path, 'first\n')
-  local root = os.getenv('CRLAB_HOME') or '.'
-  local p = io.popen("trap '' XFSZ; ulimit -f 1; '" .. root .. "/scripts/crlab' -e " ..
-                     "\"require('crlab.train').append_line('" .. path .. "', string.rep('x', 3000))\" 2>&1; echo rc=$?")
-  local out = p:read('*a')
-  p:close()
-  t.ok(not out:find('rc=0', 1, true) and out:find('cannot append to ' .. path, 1, true),
+  local out, rc = cut_short('append_line', path)
+  t.ok(rc ~= 0 and out:find('cannot append to ' .. path, 1, true),
        'append_line: a write cut short is an error naming the file: ' .. out:match('[^\n]*'))
 end
 
