@@ -542,41 +542,23 @@ end
 local function read_metrics(fn, dir)
   if type(dir) ~= 'string' or dir == '' then fail(fn, 'a run folder is a path (a string), got ' .. type(dir)) end
   local path = dir:gsub('/+$', '') .. '/metrics.jsonl'
-  local f = io.open(path, 'r')
-  if not f then
+  local recs, bad = metrics.readRecords(path)
+  if not recs then
     local d = io.open(dir, 'r')
     if not d then fail(fn, "there is no run folder '" .. dir .. "'") end
     d:close()
     fail(fn, "'" .. dir .. "' is not a run folder: it holds no metrics.jsonl (scripts/train.lua writes one)")
   end
-  local recs, n = {}, 0
-  for line in f:lines() do
-    n = n + 1
-    if line:match('%S') then
-      local ok, rec = pcall(json.decode, line)
-      if not ok or type(rec) ~= 'table' or type(rec.epoch) ~= 'number' then
-        f:close()
-        fail(fn, path .. ' line ' .. n .. ' is not a metrics record (' .. (ok and 'no epoch' or bare(rec)) .. ')')
-      end
-      recs[#recs + 1] = rec
-    end
+  if #bad > 0 then
+    fail(fn, path .. ' line ' .. bad[1].line .. ' is not a metrics record (' .. bare(bad[1].why) .. ')')
   end
-  f:close()
   if #recs == 0 then fail(fn, path .. ' holds no epochs yet') end
   return recs, path
 end
 
 local function pick_epoch(fn, recs, path, epoch)
   if epoch == nil or epoch == 'last' then return recs[#recs] end
-  if epoch == 'best' then
-    local best = recs[1]
-    for _, r in ipairs(recs) do
-      if type(r.test_acc) == 'number' and (type(best.test_acc) ~= 'number' or r.test_acc > best.test_acc) then
-        best = r
-      end
-    end
-    return best
-  end
+  if epoch == 'best' then return metrics.bestRecord(recs) or recs[#recs] end
   if type(epoch) ~= 'number' then fail(fn, "epoch must be a number, 'last' or 'best', got " .. tostring(epoch)) end
   for _, r in ipairs(recs) do
     if r.epoch == epoch then return r end

@@ -107,6 +107,43 @@ function Stats:__tostring()
                        s.acc, s.top5, s.ece)
 end
 
+---------------------------------------------------------------------------
+-- a run's metrics.jsonl (one JSON record per epoch, as crlab.train writes it)
+
+-- The records of the file at path (nil when it cannot be opened) and the
+-- lines that are not records, {line = n, why = text}. A last line cut by an
+-- interruption is one of those; the trainer's resume rewrites the file
+-- without it, and readers decide what else they accept.
+function M.readRecords(path)
+  local f = io.open(path, 'r')
+  if not f then return nil end
+  local json = require 'crlab.json'
+  local recs, bad, n = {}, {}, 0
+  for line in f:lines() do
+    n = n + 1
+    if line:match('%S') then
+      local ok, rec = pcall(json.decode, line)
+      if ok and type(rec) == 'table' and type(rec.epoch) == 'number' then
+        recs[#recs + 1] = rec
+      else
+        bad[#bad + 1] = {line = n, why = ok and 'no epoch' or tostring(rec)}
+      end
+    end
+  end
+  f:close()
+  bad.lines = n
+  return recs, bad
+end
+
+-- The record of the highest test accuracy (the first of equals), or nil.
+function M.bestRecord(recs)
+  local best
+  for _, r in ipairs(recs) do
+    if type(r.test_acc) == 'number' and (best == nil or r.test_acc > best.test_acc) then best = r end
+  end
+  return best
+end
+
 -- The summary of one batch: crlab.metrics.batch(logits, labels[, bins]).
 function M.batch(logits, labels, bins)
   return M.new{bins = bins}:add(logits, labels):summary()

@@ -26,9 +26,8 @@ local M = {}
 M.METRICS = {
   {'final_acc', 'final top-1 (%)', 100, 2, function(recs) return recs[#recs].test_acc end},
   {'best_acc', 'best top-1 (%)', 100, 2, function(recs)
-    local b
-    for _, r in ipairs(recs) do if type(r.test_acc) == 'number' and (not b or r.test_acc > b) then b = r.test_acc end end
-    return b
+    local b = metrics.bestRecord(recs)
+    return b and b.test_acc
   end},
   {'final_top5', 'top-5 (%)', 100, 2, function(recs) return recs[#recs].test_top5 end},
   {'final_oneoff', '1-off (%)', 100, 2, function(recs) return recs[#recs].test_oneoff end},

@@ -388,15 +388,7 @@ end
 -- The run's metrics.jsonl records, one per epoch, in order (lines that do
 -- not read as JSON, e.g. one cut by an interruption, are left out).
 function M.metrics(run)
-  local recs = {}
-  local f = io.open(run.dir .. '/metrics.jsonl', 'r')
-  if not f then return recs end
-  for line in f:lines() do
-    local ok, r = pcall(json.decode, line)
-    if ok and type(r) == 'table' and type(r.epoch) == 'number' then recs[#recs + 1] = r end
-  end
-  f:close()
-  return recs
+  return (require('crlab.metrics').readRecords(run.dir .. '/metrics.jsonl')) or {}
 end
 
 -- {state = 'pending' | 'partial' | 'running' | 'done' | 'failed', epoch, epochs, failure (failed.json's

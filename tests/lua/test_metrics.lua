@@ -198,4 +198,18 @@ do
            'a diverging run names the first batch with a NaN loss and its learning rate')
   os.execute('rm -rf ' .. dir)
 end
+-- a run's metrics.jsonl: one reader (suite, report, explorer) and one rule for the best epoch
+do
+  local path = os.tmpname()
+  require('testio').write(path, '{"epoch":1,"test_acc":0.5}\n{"epoch":2,"test_acc":0.7}\n\n' ..
+                                '{"epoch":3,"test_acc":0.7}\n{"epoch":4,"te')
+  local recs, bad = metrics.readRecords(path)
+  t.ok(#recs == 3 and #bad == 1 and bad[1].line == 5 and bad.lines == 5,
+       'readRecords: 3 records, the cut last line (5) reported, the blank one skipped')
+  t.eq(metrics.bestRecord(recs).epoch, 2, 'bestRecord: the highest test accuracy, the first of equals')
+  t.eq(metrics.bestRecord({{epoch = 1}}), nil, 'bestRecord: nil without accuracies')
+  t.eq(metrics.readRecords(path .. '.none'), nil, 'readRecords: nil for a missing file')
+  os.remove(path)
+end
+
 t.done()
