@@ -19,6 +19,37 @@ local function read_file(path)
 end
 M.readFile = read_file
 
+-- Writes text to path through path.tmp and a rename (chmod'ed to mode
+-- first when given, e.g. '755'), so an interruption or a full disk leaves
+-- the old file or the new one, never a part. Returns nil and the reason on
+-- failure (the write, the flush at close, the chmod or the rename), with
+-- nothing left behind.
+function M.replaceFile(path, text, mode)
+  local tmp = path .. '.tmp'
+  local f, err = io.open(tmp, 'w')
+  if not f then return nil, 'cannot write ' .. tmp .. ': ' .. tostring(err) end
+  local ok, why = f:write(text)
+  local closed, cerr = f:close() -- the buffer goes out here: a full disk may show only now
+  if ok and not closed then ok, why = nil, cerr end
+  if ok and mode then
+    local r = os.execute("chmod " .. mode .. " '" .. tmp:gsub("'", "'\\''") .. "'")
+    if r ~= 0 and r ~= true then ok, why = nil, 'chmod ' .. mode .. ' failed' end
+  end
+  if ok then ok, why = os.rename(tmp, path) end
+  if not ok then
+    os.remove(tmp)
+    return nil, 'cannot write ' .. path .. ': ' .. tostring(why)
+  end
+  return true
+end
+
+-- mkdir -p dir; nil and a reason on failure.
+function M.mkdirs(dir)
+  local r = os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  if r ~= 0 and r ~= true then return nil, 'cannot create the folder ' .. dir end
+  return true
+end
+
 local header_path = M.root .. '/core/crlab_api.h'
 local header = read_file(header_path)
 if not header then

@@ -218,24 +218,10 @@ function M.write(path, o)
   if type(path) ~= 'string' or path == '' then fail('write', 'expects a file path, got ' .. tostring(path)) end
   check_options('write', o)
   local text = M.script(o)
-  local ok = os.execute('mkdir -p ' .. shell_quote(o.log_dir))
-  if ok ~= 0 and ok ~= true then fail('write', 'cannot create the log folder ' .. o.log_dir) end
-  local tmp = path .. '.tmp'
-  local f, err = io.open(tmp, 'w')
-  if not f then fail('write', 'cannot write ' .. tmp .. ': ' .. tostring(err)) end
-  local good, werr = f:write(text)
-  local closed, cerr = f:close() -- the buffer goes out here: a full disk may show only now
-  if good and not closed then good, werr = nil, cerr end
-  if not good then
-    os.remove(tmp)
-    fail('write', 'cannot write ' .. tmp .. ': ' .. tostring(werr))
-  end
-  os.execute('chmod +x ' .. shell_quote(tmp))
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    fail('write', 'cannot rename ' .. tmp .. ' to ' .. path .. ': ' .. tostring(rerr))
-  end
+  local core = require 'crlab.core'
+  local ok, why = core.mkdirs(o.log_dir)
+  if ok then ok, why = core.replaceFile(path, text, '755') end
+  if not ok then fail('write', why) end
   return text
 end
 

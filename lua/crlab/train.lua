@@ -598,8 +598,8 @@ local function run_dir(o)
 end
 
 local function mkdir_p(dir)
-  local ok = os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
-  if ok ~= 0 and ok ~= true then error('train: cannot create the folder ' .. dir, 0) end
+  local ok, why = core.mkdirs(dir)
+  if not ok then error('train: ' .. why, 0) end
 end
 
 local function make_loss(o, reduction)
@@ -781,17 +781,8 @@ end
 -- interruption leaves the old file or the new one.
 -- The buffer is written out at close: a full disk may show only there.
 local function replace_file(path, text)
-  local tmp = path .. '.tmp'
-  local f, err = io.open(tmp, 'w')
-  if not f then error('train: cannot write ' .. tmp .. ': ' .. tostring(err), 0) end
-  local ok, werr = f:write(text)
-  local closed, cerr = f:close()
-  if ok and not closed then ok, werr = nil, cerr end
-  if ok then ok, werr = os.rename(tmp, path) end
-  if not ok then
-    os.remove(tmp)
-    error('train: cannot write ' .. path .. ': ' .. tostring(werr), 0)
-  end
+  local ok, why = core.replaceFile(path, text)
+  if not ok then error('train: ' .. why, 0) end
 end
 M.replace_file = replace_file
 
